@@ -1,0 +1,47 @@
+"""Exceptions and warnings raised by skanimal.
+
+Every error skanimal raises on bad input derives from :class:`SkanimalError` and from the
+built-in exception a Python user would expect (``ValueError`` or ``OSError``), so both
+``except skanimal.SkanimalError`` and ``except ValueError`` work.
+"""
+
+
+class SkanimalError(Exception):
+    """Base class of every exception raised by skanimal."""
+
+
+class ImageLoadError(SkanimalError, ValueError):
+    """An image could not be read, decoded or converted.
+
+    The message names the file (or array row) and its position in ``X``.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    path : str or None
+        The offending file, when the input was a path.
+    index : int or None
+        Position of the offending item in ``X``.
+    """
+
+    def __init__(self, message, *, path=None, index=None):
+        super().__init__(message)
+        self.path = path
+        self.index = index
+
+
+class ImageFolderError(SkanimalError, ValueError):
+    """A class-per-folder data set is missing, empty or badly laid out."""
+
+
+class WeightsUnavailableError(SkanimalError, OSError):
+    """Backbone weights could not be downloaded or read."""
+
+
+class IncompatibleModelError(SkanimalError, ValueError):
+    """A saved model cannot be used safely with this version of skanimal."""
+
+
+class CacheWarning(UserWarning):
+    """The feature cache could not be used; extraction continues without it."""
