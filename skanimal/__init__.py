@@ -1,0 +1,49 @@
+"""skanimal: labeled image classifiers by transfer learning, the scikit-learn way.
+
+>>> from sklearn.pipeline import make_pipeline
+>>> from skanimal import BottleneckFeatures, BottleneckClassifier, load_image_folder
+>>> data = load_image_folder("photos/train")                       # doctest: +SKIP
+>>> pipe = make_pipeline(BottleneckFeatures(), BottleneckClassifier())
+>>> pipe.fit(data.paths, data.target)                               # doctest: +SKIP
+"""
+
+import os as _os
+
+# TensorFlow's C++ start-up chatter is noise for users of a scikit-learn API.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ._version import __version__  # noqa: E402
+from .backbones import available_backbones  # noqa: E402
+from .cache import cache_info, clear_cache  # noqa: E402
+try:  # TEMPORARY while classifier.py is being written
+    from .classifier import BottleneckClassifier  # noqa: E402
+except ImportError:
+    pass
+from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
+from .exceptions import (  # noqa: E402
+    CacheWarning,
+    ImageFolderError,
+    ImageLoadError,
+    IncompatibleModelError,
+    SkanimalError,
+    WeightsUnavailableError,
+)
+from .features import BottleneckFeatures  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "BottleneckFeatures",
+    "BottleneckClassifier",
+    "load_image_folder",
+    "make_shapes",
+    "train_val_test_split",
+    "available_backbones",
+    "cache_info",
+    "clear_cache",
+    "SkanimalError",
+    "ImageLoadError",
+    "ImageFolderError",
+    "WeightsUnavailableError",
+    "IncompatibleModelError",
+    "CacheWarning",
+]

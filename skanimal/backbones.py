@@ -1,0 +1,341 @@
+"""Registry of frozen ImageNet backbones from ``keras.applications``.
+
+A backbone is described once (:class:`BackboneSpec`: constructor, its own
+``preprocess_input``, default image size) and built lazily, once per process and
+configuration (:func:`get_backbone`). Estimators keep only the *name* of a backbone in their
+parameters, so clones share the built model and pickles never carry its weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .exceptions import WeightsUnavailableError
+
+__all__ = ["BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone"]
+
+#: Seed of the deterministic initialisation used when ``weights=None``: features must be the
+#: same in every process (cache, pickles, workers), which Keras' random init does not give.
+RANDOM_WEIGHTS_SEED = 0
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one ``keras.applications`` backbone.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"vgg16"``.
+    module : str
+        Sub-module of ``keras.applications`` holding ``preprocess_input``.
+    constructor : str
+        Name of the model constructor in ``keras.applications``.
+    default_size : tuple of int
+        ``(height, width)`` the ImageNet weights were trained at.
+    preprocessing : str
+        Short name of the preprocessing convention, part of the cache fingerprint.
+    min_size : int
+        Smallest height/width Keras accepts for ``include_top=False``.
+    """
+
+    name: str
+    module: str
+    constructor: str
+    default_size: tuple = (224, 224)
+    preprocessing: str = "caffe"
+    min_size: int = 32
+
+    def keras_constructor(self) -> Callable:
+        """Return the ``keras.applications`` constructor (imports Keras)."""
+        import keras
+
+        return getattr(keras.applications, self.constructor)
+
+    def preprocess_input(self) -> Callable:
+        """Return the backbone's own ``keras.applications.<module>.preprocess_input``."""
+        import keras
+
+        return getattr(keras.applications, self.module).preprocess_input
+
+
+BACKBONES = {
+    spec.name: spec
+    for spec in [
+        BackboneSpec("vgg16", "vgg16", "VGG16", preprocessing="caffe"),
+        BackboneSpec("vgg19", "vgg19", "VGG19", preprocessing="caffe"),
+        BackboneSpec("resnet50", "resnet50", "ResNet50", preprocessing="caffe"),
+        BackboneSpec("mobilenet_v2", "mobilenet_v2", "MobileNetV2", preprocessing="tf"),
+        BackboneSpec("efficientnet_b0", "efficientnet", "EfficientNetB0", preprocessing="none"),
+        BackboneSpec(
+            "inception_v3", "inception_v3", "InceptionV3", (299, 299), preprocessing="tf", min_size=75
+        ),
+    ]
+}
+
+
+def available_backbones():
+    """Names accepted by ``BottleneckFeatures(backbone=...)``.
+
+    Returns
+    -------
+    list of str
+    """
+    return sorted(BACKBONES)
+
+
+def get_spec(name) -> BackboneSpec:
+    """Look up a backbone by name, with an error that lists the valid names."""
+    if isinstance(name, BackboneSpec):
+        return name
+    try:
+        return BACKBONES[str(name).lower()]
+    except KeyError:
+        raise ValueError(
+            f"Unknown backbone={name!r}; choose one of {available_backbones()}."
+        ) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime are part of the lru key so an edited file is hashed again.
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_identity(weights) -> str:
+    """A string that changes whenever the backbone's weights would.
+
+    Parameters
+    ----------
+    weights : "imagenet", None or path-like
+        The ``weights`` parameter.
+
+    Returns
+    -------
+    str
+        ``"imagenet"``, ``"random-<seed>"`` or ``"sha256:<digest of the file>"``.
+    """
+    if weights is None:
+        return f"random-{RANDOM_WEIGHTS_SEED}"
+    if isinstance(weights, str) and weights == "imagenet":
+        return "imagenet"
+    path = os.fspath(weights)
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise WeightsUnavailableError(
+            f"weights={path!r} is neither 'imagenet', None, nor a readable weights file: {exc}"
+        ) from exc
+    return "sha256:" + _file_sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _check_weights(weights):
+    if weights is None or (isinstance(weights, str) and weights == "imagenet"):
+        return weights
+    if isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise WeightsUnavailableError(
+                f"weights={path!r}: no such file. Pass 'imagenet', None, or the path of a "
+                "Keras weights file (.h5 or .weights.h5)."
+            )
+        return path
+    raise ValueError(
+        f"weights must be 'imagenet', None or a path to a weights file, got {weights!r}."
+    )
+
+
+def _reinitialise_deterministically(model, seed):
+    """Overwrite random kernels with Glorot-uniform values from a fixed seed.
+
+    Keras draws initial weights from a global generator, so ``weights=None`` would give
+    different features in each process; this makes random features reproducible.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for attr in ("kernel", "depthwise_kernel", "pointwise_kernel"):
+            variable = getattr(layer, attr, None)
+            if variable is None or not hasattr(variable, "assign"):
+                continue
+            shape = tuple(variable.shape)
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            values = rng.uniform(-limit, limit, size=shape).astype(np.float32)
+            variable.assign(values)
+
+
+_OFFLINE_HELP = (
+    "ImageNet weights for backbone {name!r} could not be downloaded ({reason}). To run offline, "
+    "download the Keras 'notop' weights file once on a machine with internet "
+    "(e.g. {constructor}(include_top=False, weights='imagenet') caches it in ~/.keras/models/), "
+    "copy it here and pass BottleneckFeatures(weights='/path/to/that_file.h5'), or put it in "
+    "~/.keras/models/ under the same name; or use weights=None for random (untrained) features."
+)
+
+
+@dataclass
+class Backbone:
+    """A built, frozen backbone ready to turn pixels into features.
+
+    Attributes
+    ----------
+    spec : BackboneSpec
+    model : keras.Model
+        The ``include_top=False`` model, pooled when asked.
+    feature_shape : tuple of int
+        Output shape of one image before flattening.
+    """
+
+    spec: BackboneSpec
+    model: object
+    feature_shape: tuple
+    precision: str
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _forward: Callable = field(default=None, repr=False)
+
+    @property
+    def n_features(self) -> int:
+        """Number of features per image once flattened."""
+        return int(np.prod(self.feature_shape))
+
+    def preprocess(self, pixels):
+        """Apply the backbone's own ``preprocess_input`` to RGB pixels in 0–255.
+
+        Parameters
+        ----------
+        pixels : ndarray of shape (n, h, w, 3)
+
+        Returns
+        -------
+        ndarray of float32
+        """
+        batch = np.array(pixels, dtype=np.float32, copy=True)
+        return np.asarray(self.spec.preprocess_input()(batch), dtype=np.float32)
+
+    def _forward_function(self):
+        with self._lock:
+            if self._forward is None:
+                import tensorflow as tf
+
+                model = self.model
+                # One traced graph for all batches; reduce_retracing covers a shorter last batch.
+                self._forward = tf.function(
+                    lambda x: model(x, training=False), reduce_retracing=True
+                )
+            return self._forward
+
+    def features(self, pixels):
+        """Run preprocessing and the frozen network on a batch.
+
+        Parameters
+        ----------
+        pixels : ndarray of shape (n, h, w, 3)
+            RGB values in 0–255.
+
+        Returns
+        -------
+        ndarray of shape (n, n_features), float32
+        """
+        outputs = self._forward_function()(self.preprocess(pixels))
+        return np.asarray(outputs, dtype=np.float32).reshape(len(pixels), -1)
+
+
+_REGISTRY: dict = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _build(spec, weights, image_size, pooling, precision):
+    import keras
+
+    constructor = spec.keras_constructor()
+    previous_policy = keras.config.dtype_policy()
+    if precision == "bfloat16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = constructor(
+            include_top=False,
+            weights=weights,
+            input_shape=(*image_size, 3),
+            pooling=pooling,
+        )
+    except Exception as exc:  # Keras raises a bare Exception for failed downloads.
+        message = str(exc)
+        if weights == "imagenet" and ("fetch failure" in message or "URL" in message):
+            raise WeightsUnavailableError(
+                _OFFLINE_HELP.format(
+                    name=spec.name, constructor=spec.constructor, reason=message.split(" -- ")[-1]
+                )
+            ) from exc
+        if weights not in (None, "imagenet"):
+            raise WeightsUnavailableError(
+                f"Could not load weights file {weights!r} into backbone {spec.name!r} "
+                f"(include_top=False, image_size={tuple(image_size)}): {message}"
+            ) from exc
+        raise ValueError(
+            f"Keras could not build backbone {spec.name!r} with image_size={tuple(image_size)}"
+            f" and pooling={pooling!r}: {message}"
+        ) from exc
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    if weights is None:
+        _reinitialise_deterministically(model, RANDOM_WEIGHTS_SEED)
+    model.trainable = False
+    feature_shape = tuple(int(d) for d in model.output_shape[1:])
+    return Backbone(spec=spec, model=model, feature_shape=feature_shape, precision=precision)
+
+
+def get_backbone(name="vgg16", *, weights="imagenet", image_size=None, pooling=None,
+                 precision="float32") -> Backbone:
+    """Build a frozen backbone, or return the one this process already built.
+
+    Parameters
+    ----------
+    name : str, default="vgg16"
+        A name from :func:`available_backbones`.
+    weights : "imagenet", None or path-like, default="imagenet"
+        ``"imagenet"`` downloads (or reuses Keras' cached copy of) the ImageNet weights; a
+        path loads a weights file offline; ``None`` gives a deterministic random init.
+    image_size : tuple of int, optional
+        ``(height, width)``; defaults to the backbone's own size.
+    pooling : {None, "avg", "max"}
+        Global pooling of the last feature map, or ``None`` to keep (and flatten) it.
+    precision : {"float32", "bfloat16"}
+        Compute precision; ``"bfloat16"`` uses Keras' ``mixed_bfloat16`` policy.
+
+    Returns
+    -------
+    Backbone
+
+    Raises
+    ------
+    WeightsUnavailableError
+        When the weights cannot be downloaded or read; the message says how to run offline.
+    """
+    spec = get_spec(name)
+    weights = _check_weights(weights)
+    image_size = tuple(int(s) for s in (image_size or spec.default_size))
+    key = (spec.name, weights_identity(weights), image_size, pooling, precision)
+    with _REGISTRY_LOCK:
+        backbone = _REGISTRY.get(key)
+        if backbone is None:
+            backbone = _build(spec, weights, image_size, pooling, precision)
+            _REGISTRY[key] = backbone
+    return backbone
+
+
+def clear_backbones():
+    """Forget every backbone built in this process (frees their memory)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()

@@ -1,0 +1,228 @@
+"""Class-per-folder image data sets: loading, splitting, and a generated demo set.
+
+A data set is a :class:`sklearn.utils.Bunch` with ``paths`` (image files), ``target``
+(class name of each) and ``target_names`` (sorted class names), the shape every skanimal
+estimator, split helper and CLI command expects.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch, check_random_state
+
+from .exceptions import ImageFolderError
+
+__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "train_val_test_split", "make_shapes"]
+
+#: Extensions recognised as images, compared case-insensitively.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def load_image_folder(root, *, on_error="raise"):
+    """Load a class-per-folder image data set.
+
+    ``root/<class name>/<image file>``: every sub-folder of ``root`` is a class and every file
+    with an image extension (jpg, jpeg, png, bmp, gif, webp, tif, tiff — any case) below it,
+    recursively, is one of its examples. Order is deterministic: classes sorted, files sorted.
+
+    Parameters
+    ----------
+    root : path-like
+        Directory holding one sub-folder per class.
+    on_error : {"raise", "skip"}, default="raise"
+        What to do with files that cannot be decoded as images: ``"raise"`` leaves them in
+        (the transformer raises when it meets them); ``"skip"`` opens every file now, drops
+        the unreadable ones and warns once with their list.
+
+    Returns
+    -------
+    data : Bunch
+        ``paths`` (ndarray of str), ``target`` (ndarray of class names), ``target_names``
+        (list of str) and ``root`` (str).
+
+    Raises
+    ------
+    ImageFolderError
+        When ``root`` is missing or not a directory, has no class sub-folders, or holds no
+        image at all.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise ImageFolderError(f"Image folder {str(root)!r} does not exist.")
+    if not root.is_dir():
+        raise ImageFolderError(f"Image folder {str(root)!r} is not a directory.")
+    class_dirs = sorted(
+        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.name,
+    )
+    if not class_dirs:
+        raise ImageFolderError(
+            f"Image folder {str(root)!r} has no class sub-folders; expected "
+            f"{str(root)}/<class name>/<image files>."
+        )
+    paths, target = [], []
+    for class_dir in class_dirs:
+        files = sorted(
+            (p for p in class_dir.rglob("*") if _is_image_file(p)
+             and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)),
+            key=lambda p: p.relative_to(class_dir).as_posix(),
+        )
+        paths.extend(os.fspath(p) for p in files)
+        target.extend([class_dir.name] * len(files))
+    if not paths:
+        raise ImageFolderError(
+            f"Image folder {str(root)!r} holds no images (extensions: "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}) in its sub-folders "
+            f"{[d.name for d in class_dirs]}."
+        )
+    paths = np.asarray(paths, dtype=object)
+    target = np.asarray(target, dtype=object)
+    if on_error == "skip":
+        readable = np.array([_is_readable_image(p) for p in paths], dtype=bool)
+        if not readable.all():
+            skipped = paths[~readable].tolist()
+            warnings.warn(
+                f"Skipped {len(skipped)} unreadable image file(s): {skipped}", UserWarning,
+                stacklevel=2,
+            )
+            paths, target = paths[readable], target[readable]
+    target_names = sorted(set(target.tolist()))
+    return Bunch(paths=paths, target=target, target_names=target_names, root=os.fspath(root))
+
+
+def _is_readable_image(path) -> bool:
+    from .exceptions import ImageLoadError
+    from .images import decode_image, read_image_bytes
+
+    try:
+        decode_image(read_image_bytes(path, index=0), (8, 8), path=path, index=0)
+    except ImageLoadError:
+        return False
+    return True
+
+
+def train_val_test_split(data, *, val_size=0.1, test_size=0.1, random_state=0):
+    """Split a data set into stratified train, validation and test parts in one call.
+
+    Parameters
+    ----------
+    data : Bunch
+        As returned by :func:`load_image_folder` (``paths`` and ``target``).
+    val_size, test_size : float or int
+        Fractions of the whole set (or absolute counts) for validation and test; either may
+        be 0.
+    random_state : int, RandomState or None, default=0
+
+    Returns
+    -------
+    train, val, test : Bunch
+        Each with ``paths``, ``target`` and the shared ``target_names``.
+    """
+    paths = np.asarray(data.paths, dtype=object)
+    target = np.asarray(data.target, dtype=object)
+    n = len(paths)
+    n_val = val_size if isinstance(val_size, (int, np.integer)) else int(round(val_size * n))
+    n_test = test_size if isinstance(test_size, (int, np.integer)) else int(round(test_size * n))
+    if n_val < 0 or n_test < 0 or n_val + n_test >= n:
+        raise ValueError(
+            f"val_size={val_size!r} and test_size={test_size!r} leave no training images "
+            f"out of {n}."
+        )
+    rng = check_random_state(random_state)
+    indices = np.arange(n)
+
+    def split(idx, size):
+        if size == 0:
+            return idx, idx[:0]
+        return train_test_split(idx, test_size=size, stratify=target[idx],
+                                random_state=rng.randint(2**31 - 1))
+
+    rest, test = split(indices, n_test)
+    train, val = split(rest, n_val)
+    names = list(getattr(data, "target_names", sorted(set(target.tolist()))))
+
+    def part(idx):
+        idx = np.sort(idx)
+        return Bunch(paths=paths[idx], target=target[idx], target_names=names)
+
+    return part(train), part(val), part(test)
+
+
+#: Classes of the generated demo set: a shape drawn in its own colour family.
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross")
+
+
+def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
+                file_format="jpg", random_state=0):
+    """Write a small class-per-folder data set of coloured shapes, for demos and tests.
+
+    Each image shows one shape (circle, square, triangle or cross) of a random size and
+    position, in a colour drawn around the class's own hue, on a noisy background. The set
+    is easy for any backbone, even with random weights, and needs no download.
+
+    Parameters
+    ----------
+    root : path-like
+        Directory to create (``root/<class>/<class>_<i>.<ext>``).
+    n_per_class : int, default=30
+    image_size : int, default=64
+        Side of the square images, in pixels.
+    classes : sequence of str, default=SHAPE_CLASSES
+        Any subset of ``SHAPE_CLASSES``.
+    file_format : {"jpg", "png"}, default="jpg"
+    random_state : int or None, default=0
+
+    Returns
+    -------
+    data : Bunch
+        The written set, as :func:`load_image_folder` returns it.
+    """
+    from PIL import Image, ImageDraw
+
+    unknown = set(classes) - set(SHAPE_CLASSES)
+    if unknown:
+        raise ValueError(f"classes must be among {SHAPE_CLASSES}, got unknown {sorted(unknown)}.")
+    rng = check_random_state(random_state)
+    root = Path(root)
+    hues = {name: i / len(SHAPE_CLASSES) for i, name in enumerate(SHAPE_CLASSES)}
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            background = rng.randint(0, 60, size=(image_size, image_size, 3)).astype(np.uint8)
+            image = Image.fromarray(background)
+            draw = ImageDraw.Draw(image)
+            hue = (hues[name] + rng.uniform(-0.05, 0.05)) % 1.0
+            colour = tuple(int(c) for c in _hsv_to_rgb(hue, rng.uniform(0.7, 1), rng.uniform(0.8, 1)))
+            half = rng.uniform(0.25, 0.4) * image_size
+            cx, cy = rng.uniform(half, image_size - half, size=2)
+            box = [cx - half, cy - half, cx + half, cy + half]
+            if name == "circle":
+                draw.ellipse(box, fill=colour)
+            elif name == "square":
+                draw.rectangle(box, fill=colour)
+            elif name == "triangle":
+                draw.polygon([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)],
+                             fill=colour)
+            else:
+                bar = half / 3
+                draw.rectangle([cx - half, cy - bar, cx + half, cy + bar], fill=colour)
+                draw.rectangle([cx - bar, cy - half, cx + bar, cy + half], fill=colour)
+            image.save(root / name / f"{name}_{i:03d}.{file_format}")
+    return load_image_folder(root)
+
+
+def _hsv_to_rgb(h, s, v):
+    import colorsys
+
+    return np.array(colorsys.hsv_to_rgb(h, s, v)) * 255

@@ -1,0 +1,322 @@
+"""``BottleneckFeatures``: image files or arrays → frozen-CNN "bottleneck" features.
+
+Data flows one way: paths → bytes → pixels (:mod:`skanimal.images`) → backbone
+(:mod:`skanimal.backbones`) → a 2-D float32 array. Features are kept in a content-addressed
+disk cache (:mod:`skanimal.cache`), so each image goes through the CNN once, ever, whatever
+clone, CV fold, grid point or process asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .backbones import get_backbone, get_spec, weights_identity
+from .cache import FeatureCache, hash_array_row, hash_bytes, make_fingerprint, resolve_cache_dir
+from .images import check_images, decode_image, read_image_bytes, resize_array_batch
+
+__all__ = ["BottleneckFeatures"]
+
+_POOLINGS = (None, "avg", "max")
+_PRECISIONS = ("float32", "bfloat16")
+
+
+def _decode_threads():
+    # Decoding releases the GIL; a few threads keep ahead of the CNN without starving it.
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Turn images into features of a frozen ImageNet CNN ("bottleneck" features).
+
+    Each image is decoded with Pillow (EXIF orientation applied, any mode converted to RGB,
+    alpha composited on white), resized to ``image_size``, passed through the backbone's own
+    Keras ``preprocess_input`` and the ``include_top=False`` network. Results are cached on
+    disk by image content, so repeated fits, CV folds and later runs reuse them.
+
+    Parameters
+    ----------
+    backbone : str, default="vgg16"
+        A name from :func:`skanimal.available_backbones` (``"vgg16"``, ``"vgg19"``,
+        ``"resnet50"``, ``"mobilenet_v2"``, ``"efficientnet_b0"``, ``"inception_v3"``).
+    weights : "imagenet", None or path-like, default="imagenet"
+        ``"imagenet"`` uses Keras' download (and cache) of the ImageNet weights. A path loads
+        a Keras weights file offline (e.g. ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``).
+        ``None`` uses a deterministic random initialisation (for tests and benchmarks).
+    image_size : tuple of int, optional
+        ``(height, width)`` images are resized to; defaults to the backbone's own
+        (224×224 for VGG16).
+    pooling : {None, "avg", "max"}, default=None
+        ``None`` flattens the last feature map (7×7×512 = 25088 features for VGG16 at 224 px);
+        ``"avg"``/``"max"`` pool it globally (512 features).
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"`` computes in mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX);
+        features are returned as float32 either way.
+    batch_size : int, default=32
+        Images per forward pass of the backbone.
+    cache : bool or path-like, default=True
+        ``True`` caches features in ``$SKANIMAL_CACHE_DIR`` or, when unset, the platform's
+        user cache directory; a path uses that directory; ``False`` disables caching.
+    n_jobs : int, optional
+        Number of ``joblib`` workers ``transform`` splits ``X`` across (``None`` means 1,
+        ``-1`` all). Inside ``joblib.parallel_config(backend="dask")`` they run on a cluster.
+    verbose : int, default=0
+        Show a progress bar while extracting when > 0.
+
+    Attributes
+    ----------
+    feature_shape_ : tuple of int
+        Shape of one image's backbone output before flattening.
+    n_features_out_ : int
+        Number of output features.
+
+    See Also
+    --------
+    BottleneckClassifier : The Keras head that usually follows.
+
+    Examples
+    --------
+    >>> from skanimal import BottleneckFeatures
+    >>> features = BottleneckFeatures(weights=None, image_size=(32, 32), cache=False)
+    >>> features.fit_transform(np.zeros((2, 32, 32, 3), dtype="uint8")).shape
+    (2, 512)
+    """
+
+    def __init__(
+        self,
+        backbone="vgg16",
+        *,
+        weights="imagenet",
+        image_size=None,
+        pooling=None,
+        precision="float32",
+        batch_size=32,
+        cache=True,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.pooling = pooling
+        self.precision = precision
+        self.batch_size = batch_size
+        self.cache = cache
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- parameters --------------------------------------------------------------------------
+    def _resolved_image_size(self):
+        spec = get_spec(self.backbone)
+        size = self.image_size if self.image_size is not None else spec.default_size
+        if isinstance(size, (int, np.integer)):
+            size = (size, size)
+        try:
+            size = tuple(int(s) for s in size)
+        except (TypeError, ValueError):
+            size = ()
+        if len(size) != 2 or min(size) < spec.min_size:
+            raise ValueError(
+                f"image_size must be (height, width) with both ≥ {spec.min_size} for backbone "
+                f"{spec.name!r}, got {self.image_size!r}."
+            )
+        return size
+
+    def _validate_params(self):
+        get_spec(self.backbone)
+        if self.pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {_POOLINGS}, got {self.pooling!r}.")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        resolve_cache_dir(self.cache)
+        return self._resolved_image_size()
+
+    def _get_backbone(self):
+        return get_backbone(
+            self.backbone,
+            weights=self.weights,
+            image_size=self._resolved_image_size(),
+            pooling=self.pooling,
+            precision=self.precision,
+        )
+
+    def _fingerprint(self):
+        spec = get_spec(self.backbone)
+        return make_fingerprint(
+            backbone=spec.name,
+            weights=weights_identity(self.weights),
+            image_size=self._resolved_image_size(),
+            pooling=self.pooling,
+            preprocessing=spec.preprocessing,
+            precision=self.precision,
+        )
+
+    def _feature_store(self):
+        directory = resolve_cache_dir(self.cache)
+        return None if directory is None else FeatureCache(directory, self._fingerprint())
+
+    # -- estimator API -----------------------------------------------------------------------
+    def fit(self, X=None, y=None):
+        """Build (or reuse) the frozen backbone; nothing is learned from ``X``.
+
+        Parameters
+        ----------
+        X : sequence of path-like or ndarray of shape (n, h, w, 3), optional
+            Images; validated but not read.
+        y : ignored
+
+        Returns
+        -------
+        self : BottleneckFeatures
+
+        Raises
+        ------
+        WeightsUnavailableError
+            When ImageNet weights cannot be downloaded, with how to run offline.
+        """
+        self._validate_params()
+        if X is not None:
+            check_images(X)
+        backbone = self._get_backbone()
+        self.feature_shape_ = backbone.feature_shape
+        self.n_features_out_ = backbone.n_features
+        return self
+
+    @property
+    def _n_features_out(self):
+        # Used by ClassNamePrefixFeaturesOutMixin.get_feature_names_out.
+        return self.n_features_out_
+
+    def transform(self, X):
+        """Extract bottleneck features, from the cache where possible.
+
+        Parameters
+        ----------
+        X : sequence of path-like, pandas Series of paths, or ndarray of shape (n, h, w, 3)
+            Image files, or RGB pixel arrays in 0–255 (uint8 or float).
+
+        Returns
+        -------
+        ndarray of shape (n_images, n_features_out_), float32
+
+        Raises
+        ------
+        ImageLoadError
+            For a missing, unreadable or non-image file; names the file and its index in X.
+        """
+        check_is_fitted(self, "n_features_out_")
+        self._validate_params()
+        images = check_images(X)
+        n_jobs = 1 if self.n_jobs is None else self.n_jobs
+        if n_jobs != 1 and len(images) > self.batch_size:
+            return self._transform_parallel(images, n_jobs)
+        return self._transform_images(images, offset=0)
+
+    def _transform_parallel(self, images, n_jobs):
+        parallel = Parallel(n_jobs=n_jobs)
+        n_chunks = max(1, min(len(images) // self.batch_size, 4 * max(parallel.n_jobs, 1)))
+        bounds = np.linspace(0, len(images), n_chunks + 1).astype(int)
+        chunks = parallel(
+            delayed(_transform_chunk)(self.get_params(), images[start:stop], start)
+            for start, stop in zip(bounds[:-1], bounds[1:])
+        )
+        return np.concatenate(chunks, axis=0)
+
+    def _transform_images(self, images, offset):
+        """Features of ``images`` (checked paths list or 4-D array); ``offset`` is where
+        ``images`` starts in the caller's X, so errors name the right index."""
+        n_images = len(images)
+        is_array = isinstance(images, np.ndarray)
+        size = self._resolved_image_size()
+        store = self._feature_store()
+        with ThreadPoolExecutor(_decode_threads(), thread_name_prefix="skanimal-decode") as pool:
+            if store is None:
+                keys = None
+                missing = list(range(n_images))
+            else:
+                keys = list(pool.map(
+                    lambda i: _content_key(images, i, offset, is_array), range(n_images)
+                ))
+                missing = []
+                found = dict(zip(keys, store.get_many(keys)))
+            backbone = None
+            if store is None or any(found[key] is None for key in keys):
+                backbone = self._get_backbone()
+            n_features = backbone.n_features if backbone is not None else None
+            if store is not None:
+                first_missing = {}
+                for i, key in enumerate(keys):
+                    if found[key] is None:
+                        # Duplicates of one image are pushed through the CNN once.
+                        first_missing.setdefault(key, i)
+                    elif n_features is None:
+                        n_features = found[key].shape[0]
+                missing = sorted(first_missing.values())
+            output = np.empty((n_images, n_features), dtype=np.float32)
+            for batch, features in self._extract_batches(images, missing, size, pool, offset,
+                                                         backbone):
+                output[batch] = features
+                if store is not None:
+                    store.put_many({keys[i]: row for i, row in zip(batch, features)})
+                    for i, row in zip(batch, features):
+                        found[keys[i]] = row
+        if store is not None:
+            for i, key in enumerate(keys):
+                output[i] = found[key]
+        return output
+
+    def _extract_batches(self, images, indices, size, pool, offset, backbone):
+        """Yield ``(indices, features)`` per batch, decoding batch k+1 while the CNN runs k."""
+        batches = [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        if not batches:
+            return
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=len(indices), unit="img", desc="Extracting features",
+                        disable=not self.verbose)
+
+        def load(batch):
+            if isinstance(images, np.ndarray):
+                return resize_array_batch(images[batch], size)
+            return np.stack(list(pool.map(
+                lambda i: decode_image(read_image_bytes(images[i], index=offset + i), size,
+                                       path=images[i], index=offset + i),
+                batch,
+            )))
+
+        with ThreadPoolExecutor(1, thread_name_prefix="skanimal-prefetch") as prefetcher, progress:
+            pending = prefetcher.submit(load, batches[0])
+            for k, batch in enumerate(batches):
+                pixels = pending.result()
+                if k + 1 < len(batches):
+                    pending = prefetcher.submit(load, batches[k + 1])
+                yield batch, backbone.features(pixels)
+                progress.update(len(batch))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Inputs are images (paths or 4-D arrays), not a 2-D feature matrix.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = False
+        return tags
+
+
+def _content_key(images, i, offset, is_array):
+    if is_array:
+        return hash_array_row(images[i])
+    return hash_bytes(read_image_bytes(images[i], index=offset + i))
+
+
+def _transform_chunk(params, images, offset):
+    """Worker-side transform of one chunk: the backbone is built once per worker process."""
+    transformer = BottleneckFeatures(**{**params, "n_jobs": None})
+    return transformer._transform_images(images, offset)

@@ -1,0 +1,194 @@
+"""BottleneckFeatures: equality with direct Keras calls, parameters, errors, pickling."""
+
+import pickle
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.base import clone
+
+from skanimal import BottleneckFeatures, ImageLoadError, WeightsUnavailableError
+from skanimal.backbones import BACKBONES, get_spec
+
+from .conftest import SMALL
+
+
+@pytest.fixture(scope="module")
+def vgg16_weights_file(tmp_path_factory):
+    """Weights of a randomly initialised VGG16 saved to a file: both sides load the same."""
+    model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(*SMALL, 3))
+    path = tmp_path_factory.mktemp("weights") / "vgg16_small.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return np.random.default_rng(0).integers(0, 256, size=(5, *SMALL, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def png_paths(tmp_path_factory, pixels):
+    folder = tmp_path_factory.mktemp("pngs")
+    paths = []
+    for i, image in enumerate(pixels):
+        path = folder / f"img_{i}.png"
+        Image.fromarray(image).save(path)  # lossless: decoding gives back the same pixels
+        paths.append(str(path))
+    return paths
+
+
+def _direct_keras(weights_file, pixels, pooling, backbone="vgg16"):
+    spec = get_spec(backbone)
+    model = spec.keras_constructor()(
+        include_top=False, weights=str(weights_file), input_shape=pixels.shape[1:], pooling=pooling
+    )
+    batch = spec.preprocess_input()(pixels.astype("float32"))
+    return model.predict(batch, verbose=0).reshape(len(pixels), -1)
+
+
+@pytest.mark.parametrize("pooling", [None, "avg", "max"])
+@pytest.mark.parametrize("source", ["paths", "array"])
+def test_features_equal_direct_keras_vgg16(vgg16_weights_file, pixels, png_paths, pooling, source):
+    expected = _direct_keras(vgg16_weights_file, pixels, pooling)
+    transformer = BottleneckFeatures(
+        weights=vgg16_weights_file, image_size=SMALL, pooling=pooling, cache=False
+    )
+    X = png_paths if source == "paths" else pixels
+    features = transformer.fit_transform(X)
+    assert features.dtype == np.float32
+    assert features.shape == (len(pixels), 512)  # 1×1×512 at 32 px, pooled or flattened
+    np.testing.assert_allclose(features, expected, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_other_backbones_equal_direct_keras(backbone, tmp_path, pixels):
+    spec = get_spec(backbone)
+    reference = spec.keras_constructor()(include_top=False, weights=None, input_shape=(*SMALL, 3))
+    weights_file = tmp_path / f"{backbone}.weights.h5"
+    reference.save_weights(weights_file)
+    expected = _direct_keras(weights_file, pixels, "avg", backbone=backbone)
+    features = BottleneckFeatures(
+        backbone, weights=weights_file, image_size=SMALL, pooling="avg", cache=False
+    ).fit_transform(pixels)
+    np.testing.assert_allclose(features, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_default_is_vgg16_at_224_flattened_25088():
+    transformer = BottleneckFeatures(weights=None, cache=False).fit()
+    assert transformer.feature_shape_ == (7, 7, 512)
+    assert transformer.n_features_out_ == 25088
+    names = transformer.get_feature_names_out()
+    assert len(names) == 25088 and names[0] == "bottleneckfeatures0"
+
+
+def test_registry_offers_required_backbones():
+    assert {"vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0"} <= set(BACKBONES)
+    for spec in BACKBONES.values():
+        assert callable(spec.keras_constructor()) and callable(spec.preprocess_input())
+
+
+def test_random_weights_are_deterministic_but_not_constant(pixels):
+    from skanimal.backbones import clear_backbones
+
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False)
+    first = transformer.fit_transform(pixels)
+    clear_backbones()  # force a rebuild: Keras' own random init would differ
+    second = clone(transformer).fit_transform(pixels)
+    np.testing.assert_array_equal(first, second)
+    assert np.std(first) > 0
+
+
+def test_clones_share_one_backbone_and_pickles_carry_no_weights(pixels):
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit(pixels)
+    other = clone(transformer).fit(pixels)
+    assert other._get_backbone() is transformer._get_backbone()
+    payload = pickle.dumps(transformer)
+    assert len(payload) < 5_000  # VGG16's weights are 58 MB
+    restored = pickle.loads(payload)
+    np.testing.assert_array_equal(restored.transform(pixels), transformer.transform(pixels))
+
+
+def test_pandas_series_and_pathlike_inputs(png_paths):
+    pd = pytest.importorskip("pandas")
+    from pathlib import Path
+
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit()
+    from_list = transformer.transform(png_paths)
+    np.testing.assert_array_equal(transformer.transform(pd.Series(png_paths)), from_list)
+    np.testing.assert_array_equal(transformer.transform([Path(p) for p in png_paths]), from_list)
+
+
+def test_batch_size_does_not_change_features(png_paths):
+    one = BottleneckFeatures(weights=None, image_size=SMALL, cache=False, batch_size=1)
+    many = BottleneckFeatures(weights=None, image_size=SMALL, cache=False, batch_size=4)
+    np.testing.assert_allclose(one.fit_transform(png_paths), many.fit_transform(png_paths),
+                               atol=1e-4, rtol=1e-5)
+
+
+def test_missing_file_error_names_file_and_index(png_paths, tmp_path):
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit()
+    missing = str(tmp_path / "nope.jpg")
+    with pytest.raises(ImageLoadError) as info:
+        transformer.transform([png_paths[0], missing])
+    assert "nope.jpg" in str(info.value) and "1" in str(info.value)
+    assert info.value.index == 1
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_non_image_and_directory_errors(tmp_path, png_paths, cache):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=cache).fit()
+    with pytest.raises(ImageLoadError, match="notes.jpg") as info:
+        transformer.transform([png_paths[0], png_paths[1], str(text)])
+    assert info.value.index == 2
+    with pytest.raises(ImageLoadError, match="directory") as info:
+        transformer.transform([str(tmp_path)])
+    assert info.value.index == 0
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"backbone": "alexnet"}, "backbone"),
+        ({"pooling": "mean"}, "pooling"),
+        ({"precision": "float16"}, "precision"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"image_size": (8, 8)}, "image_size"),
+        ({"cache": 3.5}, "cache"),
+    ],
+)
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises(ValueError, match=match):
+        BottleneckFeatures(weights=None, **params).fit()
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="no_such.h5"):
+        BottleneckFeatures(weights=tmp_path / "no_such.h5", image_size=SMALL).fit()
+
+
+def test_imagenet_download_failure_explains_offline_use(monkeypatch, tmp_path):
+    # An empty Keras home guarantees nothing cached; this environment has no network.
+    import keras.src.utils.file_utils as file_utils
+
+    def refuse(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/vgg16_notop.h5: None -- "
+                        "[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    with pytest.raises(WeightsUnavailableError, match="offline|weights="):
+        BottleneckFeatures(weights="imagenet", image_size=SMALL).fit()
+
+
+def test_bfloat16_precision_returns_float32_close_to_float32(pixels):
+    exact = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit_transform(pixels)
+    fast = BottleneckFeatures(weights=None, image_size=SMALL, cache=False,
+                              precision="bfloat16").fit_transform(pixels)
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert not np.array_equal(fast, exact)  # really computed in another precision
+    correlation = np.corrcoef(fast.ravel(), exact.ravel())[0, 1]
+    assert correlation > 0.99
