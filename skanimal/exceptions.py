@@ -30,6 +30,15 @@ class ImageLoadError(SkanimalError, ValueError):
         self.path = path
         self.index = index
 
+    def __reduce__(self):
+        # Keyword-only arguments are lost by the default pickling, and errors raised in
+        # joblib/Dask workers travel back to the caller pickled.
+        return (_rebuild_image_load_error, (type(self), str(self), self.path, self.index))
+
+
+def _rebuild_image_load_error(cls, message, path, index):
+    return cls(message, path=path, index=index)
+
 
 class ImageFolderError(SkanimalError, ValueError):
     """A class-per-folder data set is missing, empty or badly laid out."""
