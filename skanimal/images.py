@@ -237,7 +237,14 @@ def _bad_item_message(item, index):
 
 
 def _check_path_item(item, index):
-    """Return ``item`` as a ``str`` path, or raise ImageLoadError naming ``index``."""
+    """Return ``item`` as a ``str`` path (an :class:`~skanimal.augmentation.AugmentedImage`
+    unchanged), or raise ImageLoadError naming ``index``."""
+    if not isinstance(item, (str, os.PathLike)):
+        # Imported here: only callers that made augmented items pay for the module.
+        from skanimal.augmentation import AugmentedImage
+
+        if isinstance(item, AugmentedImage):  # validated (and frozen) at construction
+            return item
     if isinstance(item, (str, os.PathLike)):
         try:
             path = os.fspath(item)
@@ -361,17 +368,18 @@ def check_images(X):
     ----------
     X : sequence of str or os.PathLike, pandas Series or one-column DataFrame of \
 paths, 1-D array of paths, iterator of paths, ndarray or list of ndarrays
-        Either image file paths, or pixels: a numeric array of shape
-        ``(n_images, height, width, 3)`` (``uint8``, integers in 0-255, or floats on
-        the 0-255 scale, as in Keras) or a list of ``(height, width, 3)`` arrays of
-        identical shape.
+        Either image file paths (possibly mixed with
+        :class:`~skanimal.augmentation.AugmentedImage` items), or pixels: a numeric
+        array of shape ``(n_images, height, width, 3)`` (``uint8``, integers in
+        0-255, or floats on the 0-255 scale, as in Keras) or a list of
+        ``(height, width, 3)`` arrays of identical shape.
 
     Returns
     -------
     images : list of str or numpy.ndarray
         The paths as a new ``list`` of ``str`` (as given, not made absolute;
-        duplicates kept), or a 4-D array of dtype ``uint8`` (integer input) or the
-        input float dtype.
+        duplicates kept; ``AugmentedImage`` items kept as they are), or a 4-D array
+        of dtype ``uint8`` (integer input) or the input float dtype.
 
     Raises
     ------

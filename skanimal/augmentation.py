@@ -1,0 +1,710 @@
+"""Data augmentation for skanimal: random rotations, flips, shifts, zooms, shears.
+
+The reference article suggests enlarging a small training set with rotated, reflected,
+shifted and distorted copies of its images. In scikit-learn a transformer must return as
+many rows as it is given, so augmentation cannot be a pipeline step; it is a property of
+*training* instead. This module offers it as a meta-estimator:
+
+* :class:`ImageAugmentation` — a small, frozen (hashable, picklable) description of the
+  random transformations, whose :meth:`~ImageAugmentation.apply` turns one ``uint8`` image
+  into one augmented image, deterministically for a given seed;
+* :class:`AugmentedImage` — one augmented copy of one image file, an item that
+  :class:`~skanimal.BottleneckFeatures` accepts in ``X`` next to plain paths. Its features
+  are cached like any other image's, under a key made of the source file's content, the
+  augmentation's parameters and the seed;
+* :class:`AugmentedClassifier` — wraps a classifier (typically
+  ``make_pipeline(BottleneckFeatures(), BottleneckClassifier())``); its ``fit`` adds
+  ``n_copies`` augmented copies of every training image, its ``predict`` & co. never
+  augment anything. It works in ``GridSearchCV`` (``n_copies`` and ``augmentation`` are
+  ordinary parameters; the wrapped estimator's are ``estimator__<name>``).
+
+Examples
+--------
+>>> from sklearn.pipeline import make_pipeline
+>>> from skanimal import BottleneckFeatures, BottleneckClassifier
+>>> from skanimal.augmentation import AugmentedClassifier, ImageAugmentation
+>>> model = AugmentedClassifier(
+...     make_pipeline(BottleneckFeatures(), BottleneckClassifier()),
+...     augmentation=ImageAugmentation(rotation=20, zoom=0.15), n_copies=3, random_state=0)
+>>> model.fit(paths, labels).predict(new_paths)                      # doctest: +SKIP
+
+This module imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import os
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
+
+from .cache import hash_array_row, hash_bytes
+from .exceptions import ImageLoadError
+from .images import check_images, decode_image, read_image_bytes
+
+__all__ = ["ImageAugmentation", "AugmentedImage", "AugmentedClassifier"]
+
+#: Version of the augmentation *algorithm*. It is part of :meth:`ImageAugmentation.describe`
+#: and therefore of the cache keys of augmented images: bump it whenever :meth:`apply`
+#: changes its output for given parameters and seed, so that stale features stop being found.
+AUGMENTATION_VERSION = 1
+
+_RESAMPLE = Image.Resampling.BILINEAR
+_SEED_LIMIT = 2**63  # seeds are non-negative and below this
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_seed(seed, name="seed"):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {seed!r}.")
+    seed = int(seed)
+    if not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(f"{name} must be in [0, 2**63), got {seed}.")
+    return seed
+
+
+# ------------------------------------------------------------------------ ImageAugmentation
+
+
+@dataclass(frozen=True)
+class ImageAugmentation:
+    """Random geometric and photometric transformations of an image.
+
+    A frozen description (hashable, comparable, picklable): it holds the *ranges* of the
+    transformations; :meth:`apply` draws one transformation from them with a given seed.
+    Every range is symmetric around "no change", and a range of 0 (or ``False`` for a
+    flip) disables that transformation, so ``ImageAugmentation(rotation=0, shift=0,
+    zoom=0, horizontal_flip=False)`` is the identity.
+
+    Parameters
+    ----------
+    rotation : float, default=15.0
+        Maximum rotation in degrees (in [0, 180]); the angle is drawn uniformly in
+        ``[-rotation, rotation]``.
+    horizontal_flip : bool, default=True
+        Mirror left-right with probability 1/2.
+    vertical_flip : bool, default=False
+        Flip upside down with probability 1/2 (rarely right for photos of animals).
+    shift : float, default=0.1
+        Maximum translation as a fraction of the width (horizontally) and of the height
+        (vertically), in [0, 1); each is drawn uniformly in ``[-shift, shift]``.
+    zoom : float, default=0.1
+        Maximum relative change of scale, in [0, 1); the (isotropic) scale factor is drawn
+        uniformly in ``[1 - zoom, 1 + zoom]`` (> 1 zooms in).
+    shear : float, default=0.0
+        Maximum shear angle in degrees, in [0, 90); drawn uniformly in ``[-shear, shear]``.
+    brightness : float, default=0.0
+        Maximum relative change of brightness, in [0, 1); the factor is drawn uniformly
+        in ``[1 - brightness, 1 + brightness]`` (:class:`PIL.ImageEnhance.Brightness`).
+
+    See Also
+    --------
+    AugmentedClassifier : Trains a classifier on augmented copies of its training images.
+
+    Notes
+    -----
+    Rotation, zoom, shear and shift are combined into one affine map about the image
+    centre and applied in a single bilinear resampling (:meth:`PIL.Image.Image.transform`),
+    then the flips (:func:`PIL.ImageOps.mirror`, :func:`PIL.ImageOps.flip`), then the
+    brightness change. Areas the transformation brings in from outside the image are
+    filled by mirror reflection of the image (like ``numpy.pad(mode="symmetric")``, or
+    Keras' ``fill_mode="reflect"``), never with black, so no artificial border appears.
+
+    The output depends only on the pixels, the parameters and the seed (and on
+    :data:`AUGMENTATION_VERSION`), so :meth:`describe` plus the seed identify an augmented
+    image for the feature cache. Inside :class:`~skanimal.BottleneckFeatures` images are
+    augmented *after* being resized to the backbone's input size; ``shift`` is relative,
+    so the transformation is the same at any size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> augment = ImageAugmentation(rotation=20, zoom=0.2)
+    >>> pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    >>> augment.apply(pixels, seed=7).shape
+    (32, 32, 3)
+    >>> augment == ImageAugmentation(rotation=20.0, zoom=0.2)
+    True
+    """
+
+    rotation: float = 15.0
+    horizontal_flip: bool = True
+    vertical_flip: bool = False
+    shift: float = 0.1
+    zoom: float = 0.1
+    shear: float = 0.0
+    brightness: float = 0.0
+
+    def __post_init__(self):
+        limits = {  # name: (low, high, high is inclusive)
+            "rotation": (0.0, 180.0, True),
+            "shift": (0.0, 1.0, False),
+            "zoom": (0.0, 1.0, False),
+            "shear": (0.0, 90.0, False),
+            "brightness": (0.0, 1.0, False),
+        }
+        for name, (low, high, inclusive) in limits.items():
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value):
+                raise TypeError(f"ImageAugmentation: {name} must be a real number, got {value!r}.")
+            value = float(value)
+            if value < low or value > high or (value == high and not inclusive):
+                bracket = "]" if inclusive else ")"
+                raise ValueError(
+                    f"ImageAugmentation: {name} must be in [{low:g}, {high:g}{bracket}, "
+                    f"got {value!r}."
+                )
+            object.__setattr__(self, name, value + 0.0)  # normalise -0.0 and ints
+        for name in ("horizontal_flip", "vertical_flip"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"ImageAugmentation: {name} must be a bool, got {value!r}.")
+            object.__setattr__(self, name, bool(value))
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def is_identity(self):
+        """Whether :meth:`apply` returns its input unchanged for every seed.
+
+        Returns
+        -------
+        bool
+        """
+        return not (
+            self.rotation or self.shift or self.zoom or self.shear or self.brightness
+            or self.horizontal_flip or self.vertical_flip
+        )
+
+    def describe(self):
+        """A canonical string of the parameters, used in feature-cache keys.
+
+        Returns
+        -------
+        str
+            E.g. ``"ImageAugmentation/v1(rotation=15.0,horizontal_flip=True,...)"``; equal
+            augmentations (``15`` and ``15.0`` alike) give equal strings, and the string
+            changes with :data:`AUGMENTATION_VERSION`.
+        """
+        values = ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"ImageAugmentation/v{AUGMENTATION_VERSION}({values})"
+
+    # -- drawing -----------------------------------------------------------------------------
+    def _draw(self, seed):
+        """The transformation drawn for ``seed``, as a dict of concrete values.
+
+        Always draws the same eight numbers in the same order, so a parameter's draw does
+        not depend on which other transformations are enabled.
+        """
+        u = np.random.default_rng(_check_seed(seed)).random(8)
+
+        def symmetric(x, r):
+            return (2.0 * float(x) - 1.0) * r
+
+        return {
+            "angle": symmetric(u[0], self.rotation),
+            "shear": symmetric(u[1], self.shear),
+            "scale": 1.0 + symmetric(u[2], self.zoom),
+            "tx": symmetric(u[3], self.shift),
+            "ty": symmetric(u[4], self.shift),
+            "mirror": self.horizontal_flip and bool(u[5] < 0.5),
+            "flip": self.vertical_flip and bool(u[6] < 0.5),
+            "brightness": 1.0 + symmetric(u[7], self.brightness),
+        }
+
+    def apply(self, pixels, seed):
+        """Augment one image.
+
+        Parameters
+        ----------
+        pixels : numpy.ndarray of shape (height, width, 3), dtype uint8
+            An RGB image.
+        seed : int
+            Non-negative seed; the same seed (and parameters) always gives the same output,
+            different seeds generally different ones.
+
+        Returns
+        -------
+        numpy.ndarray of shape (height, width, 3), dtype uint8
+            A new array (``pixels`` is never modified).
+
+        Raises
+        ------
+        ValueError
+            If ``pixels`` is not a ``(height, width, 3)`` ``uint8`` array.
+        TypeError
+            If ``seed`` is not a non-negative integer.
+        """
+        pixels = np.asarray(pixels)
+        if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(
+                "ImageAugmentation.apply expects one RGB image of shape (height, width, 3) "
+                f"and dtype uint8, got shape {pixels.shape} and dtype {pixels.dtype}."
+            )
+        if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+            raise ValueError(f"ImageAugmentation.apply: empty image of shape {pixels.shape}.")
+        t = self._draw(seed)
+        img = _affine(pixels, t["angle"], t["shear"], t["scale"], t["tx"], t["ty"])
+        if t["mirror"]:
+            img = ImageOps.mirror(img)
+        if t["flip"]:
+            img = ImageOps.flip(img)
+        if t["brightness"] != 1.0:
+            img = ImageEnhance.Brightness(img).enhance(t["brightness"])
+        return np.array(img, dtype=np.uint8)  # a copy: never a view of the input
+
+
+def _affine(pixels, angle, shear, scale, tx, ty):
+    """``pixels`` rotated, sheared, scaled about the centre and shifted, as a PIL image.
+
+    Reflection-pads the source by exactly what the inverse map reaches outside it, so the
+    exposed areas are mirrored image content.
+    """
+    height, width = pixels.shape[:2]
+    if angle == 0.0 and shear == 0.0 and scale == 1.0 and tx == 0.0 and ty == 0.0:
+        return Image.fromarray(np.ascontiguousarray(pixels))
+    theta = math.radians(angle)
+    phi = math.radians(shear)
+    rotate = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
+    shear_m = np.array([[1.0, math.tan(phi)], [0.0, 1.0]])
+    forward = rotate @ shear_m @ np.diag([scale, scale])
+    inverse = np.linalg.inv(forward)
+    centre = np.array([width / 2.0, height / 2.0])
+    shift = np.array([tx * width, ty * height])
+    # Pillow's AFFINE data maps each output point to its input point: in = inverse @ out + offset.
+    offset = centre - inverse @ (centre + shift)
+    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=float)
+    reached = corners @ inverse.T + offset
+    pad_left = max(0, math.ceil(-reached[:, 0].min())) + 1
+    pad_right = max(0, math.ceil(reached[:, 0].max() - width)) + 1
+    pad_top = max(0, math.ceil(-reached[:, 1].min())) + 1
+    pad_bottom = max(0, math.ceil(reached[:, 1].max() - height)) + 1
+    padded = np.pad(pixels, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)),
+                    mode="symmetric")
+    data = (inverse[0, 0], inverse[0, 1], offset[0] + pad_left,
+            inverse[1, 0], inverse[1, 1], offset[1] + pad_top)
+    source = Image.fromarray(padded)
+    return source.transform((width, height), Image.Transform.AFFINE, data, resample=_RESAMPLE)
+
+
+# ---------------------------------------------------------------------------- AugmentedImage
+
+
+@dataclass(frozen=True)
+class AugmentedImage:
+    """One augmented copy of one image file: an item of ``X`` for ``BottleneckFeatures``.
+
+    :class:`~skanimal.BottleneckFeatures` (and :func:`skanimal.images.check_images`)
+    accept these next to plain paths. It decodes ``source`` at the backbone's input size
+    and applies ``augmentation`` with ``seed``; the features are cached under a key made of
+    the source file's *content*, :meth:`ImageAugmentation.describe` and ``seed``, so they
+    are computed once, and a changed source file gets new features.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        The image file (stored as ``str``).
+    augmentation : ImageAugmentation
+        The random transformations.
+    seed : int
+        Which transformation is drawn (non-negative, below ``2**63``).
+
+    Examples
+    --------
+    >>> item = AugmentedImage("photos/cat/1.jpg", ImageAugmentation(), seed=3)
+    >>> BottleneckFeatures().fit_transform(["photos/cat/1.jpg", item])  # doctest: +SKIP
+    """
+
+    source: str
+    augmentation: ImageAugmentation
+    seed: int
+
+    def __post_init__(self):
+        source = self.source
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                f"AugmentedImage: source must be an image file path (str or os.PathLike), "
+                f"got {type(source).__name__}."
+            )
+        source = os.fspath(source)
+        if isinstance(source, bytes):
+            source = os.fsdecode(source)
+        source = str(source)
+        if not source or "\x00" in source:
+            raise ValueError(f"AugmentedImage: invalid source path {source!r}.")
+        object.__setattr__(self, "source", source)
+        if not isinstance(self.augmentation, ImageAugmentation):
+            raise TypeError(
+                "AugmentedImage: augmentation must be an ImageAugmentation, got "
+                f"{type(self.augmentation).__name__}."
+            )
+        object.__setattr__(self, "seed", _check_seed(self.seed))
+
+    def content_key(self, source_bytes):
+        """Feature-cache key of this augmented image.
+
+        Parameters
+        ----------
+        source_bytes : bytes-like
+            The content of :attr:`source`.
+
+        Returns
+        -------
+        str
+            A 64-character hex digest of the source content, :meth:`ImageAugmentation.describe`
+            and :attr:`seed` (domain-separated from plain files' and arrays' keys). For an
+            identity augmentation it is the source's own key, since the pixels are the same.
+        """
+        if self.augmentation.is_identity:
+            return hash_bytes(source_bytes)
+        h = hashlib.sha256()
+        h.update(b"skanimal.augmented\0")
+        h.update(hashlib.sha256(source_bytes).digest())
+        h.update(self.augmentation.describe().encode("ascii") + b"\0")
+        h.update(str(self.seed).encode("ascii"))
+        return h.hexdigest()
+
+    def load(self, size=None, *, index=None):
+        """Read, decode (at ``size``) and augment the source image.
+
+        Parameters
+        ----------
+        size : tuple of int (height, width) or None, default=None
+            Size the source is decoded at (see :func:`skanimal.images.decode_image`);
+            None keeps its native size.
+        index : int, optional
+            Position of this item in ``X``, for error messages.
+
+        Returns
+        -------
+        numpy.ndarray of shape (height, width, 3), dtype uint8
+
+        Raises
+        ------
+        ImageLoadError
+            If the source cannot be read or decoded; names the source path and ``index``.
+        """
+        data = read_image_bytes(self.source, index=index)
+        pixels = decode_image(data, size, path=self.source, index=index)
+        return self.augmentation.apply(pixels, self.seed)
+
+
+# ----------------------------------------------------------------------- AugmentedClassifier
+
+
+def _copy_seed(base, identity, copy):
+    """Seed of augmented copy ``copy`` (1-based) of the image identified by ``identity``."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"skanimal.copy-seed\0{base}\0{copy}\0".encode("ascii"))
+    h.update(identity.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "little") >> 1  # < 2**63
+
+
+def _estimator_has(attr):
+    """``available_if`` check: the fitted (or, before fit, the given) estimator has ``attr``."""
+
+    def check(self):
+        if hasattr(self, "estimator_"):
+            getattr(self.estimator_, attr)
+        else:
+            getattr(self.estimator, attr)
+        return True
+
+    return check
+
+
+def _is_sample_weight(key):
+    return key == "sample_weight" or key.endswith("__sample_weight")
+
+
+class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Train a classifier on its training images plus augmented copies of them.
+
+    ``fit`` adds ``n_copies`` randomly transformed copies (:class:`ImageAugmentation`) of
+    every training image to ``X``, repeats ``y`` accordingly and fits a clone of
+    ``estimator`` on the result. ``predict``, ``predict_proba``, ``decision_function``
+    and ``score`` pass ``X`` unchanged to the fitted estimator: test images are never
+    augmented. It is an ordinary scikit-learn classifier, so it works in a ``Pipeline``,
+    ``cross_val_score`` and ``GridSearchCV`` (stratified folds), and ``n_copies`` or
+    ``augmentation`` can be searched like any other parameter.
+
+    Parameters
+    ----------
+    estimator : classifier
+        What is trained, typically ``make_pipeline(BottleneckFeatures(),
+        BottleneckClassifier())``. With file paths as ``X`` it must accept
+        :class:`AugmentedImage` items in ``X`` (``BottleneckFeatures`` does); with a
+        4-D pixel array it gets a 4-D array, so any image classifier works.
+    augmentation : ImageAugmentation or None, default=None
+        The random transformations; None means ``ImageAugmentation()`` (rotation up to
+        15°, horizontal flips, shifts and zooms up to 10 %).
+    n_copies : int, default=2
+        Augmented copies added per training image (``>= 0``); the estimator is trained on
+        ``(n_copies + 1) * n_samples`` images. 0 fits the plain estimator.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Chooses the transformations. An int makes them reproducible: an image gets the same
+        copies in every fit, CV fold and grid point, so their features come from the cache
+        after the first time. None draws new ones at every fit. It does not seed
+        ``estimator``; set its own ``random_state`` for that.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The clone of ``estimator`` fitted on the augmented training set.
+    augmentation_ : ImageAugmentation
+        The augmentation used.
+    n_training_samples_ : int
+        Number of images ``estimator_`` was trained on (originals plus copies).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels (from ``estimator_``).
+
+    See Also
+    --------
+    ImageAugmentation : The transformations and their ranges.
+    AugmentedImage : The items standing for augmented copies of image files.
+
+    Notes
+    -----
+    * ``X`` may be image paths (the copies are :class:`AugmentedImage` items: only
+      paths, seeds and parameters travel, and their features are cached on disk by
+      ``BottleneckFeatures`` like any image's) or a 4-D pixel array of shape
+      ``(n, height, width, 3)`` (the copies are computed here, at the array's resolution,
+      and appended as rows; float pixels are rounded to ``uint8`` for augmenting and cast
+      back to the array's dtype).
+    * The training set is ordered image by image: ``X[0]``, its copies, ``X[1]``, its
+      copies, ... So a Keras ``validation_split`` (taken from the end) holds out whole
+      groups, never a copy of a training image.
+    * Each copy's seed derives from ``random_state``, the copy number and the image's path
+      (for arrays, a hash of its ``uint8`` pixels), not from its position in ``X``: that
+      is what makes copies identical across CV folds and their features reusable.
+    * Fit parameters named ``sample_weight`` or ``<step>__sample_weight`` are repeated for
+      the copies; other fit parameters are passed on unchanged.
+    * An :class:`~skanimal.exceptions.ImageLoadError` raised while fitting names the index
+      in the ``X`` given to ``fit`` (not in the augmented set).
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skanimal import BottleneckFeatures, BottleneckClassifier
+    >>> model = AugmentedClassifier(
+    ...     make_pipeline(BottleneckFeatures(), BottleneckClassifier()), random_state=0)
+    >>> search = GridSearchCV(model, {"n_copies": [0, 2],
+    ...     "estimator__bottleneckclassifier__learning_rate": [1e-4, 1e-3]}, cv=3)
+    >>> search.fit(paths, labels)                                     # doctest: +SKIP
+    """
+
+    def __init__(self, estimator, *, augmentation=None, n_copies=2, random_state=None):
+        self.estimator = estimator
+        self.augmentation = augmentation
+        self.n_copies = n_copies
+        self.random_state = random_state
+
+    # -- parameters --------------------------------------------------------------------------
+    def _checked_params(self):
+        augmentation = ImageAugmentation() if self.augmentation is None else self.augmentation
+        if not isinstance(augmentation, ImageAugmentation):
+            raise TypeError(
+                "augmentation must be an ImageAugmentation or None, got "
+                f"{type(augmentation).__name__}."
+            )
+        n_copies = self.n_copies
+        if isinstance(n_copies, (bool, np.bool_)) or not isinstance(n_copies, numbers.Integral):
+            raise TypeError(f"n_copies must be a non-negative integer, got {n_copies!r}.")
+        if n_copies < 0:
+            raise ValueError(f"n_copies must be a non-negative integer, got {n_copies!r}.")
+        return augmentation, int(n_copies)
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, X, y, **fit_params):
+        """Fit a clone of ``estimator`` on ``X``, ``y`` plus augmented copies.
+
+        Parameters
+        ----------
+        X : sequence of path-like, pandas Series of paths, or ndarray of shape \
+(n_samples, height, width, 3)
+            Training images (see :func:`skanimal.images.check_images`).
+        y : array-like of shape (n_samples,)
+            Class labels.
+        **fit_params : dict
+            Passed to ``estimator.fit``; ``sample_weight`` / ``<step>__sample_weight``
+            arrays are repeated for the copies.
+
+        Returns
+        -------
+        self : AugmentedClassifier
+            The fitted meta-estimator.
+
+        Raises
+        ------
+        ImageLoadError
+            For an unreadable image, naming its path and its index in ``X``.
+        """
+        augmentation, n_copies = self._checked_params()
+        images = check_images(X)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(images, y)
+        group = n_copies + 1
+        if n_copies == 0:
+            X_train, y_train = images, y
+        else:
+            base = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            X_train = self._augment(images, augmentation, n_copies, base)
+            y_train = np.repeat(y, group, axis=0)
+            fit_params = {
+                key: (np.repeat(np.asarray(value), group, axis=0)
+                      if _is_sample_weight(key) and value is not None else value)
+                for key, value in fit_params.items()
+            }
+        estimator = clone(self.estimator)
+        try:
+            estimator.fit(X_train, y_train, **fit_params)
+        except ImageLoadError as exc:
+            if n_copies == 0 or exc.index is None:
+                raise
+            raise _renumbered(exc, group) from exc
+        self.estimator_ = estimator
+        self.augmentation_ = augmentation
+        self.n_training_samples_ = len(y_train)
+        return self
+
+    @staticmethod
+    def _augment(images, augmentation, n_copies, base):
+        """``images`` with ``n_copies`` augmented copies after each one."""
+        group = n_copies + 1
+        if not isinstance(images, np.ndarray):
+            out = []
+            for path in images:
+                out.append(path)
+                out.extend(AugmentedImage(path, augmentation, _copy_seed(base, path, k))
+                           for k in range(1, group))
+            return out
+        out = np.empty((len(images) * group,) + images.shape[1:], dtype=images.dtype)
+        out[::group] = images
+        for i, row in enumerate(images):
+            pixels = row if row.dtype == np.uint8 else np.rint(row).clip(0, 255).astype(np.uint8)
+            identity = hash_array_row(pixels)  # of what is augmented: uint8 == float input
+            for k in range(1, group):
+                out[i * group + k] = augmentation.apply(pixels, _copy_seed(base, identity, k))
+        return out
+
+    # -- prediction: never augmented ---------------------------------------------------------
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "estimator_")
+
+    @property
+    def classes_(self):
+        """The class labels of the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.classes_
+
+    def predict(self, X):
+        """Predict classes of ``X`` with the fitted estimator (no augmentation).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of ``X`` from the fitted estimator (no augmentation).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities of ``X`` from the fitted estimator (no augmentation).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the fitted estimator on ``X`` (no augmentation).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    def score(self, X, y, sample_weight=None):
+        """The fitted estimator's score on ``X``, ``y`` (no augmentation).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+            Usually the accuracy.
+        """
+        check_is_fitted(self)
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.estimator_.score(X, y, **kwargs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Inputs are images (paths or a 4-D array), as for BottleneckFeatures.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.sparse = False
+        tags.target_tags.required = True
+        return tags
+
+
+def _renumbered(exc, group):
+    """``exc`` (about the augmented training set) re-addressed to the caller's ``X``."""
+    source, copy = divmod(exc.index, group)
+    message = str(exc).replace(f"X[{exc.index}]", f"X[{source}]", 1)
+    if copy:
+        message += f" (while loading augmented copy {copy} of X[{source}])"
+    return type(exc)(message, path=exc.path, index=source)
