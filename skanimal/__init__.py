@@ -13,12 +13,10 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
+from .augmentation import AugmentedClassifier, AugmentedImage, ImageAugmentation  # noqa: E402
 from .backbones import available_backbones  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
-try:  # TEMPORARY while classifier.py is being written
-    from .classifier import BottleneckClassifier  # noqa: E402
-except ImportError:
-    pass
+from .classifier import BottleneckClassifier  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
 from .exceptions import (  # noqa: E402
     CacheWarning,
@@ -34,6 +32,9 @@ __all__ = [
     "__version__",
     "BottleneckFeatures",
     "BottleneckClassifier",
+    "AugmentedClassifier",
+    "AugmentedImage",
+    "ImageAugmentation",
     "load_image_folder",
     "make_shapes",
     "train_val_test_split",

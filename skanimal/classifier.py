@@ -1,0 +1,890 @@
+"""The trainable head of a skanimal pipeline: :class:`BottleneckClassifier`.
+
+:class:`BottleneckClassifier` is a scikit-learn classifier that trains a small Keras network
+on the 2-D bottleneck features produced by :class:`skanimal.BottleneckFeatures`::
+
+    make_pipeline(BottleneckFeatures(), BottleneckClassifier())
+
+It is a :class:`scikeras.wrappers.KerasClassifier`, so everything SciKeras offers (a custom
+``model`` callable, routed parameters such as ``optimizer__momentum`` or ``fit__shuffle``,
+callbacks, ``partial_fit``, pickling of the fitted Keras model) keeps working. On top of
+SciKeras it
+
+* builds the reference head by default (``Dense(100) → LeakyReLU(0.3) → Dropout(0.5) →
+  Dense(50) → LeakyReLU(0.3) → Dropout(0.3) → Dense(n_classes, softmax)``, RMSprop with
+  ``learning_rate=1e-4``, categorical cross-entropy, 7 epochs of 50-sample batches), with the
+  architecture exposed as plain parameters that :class:`~sklearn.model_selection.GridSearchCV`
+  can tune;
+* is a true classifier for scikit-learn >= 1.6 (``__sklearn_tags__``), so ``is_classifier`` is
+  True, ``cv=3`` means stratified folds and the default score is accuracy;
+* validates its input the scikit-learn way (:func:`sklearn.utils.validation.validate_data`),
+  so bad input raises a clear ``ValueError`` / ``TypeError`` instead of a TensorFlow trace;
+* accepts ``class_weight`` keyed by the original labels and fixes a few SciKeras bugs (see
+  the notes in :class:`BottleneckClassifier`).
+"""
+
+import contextlib
+import inspect
+import numbers
+import random
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scikeras._utils import (
+    get_optimizer_class,
+    route_params,
+    unflatten_params,
+)
+from scikeras.wrappers import KerasClassifier
+from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score
+from sklearn.utils import ClassifierTags
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+__all__ = ["BottleneckClassifier"]
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """Seed Python, NumPy, TensorFlow and Keras and make TF ops deterministic; undo on exit.
+
+    Replaces ``scikeras.utils.random_state.tensorflow_random_state``, which sets
+    ``TF_DETERMINISTIC_OPS=1`` *before* asking TensorFlow whether op determinism is on:
+    TensorFlow then reads the variable, answers True, and SciKeras never switches
+    determinism off again, so every later unseeded fit in the process fails with "Random ops
+    require a seed to be set when determinism is enabled".
+    """
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import config as tf_config
+
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    tf_seed = context.global_seed()
+    determinism_was_on = tf_config.is_op_determinism_enabled()
+    keras_state = _keras_global_state()
+    keras_generator = keras_state.get_global_attribute("global_seed_generator") \
+        if keras_state is not None else None
+    try:
+        random.seed(seed)
+        np.random.seed(seed)
+        tf.random.set_seed(seed)
+        if keras_state is not None:
+            # unseeded keras.random ops draw from this generator: start a fresh one,
+            # created from the seeded Python RNG on first use
+            keras_state.set_global_attribute("global_seed_generator", None)
+        tf_config.enable_op_determinism()
+        yield
+    finally:
+        if not determinism_was_on:
+            tf_config.disable_op_determinism()
+        if keras_state is not None:
+            keras_state.set_global_attribute("global_seed_generator", keras_generator)
+        tf.random.set_seed(tf_seed)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def _keras_global_state():
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover - private module moved
+        return None
+    if not (hasattr(global_state, "get_global_attribute")
+            and hasattr(global_state, "set_global_attribute")):
+        return None  # pragma: no cover
+    return global_state
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class _LabelEncoder:
+    """Map class labels to what the Keras model trains on, and back.
+
+    Unlike SciKeras' ``ClassifierLabelEncoder`` it one-hot encodes *binary* targets as well
+    when the model's loss is categorical cross-entropy (SciKeras encodes them as a single
+    0/1 column, which does not match a 2-unit softmax), and the encoding is chosen from the
+    loss the model was actually compiled with (:meth:`choose_encoding`).
+
+    Parameters
+    ----------
+    classes : array-like or None
+        All classes, as declared to ``partial_fit``; None means ``np.unique(y)``.
+    """
+
+    def __init__(self, classes=None):
+        self.classes = classes
+
+    def fit(self, y):
+        classes = np.unique(y) if self.classes is None else np.unique(np.asarray(self.classes))
+        self.classes_ = classes
+        self.n_classes_ = len(classes)
+        self.one_hot_ = True
+        return self
+
+    def choose_encoding(self, loss, n_outputs):
+        """One-hot or class-index targets for a model compiled with ``loss``.
+
+        Categorical (focal) cross-entropy takes one-hot targets, sparse categorical
+        cross-entropy takes class indices; for any other loss (binary cross-entropy, a custom
+        function) the model's output width decides: one column per class means one-hot,
+        anything else (e.g. one sigmoid unit) means class indices.
+        """
+        name = _loss_key(loss)
+        if name in _ONE_HOT_LOSSES:
+            self.one_hot_ = True
+        elif name in _INDEX_LOSSES:
+            self.one_hot_ = False
+        else:
+            self.one_hot_ = n_outputs == self.n_classes_ and n_outputs > 1
+        return self
+
+    def encode(self, y):
+        """Indices of ``y`` in ``classes_``; ``ValueError`` naming unseen labels."""
+        y = np.asarray(y)
+        try:
+            idx = np.clip(np.searchsorted(self.classes_, y), 0, self.n_classes_ - 1)
+            unseen = np.asarray(self.classes_[idx] != y, dtype=bool)
+        except TypeError:  # labels not comparable with the classes (e.g. int vs str)
+            idx, unseen = None, np.ones(len(y), dtype=bool)
+        if np.any(unseen):
+            labels = np.unique(y[unseen]).tolist()
+            raise ValueError(
+                f"y contains labels that are not among the classes {self.classes_.tolist()}: "
+                f"{labels}"
+            )
+        return idx
+
+    def transform(self, y):
+        idx = self.encode(y)
+        floatx = np.dtype(keras.backend.floatx())
+        if self.one_hot_:
+            return np.eye(self.n_classes_, dtype=floatx)[idx]
+        return idx.astype(floatx)
+
+    def inverse_transform(self, y, return_proba=False):
+        proba = np.asarray(y)
+        if proba.ndim == 1:
+            proba = proba.reshape(-1, 1)
+        if proba.shape[1] == 1 and self.n_classes_ == 2:
+            # a single sigmoid unit (custom model): P(classes_[1])
+            proba = np.hstack([1 - proba, proba])
+        if return_proba:
+            return proba
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def get_metadata(self):
+        return {
+            "classes_": self.classes_,
+            "n_classes_": self.n_classes_,
+            "n_outputs_": 1,
+            "n_outputs_expected_": 1,
+        }
+
+
+_ONE_HOT_LOSSES = {"categoricalcrossentropy", "cce", "categoricalfocalcrossentropy"}
+_INDEX_LOSSES = {"sparsecategoricalcrossentropy"}
+
+
+def _loss_key(loss):
+    """A loss's name, lower case without underscores ("" when it has none)."""
+    if isinstance(loss, str):
+        name = loss
+    elif isinstance(loss, keras.losses.Loss):
+        name = type(loss).__name__
+    else:
+        name = getattr(loss, "__name__", "") or ""
+    return name.lower().replace("_", "")
+
+
+class BottleneckClassifier(KerasClassifier):
+    """A Keras classification head on CNN bottleneck features, as a scikit-learn classifier.
+
+    A :class:`scikeras.wrappers.KerasClassifier` whose default model is the reference
+    transfer-learning head: ``Flatten → [Dense(units) → LeakyReLU → Dropout] per hidden
+    layer → Dense(n_classes, softmax)``, compiled with ``optimizer(learning_rate)``, ``loss`` and
+    ``metrics``. Put it after :class:`skanimal.BottleneckFeatures` in a pipeline.
+
+    Parameters
+    ----------
+    model : None, callable or keras.Model, default=None
+        None builds the default head from the parameters below. Otherwise, exactly as in
+        SciKeras: a callable returning a compiled or uncompiled :class:`keras.Model`. It may
+        take ``meta`` (fit metadata: ``n_features_in_``, ``n_classes_``, ``classes_``,
+        ``X_shape_``, ...), ``compile_kwargs`` (``optimizer``, ``loss``, ``metrics`` ready for
+        ``Model.compile``) and/or ``params`` (``get_params()``), plus any ``model__<name>``
+        parameter. An uncompiled model is compiled with ``optimizer``, ``loss`` and
+        ``metrics``. A ``keras.Model`` instance is used as is (not copied). The model must
+        output ``n_classes_`` probabilities (or one sigmoid unit for two classes).
+    hidden_layer_sizes : sequence of int, default=(100, 50)
+        Units of each hidden ``Dense`` layer of the default head; ``()`` gives a softmax
+        regression. An int means one hidden layer.
+    dropout : float or sequence of float, default=(0.5, 0.3)
+        Dropout rate after each hidden layer, in [0, 1): one float for all layers, or a
+        sequence whose first ``len(hidden_layer_sizes)`` rates apply in order (fewer rates
+        than layers is an error; extra rates are ignored, so the default gives 0.5 to a
+        one-layer head). A rate of 0 adds no ``Dropout`` layer.
+    negative_slope : float, default=0.3
+        Slope of the ``LeakyReLU`` activation of each hidden layer (>= 0; 0 is a ReLU).
+    learning_rate : float or None, default=1e-4
+        Learning rate the optimizer is built with when ``optimizer`` is a name or a class
+        (an ``optimizer__learning_rate`` parameter takes precedence); None keeps the
+        optimizer's own default. Ignored for an optimizer instance.
+    optimizer : str, keras optimizer class or instance, default="rmsprop"
+        ``"rmsprop"``, ``"adam"``, ``"sgd"`` or any name Keras knows, a
+        ``keras.optimizers.Optimizer`` subclass (built with ``learning_rate`` and any
+        ``optimizer__<name>`` parameters) or an instance (a fresh copy of it is used at each
+        fit).
+    loss : str or keras loss, default="categorical_crossentropy"
+        Training loss. Targets are one-hot encoded for categorical cross-entropy and given as
+        class indices otherwise (e.g. ``"sparse_categorical_crossentropy"``).
+    metrics : str, list or None, default="accuracy"
+        Keras metrics recorded per epoch in ``history_``.
+    epochs : int, default=7
+        Number of passes over the training data in :meth:`fit`.
+    batch_size : int or None, default=50
+        Samples per gradient update, also used by ``predict``; ``-1`` means the whole set.
+    shuffle : bool, default=True
+        Shuffle the training data before each epoch.
+    class_weight : dict, "balanced" or None, default=None
+        Weights keyed by the original class labels (e.g. ``{"cat": 2.0, "dog": 1.0}``;
+        classes left out weigh 1) or ``"balanced"`` (``n_samples / (n_classes *
+        np.bincount(y))``). Applied as per-sample weights, multiplied with ``sample_weight``.
+    validation_split : float, default=0.0
+        Fraction of the training data, taken from its *end* before shuffling (Keras
+        semantics), held out to compute ``val_loss`` and ``val_<metric>`` in ``history_``.
+    callbacks : list of keras.callbacks.Callback or None, default=None
+        Keras callbacks used in ``fit`` and ``predict``.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seed for weight initialisation, dropout masks and shuffling. An int makes two fits on
+        the same data give identical predictions (on CPU; see Notes).
+    verbose : int, default=0
+        Keras verbosity for ``fit`` and ``predict``; 0 prints nothing.
+    warm_start : bool, default=False
+        If True, :meth:`fit` continues training the current model instead of building a new
+        one.
+    **kwargs
+        SciKeras routed parameters (``fit__<name>``, ``predict__<name>``,
+        ``compile__<name>``, ``optimizer__<name>``, ``loss__<name>``, ``metrics__<name>``,
+        ``callbacks__<name>``, ``model__<name>``), other keywords of ``Model.fit``,
+        ``Model.compile`` or ``Model.predict`` (e.g. ``run_eagerly=True``), or, with a custom
+        ``model`` callable, extra parameters passed to it by name.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras.
+    history_ : dict of str to list of float
+        Per-epoch training history: ``"loss"``, ``"accuracy"`` (one key per metric) and, with a
+        validation split or validation data, ``"val_loss"`` and ``"val_accuracy"``.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted, with the dtype of ``y``.
+    n_classes_ : int
+        Number of classes.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+    target_type_ : str
+        ``"binary"`` or ``"multiclass"``.
+    X_shape_ : tuple of int
+        Shape of the training ``X`` (SciKeras metadata, available to a ``model`` callable).
+
+    See Also
+    --------
+    skanimal.BottleneckFeatures : The feature extractor this classifier follows.
+    scikeras.wrappers.KerasClassifier : The wrapper this class extends.
+
+    Notes
+    -----
+    Differences from a plain SciKeras ``KerasClassifier`` (scikeras 0.13):
+
+    * ``__sklearn_tags__`` declares a classifier (SciKeras only has the pre-1.6 ``_more_tags``,
+      so scikit-learn >= 1.6 treats it as a plain estimator and cross-validates with
+      unstratified ``KFold``).
+    * Input is validated with :func:`sklearn.utils.validation.validate_data`: ``X`` must be a
+      finite 2-D numeric array (cast to float32); ``y`` must be 1-D class labels of at least two
+      classes.
+    * Binary targets work with the default categorical cross-entropy.
+    * ``sample_weight`` is not modified in place when ``class_weight`` is set.
+    * A ``numpy.random.RandomState`` ``random_state`` really seeds Keras (SciKeras draws
+      ``randint(low=1)``, which is always 0).
+
+    * Seeding no longer leaves TensorFlow op determinism switched on for the rest of the
+      process (SciKeras' ``tensorflow_random_state`` does, after which any unseeded fit fails).
+
+    With an int ``random_state``, model building and ``Model.fit`` run with Python's
+    ``random``, NumPy's global generator, TensorFlow's global seed and a fresh Keras global
+    seed generator seeded, and with TensorFlow op determinism enabled; all of these are
+    restored afterwards (TensorFlow's op-seed counter is reset by ``tf.random.set_seed``).
+    Predictions are reproducible across fits on the same machine and TensorFlow build.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skanimal import BottleneckClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-2, 1, (40, 16)), rng.normal(2, 1, (40, 16))])
+    >>> y = np.array(["cat"] * 40 + ["dog"] * 40)
+    >>> clf = BottleneckClassifier(hidden_layer_sizes=(16,), learning_rate=1e-2,
+    ...                            epochs=10, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['cat', 'dog'], dtype='<U3')
+    >>> clf.predict(X[[0, -1]])
+    array(['cat', 'dog'], dtype='<U3')
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    >>> sorted(clf.history_)
+    ['accuracy', 'loss']
+    """
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        hidden_layer_sizes=(100, 50),
+        dropout=(0.5, 0.3),
+        negative_slope=0.3,
+        learning_rate=1e-4,
+        optimizer="rmsprop",
+        loss="categorical_crossentropy",
+        metrics="accuracy",
+        epochs=7,
+        batch_size=50,
+        shuffle=True,
+        class_weight=None,
+        validation_split=0.0,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        **kwargs,
+    ):
+        # SciKeras' BaseWrapper.__init__ would also store build_fn, validation_batch_size and
+        # run_eagerly, which are not parameters of this class: store ours only.
+        self.model = model
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.negative_slope = negative_slope
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.loss = loss
+        self.metrics = metrics
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.class_weight = class_weight
+        self.validation_split = validation_split
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        vars(self).update(kwargs)
+        if kwargs:
+            self._user_params = set(kwargs)
+
+    # the deprecated SciKeras alias of `model`: not a parameter of this class
+    build_fn = None
+
+    # ------------------------------------------------------------------ scikit-learn API
+
+    def __sklearn_tags__(self):
+        # SciKeras lists BaseEstimator before ClassifierMixin in the MRO, so the mixin's
+        # tags never apply: set the classifier tags here.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(poor_score=True, multi_class=True, multi_label=False)
+        tags.regressor_tags = None
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        tags.input_tags.two_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.string = False
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    def __repr__(self, N_CHAR_MAX=700):
+        # SciKeras prints every parameter on its own line; use scikit-learn's repr.
+        return BaseEstimator.__repr__(self, N_CHAR_MAX=N_CHAR_MAX)
+
+    def fit(self, X, y, sample_weight=None, *, validation_data=None, **kwargs):
+        """Build the head (unless ``warm_start``) and train it on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Bottleneck features; cast to float32.
+        y : array-like of shape (n_samples,)
+            Class labels (strings or integers), at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, multiplied with the ``class_weight`` weights. Samples of
+            weight 0 are dropped.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), default=None
+            Held-out features and *original* labels evaluated after each epoch
+            (``val_loss``, ``val_accuracy`` in ``history_``). Overrides ``validation_split``.
+        **kwargs : dict
+            Other keyword arguments of ``keras.Model.fit`` (SciKeras behaviour; prefer
+            ``fit__<name>`` parameters).
+
+        Returns
+        -------
+        self : BottleneckClassifier
+            The fitted classifier.
+        """
+        kwargs["epochs"] = kwargs.get("epochs", getattr(self, "fit__epochs", self.epochs))
+        kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
+        self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
+                  validation_data=validation_data, **kwargs)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
+        """Train for a single epoch, keeping the current model and history.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Bottleneck features.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            All classes that will ever appear, needed on the first call when ``y`` does not
+            show them all; ``np.unique(y)`` otherwise.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+        **kwargs : dict
+            Other keyword arguments of ``keras.Model.fit``.
+
+        Returns
+        -------
+        self : BottleneckClassifier
+            The updated classifier.
+        """
+        for name in ("epochs", "initial_epoch"):
+            if name in kwargs:
+                raise TypeError(
+                    f"Invalid argument `{name}` to `partial_fit`: it always trains one epoch "
+                    "from the current epoch"
+                )
+        if classes is not None and self.initialized_:
+            classes = np.unique(np.asarray(classes))
+            if not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"`classes={classes.tolist()}` is not the same as on the first call to "
+                    f"partial_fit: {self.classes_.tolist()}"
+                )
+        self._fit(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
+                  initial_epoch=self.current_epoch, classes=classes, **kwargs)
+        return self
+
+    def predict(self, X, **kwargs):
+        """Predict the class label of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Bottleneck features, with as many columns as seen in :meth:`fit`.
+        **kwargs : dict
+            Other keyword arguments of ``keras.Model.predict``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_`` (same dtype).
+        """
+        return super().predict(X, **kwargs)
+
+    def predict_proba(self, X, **kwargs):
+        """Class probabilities of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Bottleneck features, with as many columns as seen in :meth:`fit`.
+        **kwargs : dict
+            Other keyword arguments of ``keras.Model.predict``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), float32
+            Probabilities in the order of ``classes_``; rows sum to 1.
+        """
+        return super().predict_proba(X, **kwargs)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``, the default score of scikit-learn classifiers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Bottleneck features.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            ``accuracy_score(y, self.predict(X), sample_weight=sample_weight)``.
+        """
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_hyperparameters(self):
+        """Validate the constructor parameters; return (hidden sizes, dropout rates)."""
+        sizes = self.hidden_layer_sizes
+        if _is_int(sizes):
+            sizes = (sizes,)
+        try:
+            if isinstance(sizes, str):
+                raise TypeError
+            sizes = tuple(sizes)
+        except TypeError:
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}"
+            ) from None
+        if not all(_is_int(s) and s > 0 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}"
+            )
+        sizes = tuple(int(s) for s in sizes)
+
+        rates = self.dropout
+        if _is_real(rates):
+            rates = (rates,) * len(sizes)
+        else:
+            try:
+                if isinstance(rates, str):
+                    raise TypeError
+                rates = tuple(rates)
+            except TypeError:
+                raise ValueError(
+                    f"dropout must be a float or a sequence of floats, got {self.dropout!r}"
+                ) from None
+            if len(rates) < len(sizes):
+                raise ValueError(
+                    f"dropout has {len(rates)} rate(s) but hidden_layer_sizes has {len(sizes)} "
+                    f"layers: give one float for all layers or at least one rate per layer "
+                    f"(dropout={self.dropout!r}, hidden_layer_sizes={self.hidden_layer_sizes!r})"
+                )
+            # the first len(sizes) rates apply, so the default (0.5, 0.3) also serves a
+            # search over hidden_layer_sizes that includes one-layer heads
+            rates = rates[:len(sizes)]
+        if not all(_is_real(r) and 0 <= r < 1 for r in rates):
+            raise ValueError(f"dropout rates must be in [0, 1), got {self.dropout!r}")
+        rates = tuple(float(r) for r in rates)
+
+        if not (_is_real(self.negative_slope) and 0 <= self.negative_slope < np.inf):
+            raise ValueError(
+                f"negative_slope must be a finite number >= 0, got {self.negative_slope!r}"
+            )
+        if self.learning_rate is not None and not (
+                _is_real(self.learning_rate) and 0 < self.learning_rate < np.inf):
+            raise ValueError(
+                f"learning_rate must be a positive number or None, got {self.learning_rate!r}"
+            )
+        opt = self.optimizer
+        if not (isinstance(opt, (str, keras.optimizers.Optimizer))
+                or (inspect.isclass(opt) and issubclass(opt, keras.optimizers.Optimizer))):
+            raise TypeError(
+                "optimizer must be a name such as 'rmsprop', 'adam' or 'sgd', a "
+                f"keras.optimizers.Optimizer subclass or instance, got {opt!r}"
+            )
+        if not (_is_int(self.epochs) and self.epochs >= 1):
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (self.batch_size is None or (_is_int(self.batch_size)
+                                            and (self.batch_size >= 1 or self.batch_size == -1))):
+            raise ValueError(
+                f"batch_size must be a positive integer, -1 or None, got {self.batch_size!r}"
+            )
+        if not (_is_real(self.validation_split) and 0 <= self.validation_split < 1):
+            raise ValueError(
+                f"validation_split must be a float in [0, 1), got {self.validation_split!r}"
+            )
+        cw = self.class_weight
+        if not (cw is None or isinstance(cw, Mapping)
+                or (isinstance(cw, str) and cw == "balanced")):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}"
+            )
+        if self.model is None:
+            known = (set(self._fit_kwargs) | set(self._compile_kwargs)
+                     | set(self._predict_kwargs) | {"class_weight"})
+            unknown = sorted(k for k in getattr(self, "_user_params", ())
+                             if "__" not in k and k not in known)
+            if unknown:
+                raise TypeError(
+                    f"{type(self).__name__} got unexpected parameter(s) {unknown}. Routed "
+                    "parameters need a prefix such as fit__, compile__, optimizer__ or "
+                    "model__ (the last only with a custom `model`)."
+                )
+        return sizes, rates
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        """scikit-learn validation of ``X`` (and ``y``); replaces SciKeras' version.
+
+        With ``X`` only (predict time) check it against ``n_features_in_``; with both, also
+        check ``y`` holds class labels. ``y=None`` alone validates ``y`` only.
+        """
+        floatx = keras.backend.floatx()
+        if X is None:
+            y = column_or_1d(y, warn=True)
+            return None, y
+        if y is None and not reset:
+            check_is_fitted(self)
+            X = validate_data(self, X, reset=False, dtype=floatx, ensure_min_features=1)
+            return X, None
+        X, y = validate_data(self, X, y, reset=reset, dtype=floatx, ensure_min_features=1,
+                             y_numeric=False)
+        check_classification_targets(y)
+        target_type = type_of_target(y)
+        if target_type not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type: {target_type!r}. {type(self).__name__} needs 1-D class "
+                "labels"
+            )
+        if reset:
+            self.X_shape_ = X.shape
+            self.X_dtype_ = X.dtype
+            self.y_dtype_ = y.dtype
+            self.y_ndim_ = y.ndim
+            self.target_type_ = target_type
+        return X, y
+
+    def _sample_weight(self, X, y, sample_weight, classes):
+        """Combine ``sample_weight`` and ``class_weight`` (a new array), or None."""
+        if sample_weight is None and self.class_weight is None:
+            return None
+        floatx = np.dtype(keras.backend.floatx())
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, copy=True)
+        if isinstance(self.class_weight, Mapping):
+            unknown = [k for k in self.class_weight if not np.any(classes == k)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels that are not classes of y: {unknown}; "
+                    f"the classes are {classes.tolist()}"
+                )
+            per_class = np.ones(len(classes))
+            for label, w in self.class_weight.items():
+                if not (_is_real(w) and w >= 0 and np.isfinite(w)):
+                    raise ValueError(f"class_weight[{label!r}] must be a number >= 0, got {w!r}")
+                per_class[np.flatnonzero(classes == label)] = w
+            idx = np.searchsorted(classes, y)
+            weight *= per_class[idx]
+        elif self.class_weight == "balanced":
+            weight *= compute_sample_weight("balanced", y)
+        return weight.astype(floatx)
+
+    # ------------------------------------------------------------------ SciKeras overrides
+
+    def _resolve_seed(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            # draw from a copy: the same RandomState gives the same seed at every fit
+            copy = np.random.RandomState()
+            copy.set_state(rs.get_state())
+            return int(copy.randint(np.iinfo(np.int32).max))
+        if rs is not None and not _is_int(rs):
+            raise ValueError(
+                f"random_state must be None, an int or a numpy.random.RandomState, got {rs!r}"
+            )
+        return None if rs is None else int(rs)
+
+    def _initialize(self, X, y=None, classes=None):
+        # scikeras' ``initialize(X, y)`` calls this: validate, then build.
+        X, y = self._validate_data(X, y, reset=True)
+        self._check_hyperparameters()
+        self._initialize_model(X, y, classes)
+        return X, y
+
+    def _initialize_model(self, X, y, classes):
+        # seeding is done here (_seeded), not by SciKeras' tensorflow_random_state
+        self._random_state = None
+        self._seed = self._resolve_seed()
+        self.target_encoder_ = _LabelEncoder(classes=classes).fit(y)
+        vars(self).update(self.target_encoder_.get_metadata())
+        self.feature_encoder_ = self.feature_encoder.fit(X)
+        vars(self).update(getattr(self.feature_encoder_, "get_metadata", dict)())
+        self.model_ = self._build_keras_model()
+        self._initialize_callbacks()
+
+    def _fit(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
+             validation_data=None, **kwargs):
+        self._check_hyperparameters()
+        reinitialize = not ((self.warm_start or warm_start) and self.initialized_)
+        X, y = self._validate_data(X, y, reset=reinitialize)
+        if reinitialize:
+            all_classes = np.unique(y) if classes is None else np.unique(np.asarray(classes))
+            if classes is not None:
+                missing = np.setdiff1d(np.unique(y), all_classes)
+                if missing.size:
+                    raise ValueError(
+                        f"y contains labels that are not in `classes`: {missing.tolist()}"
+                    )
+        else:
+            all_classes = self.classes_
+            self.target_encoder_.encode(y)  # unseen labels → ValueError
+        sample_weight = self._sample_weight(X, y, sample_weight, all_classes)
+        if sample_weight is not None:
+            keep = sample_weight != 0
+            if not keep.any():
+                raise ValueError(
+                    "All sample weights are zero: there is nothing to train on."
+                )
+            if not keep.all():
+                X, y, sample_weight = X[keep], y[keep], sample_weight[keep]
+        if reinitialize and classes is None:
+            present = np.unique(y)
+            if present.size < 2:
+                trimmed = (" (after dropping samples of zero weight)"
+                           if sample_weight is not None else "")
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y{trimmed}, but y "
+                    f"contains only one class: {present.tolist()}"
+                )
+        if reinitialize:
+            self._initialize_model(X, y, classes)
+        self._ensure_compiled_model()
+        self.target_encoder_.choose_encoding(self.model_.loss, self._n_model_outputs())
+        y = self.target_encoder_.transform(y)
+        X = self.feature_encoder_.transform(X)
+        self._check_model_compatibility(y)
+        if validation_data is not None:
+            kwargs["validation_data"] = self._encode_validation_data(validation_data)
+        self._fit_keras_model(X, y, sample_weight=sample_weight, warm_start=warm_start,
+                              epochs=epochs, initial_epoch=initial_epoch, **kwargs)
+
+    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
+                         **kwargs):
+        with self._seed_context():
+            super()._fit_keras_model(X, y, sample_weight=sample_weight, warm_start=warm_start,
+                                     epochs=epochs, initial_epoch=initial_epoch, **kwargs)
+
+    def _encode_validation_data(self, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)"
+            )
+        X_val, y_val = validation_data[:2]
+        X_val, _ = self._validate_data(X_val)
+        y_val = column_or_1d(y_val, warn=True)
+        if len(y_val) != len(X_val):
+            raise ValueError(
+                f"validation_data has {len(X_val)} samples in X but {len(y_val)} in y"
+            )
+        encoded = (self.feature_encoder_.transform(X_val), self.target_encoder_.transform(y_val))
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            weight = _check_sample_weight(validation_data[2], X_val,
+                                          dtype=np.dtype(keras.backend.floatx()))
+            encoded = encoded + (weight,)
+        return encoded
+
+    def _check_model_param(self):
+        model = self.model
+        if model is None:
+            return self._keras_build_fn
+        if isinstance(model, keras.Model):
+            return lambda: model
+        if callable(model):
+            return model
+        raise TypeError(
+            "model must be None (the default head), a callable that returns a keras.Model, "
+            f"or a keras.Model, got {model!r}"
+        )
+
+    def _seed_context(self):
+        seed = getattr(self, "_seed", None)
+        return contextlib.nullcontext() if seed is None else _seeded(seed)
+
+    def _build_keras_model(self):
+        with self._seed_context():
+            model = super()._build_keras_model()
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                f"The model callable must return a keras.Model, got {type(model).__name__}"
+            )
+        return model
+
+    def _n_model_outputs(self):
+        outputs = getattr(self.model_, "outputs", None)
+        return outputs[0].shape[-1] if outputs else None
+
+    def _check_model_compatibility(self, y):
+        super()._check_model_compatibility(y)
+        n_out = self._n_model_outputs()
+        binary_sigmoid = n_out == 1 and self.n_classes_ == 2
+        if n_out is not None and n_out != self.n_classes_ and not binary_sigmoid:
+            raise ValueError(
+                f"The Keras model has {n_out} output units but there are {self.n_classes_} "
+                f"classes {self.classes_.tolist()}: build the last layer from "
+                "meta['n_classes_']"
+            )
+
+    def _get_compile_kwargs(self):
+        compile_kwargs = super()._get_compile_kwargs()
+        opt = self.optimizer
+        if isinstance(opt, keras.optimizers.Optimizer):
+            # an instance can serve one model only: compile each new model with a copy
+            compile_kwargs["optimizer"] = type(opt).from_config(opt.get_config())
+            return compile_kwargs
+        opt_class = get_optimizer_class(opt) if isinstance(opt, str) else opt
+        opt_params = route_params(self.get_params(), destination="optimizer",
+                                  pass_filter=set(), strict=True)
+        if self.learning_rate is not None:
+            opt_params.setdefault("learning_rate", self.learning_rate)
+        compile_kwargs["optimizer"] = unflatten_params(items=opt_class, params=opt_params)
+        return compile_kwargs
+
+    def _keras_build_fn(self, compile_kwargs, meta, **kwargs):
+        """Build and compile the default head from ``meta`` and the constructor parameters.
+
+        Parameters
+        ----------
+        compile_kwargs : dict
+            ``optimizer``, ``loss``, ``metrics`` (and other compile arguments) ready for
+            ``keras.Model.compile``.
+        meta : dict
+            SciKeras fit metadata; uses ``n_features_in_`` and ``n_classes_``.
+        **kwargs : dict
+            Other parameters SciKeras passes to a model-building function (ignored).
+
+        Returns
+        -------
+        keras.Model
+            The compiled head.
+        """
+        sizes, rates = self._check_hyperparameters()
+        layers = keras.layers
+        inputs = keras.Input(shape=(meta["n_features_in_"],), name="bottleneck_features")
+        x = layers.Flatten(name="flatten")(inputs)
+        for i, (units, rate) in enumerate(zip(sizes, rates), start=1):
+            x = layers.Dense(units, name=f"hidden_{i}")(x)
+            x = layers.LeakyReLU(negative_slope=self.negative_slope, name=f"leaky_relu_{i}")(x)
+            if rate > 0:
+                x = layers.Dropout(rate, name=f"dropout_{i}")(x)
+        outputs = layers.Dense(meta["n_classes_"], activation="softmax", name="predictions")(x)
+        model = keras.Model(inputs, outputs, name="bottleneck_head")
+        model.compile(**compile_kwargs)
+        return model
