@@ -16,7 +16,6 @@ from ._version import __version__  # noqa: E402
 from .augmentation import AugmentedClassifier, AugmentedImage, ImageAugmentation  # noqa: E402
 from .backbones import available_backbones  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
-from .classifier import BottleneckClassifier  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
 from .exceptions import (  # noqa: E402
     CacheWarning,
@@ -27,6 +26,7 @@ from .exceptions import (  # noqa: E402
     WeightsUnavailableError,
 )
 from .features import BottleneckFeatures  # noqa: E402
+from .persistence import load, save  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -39,6 +39,8 @@ __all__ = [
     "make_shapes",
     "train_val_test_split",
     "available_backbones",
+    "save",
+    "load",
     "cache_info",
     "clear_cache",
     "SkanimalError",
@@ -48,3 +50,19 @@ __all__ = [
     "IncompatibleModelError",
     "CacheWarning",
 ]
+
+
+def __getattr__(name):
+    # BottleneckClassifier is a Keras model wrapper: importing it loads TensorFlow (seconds,
+    # and start-up noise on stderr). Deferring it keeps `import skanimal` and the CLI's
+    # --help, cache and usage-error paths fast and quiet.
+    if name == "BottleneckClassifier":
+        from .classifier import BottleneckClassifier
+
+        return BottleneckClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"BottleneckClassifier"})
+
