@@ -40,7 +40,8 @@ from scikeras._utils import (
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score
-from sklearn.utils import ClassifierTags
+from sklearn.model_selection import train_test_split
+from sklearn.utils import ClassifierTags, _safe_indexing, indexable
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
@@ -265,8 +266,9 @@ class BottleneckClassifier(KerasClassifier):
         classes left out weigh 1) or ``"balanced"`` (``n_samples / (n_classes *
         np.bincount(y))``). Applied as per-sample weights, multiplied with ``sample_weight``.
     validation_split : float, default=0.0
-        Fraction of the training data, taken from its *end* before shuffling (Keras
-        semantics), held out to compute ``val_loss`` and ``val_<metric>`` in ``history_``.
+        Fraction of the training data held out, stratified by class (not Keras' last rows,
+        which would be a single class for data sorted by folder), to compute ``val_loss``
+        and ``val_<metric>`` in ``history_``. The head trains on the rest.
     callbacks : list of keras.callbacks.Callback or None, default=None
         Keras callbacks used in ``fit`` and ``predict``.
     random_state : int, numpy.random.RandomState or None, default=None
@@ -452,9 +454,36 @@ class BottleneckClassifier(KerasClassifier):
         """
         kwargs["epochs"] = kwargs.get("epochs", getattr(self, "fit__epochs", self.epochs))
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
+        if validation_data is None and _is_real(self.validation_split) and self.validation_split > 0:
+            X, y, sample_weight, validation_data = self._hold_out_validation(X, y, sample_weight)
         self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
                   validation_data=validation_data, **kwargs)
         return self
+
+    def _hold_out_validation(self, X, y, sample_weight):
+        """Split off ``validation_split`` of the data, stratified by class.
+
+        Keras would take the *last* rows before shuffling: with samples ordered by class
+        folder (as ``load_image_folder`` returns them) that is a single class.
+        """
+        self._check_hyperparameters()
+        X, y = indexable(X, y)
+        y_array = column_or_1d(y, warn=True)
+        indices = np.arange(len(y_array))
+        seed = self._resolve_seed()
+        try:
+            train, val = train_test_split(indices, test_size=self.validation_split,
+                                          stratify=y_array, random_state=seed)
+        except ValueError:  # a class too small to appear on both sides: split unstratified
+            train, val = train_test_split(indices, test_size=self.validation_split,
+                                          random_state=seed)
+        train, val = np.sort(train), np.sort(val)
+        validation = (_safe_indexing(X, val), y_array[val])
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)
+            validation = validation + (sample_weight[val],)
+            sample_weight = sample_weight[train]
+        return _safe_indexing(X, train), y_array[train], sample_weight, validation
 
     def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
         """Train for a single epoch, keeping the current model and history.
