@@ -257,6 +257,9 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def _build(spec, weights, image_size, pooling, precision):
+    from ._parallel import limit_tf_threads
+
+    limit_tf_threads()  # in a worker process, before this process's first TF op
     import keras
 
     constructor = spec.keras_constructor()

@@ -51,6 +51,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._parallel import limit_tf_threads
+
 __all__ = ["BottleneckClassifier"]
 
 
@@ -299,7 +301,7 @@ class BottleneckClassifier(KerasClassifier):
         Number of classes.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names, when ``X`` was a DataFrame with string column names.
     target_type_ : str
         ``"binary"`` or ``"multiclass"``.
@@ -749,6 +751,7 @@ class BottleneckClassifier(KerasClassifier):
         return X, y
 
     def _initialize_model(self, X, y, classes):
+        limit_tf_threads()  # in a worker process, before this process's first TF op
         # seeding is done here (_seeded), not by SciKeras' tensorflow_random_state
         self._random_state = None
         self._seed = self._resolve_seed()
@@ -906,14 +909,27 @@ class BottleneckClassifier(KerasClassifier):
         """
         sizes, rates = self._check_hyperparameters()
         layers = keras.layers
+        # Explicit per-layer seeds: Keras would otherwise draw them from Python's global
+        # `random`, which other threads (a Dask worker's, say) may draw from concurrently.
+        seed = getattr(self, "_seed", None)
+        rng = np.random.RandomState(seed) if seed is not None else None
+
+        def next_seed():
+            return None if rng is None else int(rng.randint(np.iinfo(np.int32).max))
+
+        def dense(units, **kwargs):
+            return layers.Dense(
+                units, kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
+                **kwargs)
+
         inputs = keras.Input(shape=(meta["n_features_in_"],), name="bottleneck_features")
         x = layers.Flatten(name="flatten")(inputs)
         for i, (units, rate) in enumerate(zip(sizes, rates), start=1):
-            x = layers.Dense(units, name=f"hidden_{i}")(x)
+            x = dense(units, name=f"hidden_{i}")(x)
             x = layers.LeakyReLU(negative_slope=self.negative_slope, name=f"leaky_relu_{i}")(x)
             if rate > 0:
-                x = layers.Dropout(rate, name=f"dropout_{i}")(x)
-        outputs = layers.Dense(meta["n_classes_"], activation="softmax", name="predictions")(x)
+                x = layers.Dropout(rate, seed=next_seed(), name=f"dropout_{i}")(x)
+        outputs = dense(meta["n_classes_"], activation="softmax", name="predictions")(x)
         model = keras.Model(inputs, outputs, name="bottleneck_head")
         model.compile(**compile_kwargs)
         return model

@@ -16,8 +16,17 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._version import __version__
 from .backbones import get_backbone, get_spec, weights_identity
-from .cache import FeatureCache, hash_array_row, hash_bytes, make_fingerprint, resolve_cache_dir
+from .cache import (
+    FEATURE_FORMAT_VERSION,
+    FeatureCache,
+    hash_array_row,
+    hash_bytes,
+    make_fingerprint,
+    resolve_cache_dir,
+)
+from .exceptions import IncompatibleModelError
 from .images import check_images, decode_image, read_image_bytes, resize_array_batch
 
 __all__ = ["BottleneckFeatures"]
@@ -187,7 +196,22 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         backbone = self._get_backbone()
         self.feature_shape_ = backbone.feature_shape
         self.n_features_out_ = backbone.n_features
+        # Recorded so a saved model made by another version can be checked when it is loaded.
+        self.feature_format_version_ = FEATURE_FORMAT_VERSION
+        self.versions_ = _library_versions()
         return self
+
+    def __setstate__(self, state):
+        saved_format = state.get("feature_format_version_", FEATURE_FORMAT_VERSION)
+        if saved_format != FEATURE_FORMAT_VERSION:
+            made_with = state.get("versions_", {}).get("skanimal", "an unknown version")
+            raise IncompatibleModelError(
+                f"This model was made with skanimal {made_with}, whose image features "
+                f"(format {saved_format}) differ from this skanimal {__version__}'s (format "
+                f"{FEATURE_FORMAT_VERSION}); its head would predict garbage. Retrain it, or "
+                f"load it with skanimal {made_with}."
+            )
+        super().__setstate__(state)
 
     @property
     def _n_features_out(self):
@@ -204,7 +228,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Returns
         -------
-        ndarray of shape (n_images, n_features_out_), float32
+        ndarray of shape (n_images, ``n_features_out_``), float32
 
         Raises
         ------
@@ -220,14 +244,51 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return self._transform_images(images, offset=0)
 
     def _transform_parallel(self, images, n_jobs):
-        parallel = Parallel(n_jobs=n_jobs)
-        n_chunks = max(1, min(len(images) // self.batch_size, 4 * max(parallel.n_jobs, 1)))
-        bounds = np.linspace(0, len(images), n_chunks + 1).astype(int)
-        chunks = parallel(
-            delayed(_transform_chunk)(self.get_params(), images[start:stop], start)
-            for start, stop in zip(bounds[:-1], bounds[1:])
+        """Features of ``images`` computed in chunks by ``joblib.Parallel`` workers.
+
+        Runs on whatever joblib backend is active (loky processes by default; a Dask, Ray or
+        Spark cluster inside ``joblib.parallel_config(backend=...)``). Chunks are whole
+        batches (so the backbone sees the same batches as in a serial run), about
+        ``4 × workers`` of them, each shipping only paths (or pixel rows) and the
+        estimator's parameters: every worker process builds the backbone once, from its
+        name, and reuses it for all its chunks. The cache directory is resolved here, in
+        the calling process, and passed to the workers as an explicit path.
+        """
+        from joblib import effective_n_jobs
+        from tqdm.auto import tqdm
+
+        from ._parallel import caller_tf_threads, chunk_bounds
+
+        n_workers = effective_n_jobs(n_jobs)
+        bounds = chunk_bounds(len(images), self.batch_size, n_workers)
+        if n_workers == 1 or len(bounds) == 1:
+            # joblib would run the chunks one by one in this process anyway.
+            return self._transform_images(images, offset=0)
+        tf_threads = caller_tf_threads()  # validated here, shipped to the workers
+        directory = resolve_cache_dir(self.cache)
+        params = {
+            **self.get_params(),
+            "n_jobs": None,
+            "verbose": 0,
+            # Workers may not share this process's environment ($SKANIMAL_CACHE_DIR) nor
+            # its working directory: they get the directory as an absolute path.
+            "cache": False if directory is None else os.path.abspath(directory),
+        }
+        tasks = (
+            delayed(_transform_chunk)(params, images[start:stop], start, os.getpid(), tf_threads)
+            for start, stop in bounds
         )
-        return np.concatenate(chunks, axis=0)
+        # One task per chunk (chunks are coarse already); results come back in order.
+        parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")
+        output = None
+        with tqdm(total=len(images), unit="img", desc="Extracting features",
+                  disable=not self.verbose) as progress:
+            for (start, stop), features in zip(bounds, parallel(tasks)):
+                if output is None:
+                    output = np.empty((len(images), features.shape[1]), dtype=np.float32)
+                output[start:stop] = features
+                progress.update(stop - start)
+        return output
 
     def _transform_images(self, images, offset):
         """Features of ``images`` (checked paths list or 4-D array); ``offset`` is where
@@ -285,11 +346,15 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         def load(batch):
             if isinstance(images, np.ndarray):
                 return resize_array_batch(images[batch], size)
-            return np.stack(list(pool.map(
-                lambda i: decode_image(read_image_bytes(images[i], index=offset + i), size,
-                                       path=images[i], index=offset + i),
-                batch,
-            )))
+            from .augmentation import AugmentedImage
+
+            def one(i):
+                if isinstance(images[i], AugmentedImage):  # decode the source, then augment
+                    return images[i].load(size, index=offset + i)
+                return decode_image(read_image_bytes(images[i], index=offset + i), size,
+                                    path=images[i], index=offset + i)
+
+            return np.stack(list(pool.map(one, batch)))
 
         with ThreadPoolExecutor(1, thread_name_prefix="skanimal-prefetch") as prefetcher, progress:
             pending = prefetcher.submit(load, batches[0])
@@ -310,13 +375,37 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return tags
 
 
+def _library_versions():
+    import keras
+    import sklearn
+
+    return {"skanimal": __version__, "keras": keras.__version__, "scikit-learn": sklearn.__version__}
+
+
 def _content_key(images, i, offset, is_array):
     if is_array:
         return hash_array_row(images[i])
-    return hash_bytes(read_image_bytes(images[i], index=offset + i))
+    from .augmentation import AugmentedImage
+
+    item = images[i]
+    if isinstance(item, AugmentedImage):
+        # Source content + augmentation parameters + seed: cached like any image, and a
+        # changed source file gets new keys for its augmented copies too.
+        return item.content_key(read_image_bytes(item.source, index=offset + i))
+    return hash_bytes(read_image_bytes(item, index=offset + i))
 
 
-def _transform_chunk(params, images, offset):
-    """Worker-side transform of one chunk: the backbone is built once per worker process."""
+def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None):
+    """Worker-side transform of ``images``, which start at ``offset`` in the caller's X.
+
+    Limits TensorFlow's threads first when this is a worker process (before TensorFlow
+    starts here; see :mod:`skanimal._parallel`), then extracts through the process-wide
+    backbone registry, so a worker builds the backbone once and reuses it for every chunk.
+    """
+    from ._parallel import limit_tf_threads, record_chunk
+
+    limit_tf_threads(caller_pid=caller_pid, hint=tf_threads)
     transformer = BottleneckFeatures(**{**params, "n_jobs": None})
-    return transformer._transform_images(images, offset)
+    features = transformer._transform_images(images, offset)
+    record_chunk(len(images))
+    return features
