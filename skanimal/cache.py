@@ -41,11 +41,12 @@ Entry format
 
 Atomicity
     A writer creates a uniquely named temporary file (prefix ``.skanimal-tmp-``) in the
-    entry's own directory, writes, flushes, ``fsync``s and then ``os.replace``s it over
-    the final name. Readers only ever open final names, so they see either nothing, a
-    previous complete entry, or the new complete entry, whatever happens to concurrent
-    writers (threads or processes) and even if a writer is killed with SIGKILL. A killed
-    writer leaves only a stale temporary file, which :func:`clear_cache` removes.
+    entry's own directory, writes, flushes, syncs it (``fsync``) and then moves it
+    (``os.replace``) over the final name. Readers only ever open final names, so they see
+    either nothing, a previous complete entry, or the new complete entry, whatever happens
+    to concurrent writers (threads or processes) and even if a writer is killed with
+    SIGKILL. A killed writer leaves only a stale temporary file, which :func:`clear_cache`
+    removes.
 
 Failure policy
     The cache is an optimisation and must never break a fit. Any operating-system error

@@ -192,3 +192,20 @@ def test_bfloat16_precision_returns_float32_close_to_float32(pixels):
     assert not np.array_equal(fast, exact)  # really computed in another precision
     correlation = np.corrcoef(fast.ravel(), exact.ravel())[0, 1]
     assert correlation > 0.99
+
+
+def test_fitted_transformer_records_versions_and_refuses_other_feature_formats(pixels):
+    import keras
+    import sklearn
+
+    from skanimal import IncompatibleModelError, __version__
+    from skanimal.cache import FEATURE_FORMAT_VERSION
+
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit()
+    assert transformer.versions_ == {"skanimal": __version__, "keras": keras.__version__,
+                                     "scikit-learn": sklearn.__version__}
+    assert transformer.feature_format_version_ == FEATURE_FORMAT_VERSION
+    pickle.loads(pickle.dumps(transformer))  # same format: loads
+    transformer.feature_format_version_ = FEATURE_FORMAT_VERSION + 1
+    with pytest.raises(IncompatibleModelError, match="format"):
+        pickle.loads(pickle.dumps(transformer))
