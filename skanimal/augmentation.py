@@ -482,8 +482,10 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
       and appended as rows; float pixels are rounded to ``uint8`` for augmenting and cast
       back to the array's dtype).
     * The training set is ordered image by image: ``X[0]``, its copies, ``X[1]``, its
-      copies, ... So a Keras ``validation_split`` (taken from the end) holds out whole
-      groups, never a copy of a training image.
+      copies, ... The head's ``validation_split`` draws a stratified sample of these rows,
+      so a copy of a training image can land in the validation part and make the ``val_``
+      curves optimistic. For honest validation curves, hold out unaugmented images and
+      give their features to the head as ``validation_data``, as ``skanimal train`` does.
     * Each copy's seed derives from ``random_state``, the copy number and the image's path
       (for arrays, a hash of its ``uint8`` pixels), not from its position in ``X``: that
       is what makes copies identical across CV folds and their features reusable.
