@@ -112,6 +112,8 @@ assert _HEADER_SIZE == 64  # payload starts 64-byte aligned
 
 _SUFFIX = ".skfeat"
 _TMP_PREFIX = ".skanimal-tmp-"
+# Per-configuration record of the feature shape, so a warm fit needs no backbone.
+_SHAPE_FILE = "feature_shape.json"
 _FP_DIR_LEN = 16
 
 _KEY_RE = re.compile(r"[0-9a-f]{16,128}")
@@ -447,6 +449,38 @@ class FeatureCache:
             stacklevel=3,
         )
 
+    def get_feature_shape(self):
+        """Shape of one image's features in this configuration, if a run recorded it.
+
+        Returns
+        -------
+        tuple of int or None
+        """
+        if not self.enabled:
+            return None
+        try:
+            record = json.loads((self._root / _SHAPE_FILE).read_text("utf-8"))
+            if record["fingerprint"] != self.fingerprint:
+                return None
+            return tuple(int(d) for d in record["feature_shape"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing or damaged: the caller builds the backbone instead
+
+    def put_feature_shape(self, shape):
+        """Record the shape of one image's features in this configuration (atomically).
+
+        Parameters
+        ----------
+        shape : tuple of int
+        """
+        if not self.enabled:
+            return
+        record = {"fingerprint": self.fingerprint, "feature_shape": [int(d) for d in shape]}
+        try:
+            self._write(self._root / _SHAPE_FILE, "shape", json.dumps(record).encode(), b"")
+        except OSError as exc:
+            self._disable(exc)
+
     # --- reading ----------------------------------------------------------------------
     def get(self, key):
         """Cached features for ``key``.
@@ -671,6 +705,9 @@ def _walk(directory):
     for fp_entry in _scandir(directory):
         if not (_FP_DIR_RE.fullmatch(fp_entry.name) and _is_dir(fp_entry)):
             continue
+        for file_entry in _scandir(fp_entry.path):
+            if file_entry.name == _SHAPE_FILE and _is_file(file_entry):
+                yield fp_entry.path, fp_entry.path, "shape", file_entry
         for shard_entry in _scandir(fp_entry.path):
             if not (_SHARD_RE.fullmatch(shard_entry.name) and _is_dir(shard_entry)):
                 continue
@@ -718,6 +755,8 @@ def cache_info(directory=None):
             size = entry.stat(follow_symlinks=False).st_size
         except OSError:
             continue  # removed concurrently
+        if kind == "shape":
+            continue
         if kind == "entry":
             info["entries"] += 1
             info["bytes"] += size

@@ -169,7 +169,15 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _feature_store(self):
         directory = resolve_cache_dir(self.cache)
-        return None if directory is None else FeatureCache(directory, self._fingerprint())
+        if directory is None:
+            return None
+        fingerprint = self._fingerprint()
+        store = getattr(self, "_store", None)
+        # One store per configuration for the estimator's life, so an unusable directory
+        # warns once, not at every fit and transform.
+        if store is None or (store.directory, store.fingerprint) != (directory, fingerprint):
+            store = self._store = FeatureCache(directory, fingerprint)
+        return store
 
     # -- estimator API -----------------------------------------------------------------------
     def fit(self, X=None, y=None):
@@ -188,14 +196,22 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Raises
         ------
         WeightsUnavailableError
-            When ImageNet weights cannot be downloaded, with how to run offline.
+            When ImageNet weights cannot be downloaded, with how to run offline. (When the
+            feature cache already holds this configuration, fit needs no backbone at all.)
         """
         self._validate_params()
         if X is not None:
             check_images(X)
-        backbone = self._get_backbone()
-        self.feature_shape_ = backbone.feature_shape
-        self.n_features_out_ = backbone.n_features
+        # A cache that already holds this configuration knows the feature shape: a warm run
+        # then never builds the backbone (nor imports TensorFlow).
+        store = self._feature_store()
+        shape = store.get_feature_shape() if store is not None else None
+        if shape is None:
+            shape = self._get_backbone().feature_shape
+            if store is not None:
+                store.put_feature_shape(shape)
+        self.feature_shape_ = tuple(shape)
+        self.n_features_out_ = int(np.prod(shape))
         # Recorded so a saved model made by another version can be checked when it is loaded.
         self.feature_format_version_ = FEATURE_FORMAT_VERSION
         self.versions_ = _library_versions()

@@ -575,3 +575,21 @@ def test_maintenance_on_missing_or_default_directory(tmp_path, monkeypatch):
     assert cache_info()["entries"] == 1
     assert clear_cache() == 1
     assert cache_info()["entries"] == 0
+
+
+def test_feature_shape_record_round_trip_damage_and_clear(tmp_path):
+    fp = make_fingerprint(backbone="vgg16", image_size=(32, 32))
+    store = FeatureCache(tmp_path, fp)
+    assert store.get_feature_shape() is None
+    store.put_feature_shape((7, 7, 512))
+    assert FeatureCache(tmp_path, fp).get_feature_shape() == (7, 7, 512)
+    other = make_fingerprint(backbone="vgg16", image_size=(64, 64))
+    assert FeatureCache(tmp_path, other).get_feature_shape() is None
+    assert cache_info(tmp_path)["entries"] == 0  # a shape record is not a feature entry
+    record = next(tmp_path.rglob("feature_shape.json"))
+    record.write_text("{ damaged")
+    assert FeatureCache(tmp_path, fp).get_feature_shape() is None
+    store.put_feature_shape((7, 7, 512))
+    store.put("ab" * 32, np.ones(3, dtype=np.float32))
+    assert clear_cache(tmp_path) == 1
+    assert list(tmp_path.iterdir()) == []  # the record and its directory are gone too

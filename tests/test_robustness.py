@@ -147,3 +147,21 @@ def test_unknown_parameters_are_named(pipe):
         pipe.set_params(bottleneckfeatures__bogus=1)
     with pytest.raises(TypeError, match="bogus"):
         BottleneckClassifier(bogus=1).fit(np.zeros((4, 3)), ["a", "b", "a", "b"])
+
+
+def test_warm_cache_run_never_builds_the_backbone(shapes, reference, tmp_path, monkeypatch):
+    import skanimal.features as features_module
+
+    cache = tmp_path / "cache"
+    BottleneckFeatures(weights=None, image_size=SMALL, cache=cache).fit_transform(shapes.paths)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the backbone was built although every feature is cached")
+
+    monkeypatch.setattr(features_module, "get_backbone", refuse)
+    warm = BottleneckFeatures(weights=None, image_size=SMALL, cache=cache)
+    np.testing.assert_allclose(warm.fit_transform(shapes.paths), reference, atol=1e-5)
+    assert warm.feature_shape_ == (1, 1, 512) and warm.n_features_out_ == 512
+    # Another configuration is not in the cache: it needs its backbone.
+    with pytest.raises(AssertionError, match="backbone was built"):
+        BottleneckFeatures(weights=None, image_size=(48, 48), cache=cache).fit()
