@@ -392,10 +392,17 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
 
 def _library_versions():
-    import keras
-    import sklearn
+    # Package metadata rather than `import keras`: a warm-cache fit must not load TensorFlow.
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"skanimal": __version__, "keras": keras.__version__, "scikit-learn": sklearn.__version__}
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"skanimal": __version__, "keras": installed("keras"),
+            "scikit-learn": installed("scikit-learn")}
 
 
 def _content_key(images, i, offset, is_array):
