@@ -59,7 +59,7 @@ CONFIGS = {
     "full": dict(n_speed=64, n_big=64, repeats=3, warm_repeats=2, mem=(200, 800),
                  search_epochs=3, agree_max=240),
     "quick": dict(n_speed=16, n_big=16, repeats=1, warm_repeats=1, mem=(50, 200),
-                  search_epochs=2, agree_max=96),
+                  search_epochs=2, agree_max=160),
 }
 GRID = {"bottleneckclassifier__learning_rate": [1e-4, 3e-4, 1e-3, 3e-3]}
 
@@ -537,12 +537,12 @@ def section_agreement(ctx):
         median_margin=float(np.median(margin)), standardscaler_agreement=scaled_agreement)
     return {"6b": [
         "bfloat16 vs float32 predictions of a head trained on float32 features",
-        f"{100 * agreement:.1f} %", "≥ 99 %", verdict(agreement >= 0.99),
+        f"{100 * agreement:.2f} %", "≥ 99 %", verdict(agreement >= 0.99),
         f"{int(np.sum(~agree))}/{len(paths)} {source} images differ (LogisticRegression, 2-fold "
         f"cross-fitted; accuracy f32 {np.mean(p32 == y):.0%}, bf16 {np.mean(p16 == y):.0%}); "
         f"float32 top-2 probability margin of the flipped: {flipped} (median of all "
         f"{np.median(margin):.3f}); feature rel. error median {np.median(rel):.2%}, max "
-        f"{rel.max():.2%}; with StandardScaler before the head: {100 * scaled_agreement:.1f} %"]}
+        f"{rel.max():.2%}; with StandardScaler before the head: {100 * scaled_agreement:.2f} %"]}
 
 
 def section_search(ctx):
