@@ -29,24 +29,13 @@ from sklearn.pipeline import make_pipeline
 from skanimal import (
     BottleneckClassifier,
     BottleneckFeatures,
-    WeightsUnavailableError,
     cache_info,
     clear_cache,
+    imagenet_available,
     make_shapes,
 )
 
 IMAGE_SIZE = (48, 48)  # small images keep this demo quick on a CPU; real photos use 224
-
-
-def choose_weights(image_size):
-    """ImageNet weights when they can be had, else a plain note and random weights."""
-    try:
-        BottleneckFeatures(weights="imagenet", image_size=image_size, cache=False).fit()
-        return "imagenet"
-    except WeightsUnavailableError:
-        print("Note: ImageNet weights cannot be downloaded here (no network) and none are cached.")
-        print("      Continuing with weights=None (random features): fine for this demo set.")
-        return None
 
 
 def main(workdir):
@@ -65,8 +54,11 @@ def main(workdir):
     cache_dir = workdir / "feature-cache"
     clear_cache(cache_dir)
 
+    weights = "imagenet" if imagenet_available(image_size=IMAGE_SIZE) else None
+    if weights is None:  # offline and nothing cached: random features do for this easy set
+        print("Note: no ImageNet weights here (offline, none cached); using weights=None.")
     pipe = make_pipeline(
-        BottleneckFeatures(weights=choose_weights(IMAGE_SIZE), image_size=IMAGE_SIZE,
+        BottleneckFeatures(weights=weights, image_size=IMAGE_SIZE,
                            cache=cache_dir),
         BottleneckClassifier(epochs=15, random_state=0),
     )

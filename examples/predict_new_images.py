@@ -29,29 +29,21 @@ from sklearn.pipeline import make_pipeline
 from skanimal import (
     BottleneckClassifier,
     BottleneckFeatures,
-    WeightsUnavailableError,
+    imagenet_available,
     make_shapes,
 )
 
 IMAGE_SIZE = (48, 48)  # small images keep this demo quick on a CPU; real photos use 224
 
 
-def choose_weights(image_size):
-    """ImageNet weights when they can be had, else a plain note and random weights."""
-    try:
-        BottleneckFeatures(weights="imagenet", image_size=image_size, cache=False).fit()
-        return "imagenet"
-    except WeightsUnavailableError:
-        print("Note: ImageNet weights cannot be downloaded here (no network) and none are cached.")
-        print("      Continuing with weights=None (random features): fine for this demo set.")
-        return None
-
-
 def train_and_save(workdir):
     """Fit the pipeline on a generated training set and save it; returns the file."""
     data = make_shapes(workdir / "photos", n_per_class=30, image_size=IMAGE_SIZE[0])
+    weights = "imagenet" if imagenet_available(image_size=IMAGE_SIZE) else None
+    if weights is None:  # offline and nothing cached: random features do for this easy set
+        print("Note: no ImageNet weights here (offline, none cached); using weights=None.")
     pipe = make_pipeline(
-        BottleneckFeatures(weights=choose_weights(IMAGE_SIZE), image_size=IMAGE_SIZE),
+        BottleneckFeatures(weights=weights, image_size=IMAGE_SIZE),
         BottleneckClassifier(epochs=40, learning_rate=2e-3, random_state=0),
     )
     start = time.perf_counter()

@@ -19,21 +19,10 @@ from sklearn.pipeline import make_pipeline
 from skanimal import (
     BottleneckClassifier,
     BottleneckFeatures,
-    WeightsUnavailableError,
+    imagenet_available,
     load_image_folder,
     make_shapes,
 )
-
-
-def choose_weights(image_size):
-    """ImageNet weights when they can be had, else a plain note and random weights."""
-    try:
-        BottleneckFeatures(weights="imagenet", image_size=image_size).fit()
-        return "imagenet"
-    except WeightsUnavailableError:
-        print("Note: ImageNet weights cannot be downloaded here (no network) and none are cached.")
-        print("      Continuing with weights=None (random features): fine for this demo set.")
-        return None
 
 
 def main(workdir):
@@ -47,8 +36,11 @@ def main(workdir):
         data.paths, data.target, test_size=0.25, stratify=data.target, random_state=0)
 
     image_size = (64, 64)  # small images keep this demo quick on a CPU; real photos use 224
+    weights = "imagenet" if imagenet_available(image_size=image_size) else None
+    if weights is None:  # offline and nothing cached: random features do for this easy set
+        print("Note: no ImageNet weights here (offline, none cached); using weights=None.")
     pipe = make_pipeline(
-        BottleneckFeatures(weights=choose_weights(image_size), image_size=image_size),
+        BottleneckFeatures(weights=weights, image_size=image_size),
         BottleneckClassifier(epochs=30, learning_rate=1e-3, random_state=0),
     )
     start = time.perf_counter()

@@ -14,7 +14,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
 from .augmentation import AugmentedClassifier, AugmentedImage, ImageAugmentation  # noqa: E402
-from .backbones import available_backbones  # noqa: E402
+from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
 from .exceptions import (  # noqa: E402
@@ -39,6 +39,7 @@ __all__ = [
     "make_shapes",
     "train_val_test_split",
     "available_backbones",
+    "imagenet_available",
     "save",
     "load",
     "cache_info",

@@ -19,7 +19,10 @@ import numpy as np
 
 from .exceptions import WeightsUnavailableError
 
-__all__ = ["BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone"]
+__all__ = [
+    "BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone",
+    "imagenet_available",
+]
 
 #: Seed of the deterministic initialisation used when ``weights=None``: features must be the
 #: same in every process (cache, pickles, workers), which Keras' random init does not give.
@@ -336,6 +339,39 @@ def get_backbone(name="vgg16", *, weights="imagenet", image_size=None, pooling=N
             backbone = _build(spec, weights, image_size, pooling, precision)
             _REGISTRY[key] = backbone
     return backbone
+
+
+def imagenet_available(backbone="vgg16", *, image_size=None):
+    """Whether the ImageNet weights of ``backbone`` can be had here (downloaded or cached).
+
+    Tries to build the backbone with ``weights="imagenet"``. On success the built model is
+    kept, so a :class:`~skanimal.BottleneckFeatures` with the same backbone and
+    ``image_size`` reuses it instead of loading the weights again.
+
+    Parameters
+    ----------
+    backbone : str, default="vgg16"
+        A name from :func:`available_backbones`.
+    image_size : tuple of int, optional
+        ``(height, width)`` the backbone will be used at; defaults to its own size.
+
+    Returns
+    -------
+    bool
+        ``False`` when Keras can neither download the weights nor find its cached copy
+        (e.g. offline); any other error propagates.
+
+    Examples
+    --------
+    >>> from skanimal import BottleneckFeatures, imagenet_available
+    >>> weights = "imagenet" if imagenet_available() else None  # doctest: +SKIP
+    >>> features = BottleneckFeatures(weights=weights)          # doctest: +SKIP
+    """
+    try:
+        get_backbone(backbone, weights="imagenet", image_size=image_size)
+    except WeightsUnavailableError:
+        return False
+    return True
 
 
 def clear_backbones():

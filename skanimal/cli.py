@@ -715,16 +715,13 @@ def _cmd_predict(args):
 
 
 def _demo_weights(image_size):
-    from .exceptions import WeightsUnavailableError
-    from .features import BottleneckFeatures
+    from .backbones import imagenet_available
 
-    try:
-        BottleneckFeatures(weights="imagenet", image_size=image_size).fit()
+    if imagenet_available(image_size=image_size):
         return "imagenet"
-    except WeightsUnavailableError:
-        print("Note: the ImageNet weights cannot be downloaded here and no copy is cached; "
-              "using random weights (weights=None) instead, which is fine for this easy set.")
-        return None
+    print("Note: the ImageNet weights cannot be downloaded here and no copy is cached; "
+          "using random weights (weights=None) instead, which is fine for this easy set.")
+    return None
 
 
 def _demo(workdir, keep):

@@ -8,7 +8,12 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 
-from skanimal import BottleneckFeatures, ImageLoadError, WeightsUnavailableError
+from skanimal import (
+    BottleneckFeatures,
+    ImageLoadError,
+    WeightsUnavailableError,
+    imagenet_available,
+)
 from skanimal.backbones import BACKBONES, get_spec
 
 from .conftest import SMALL
@@ -182,6 +187,48 @@ def test_imagenet_download_failure_explains_offline_use(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.utils, "get_file", refuse)
     with pytest.raises(WeightsUnavailableError, match="offline|weights="):
         BottleneckFeatures(weights="imagenet", image_size=SMALL).fit()
+
+
+def _keras_download(monkeypatch, fetch):
+    """Route Keras' ImageNet download (and cache lookup) through ``fetch``."""
+    import keras.src.utils.file_utils as file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", fetch)
+    monkeypatch.setattr(keras.utils, "get_file", fetch)
+
+
+def test_imagenet_available_is_false_offline(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/vgg16_notop.h5: None -- "
+                        "[Errno -2] Name or service not known")
+
+    _keras_download(monkeypatch, refuse)
+    assert imagenet_available(image_size=SMALL) is False
+
+
+def test_imagenet_available_builds_the_backbone_the_transformer_then_reuses(
+        monkeypatch, vgg16_weights_file, pixels):
+    from skanimal.backbones import clear_backbones, get_backbone
+
+    requested = []
+
+    def serve_local_copy(fname, *args, **kwargs):  # what Keras does with a cached download
+        requested.append(fname)
+        return str(vgg16_weights_file)
+
+    _keras_download(monkeypatch, serve_local_copy)
+    clear_backbones()
+    try:
+        assert imagenet_available(image_size=SMALL) is True
+        assert len(requested) == 1 and "notop" in requested[0]
+        built = get_backbone("vgg16", weights="imagenet", image_size=SMALL)
+        features = BottleneckFeatures(image_size=SMALL, cache=False).fit_transform(pixels)
+        assert len(requested) == 1  # neither call loaded the weights again
+        expected = _direct_keras(vgg16_weights_file, pixels, None)
+        np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+        assert get_backbone("vgg16", weights="imagenet", image_size=SMALL) is built
+    finally:
+        clear_backbones()  # later tests must not find an "imagenet" backbone of random weights
 
 
 def test_bfloat16_precision_returns_float32_close_to_float32(pixels):
