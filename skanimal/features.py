@@ -27,7 +27,7 @@ from .cache import (
     resolve_cache_dir,
 )
 from .exceptions import IncompatibleModelError
-from .images import check_images, decode_image, read_image_bytes, resize_array_batch
+from .images import check_images, load_pixels, read_image_bytes, resize_array_batch
 
 __all__ = ["BottleneckFeatures"]
 
@@ -362,15 +362,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         def load(batch):
             if isinstance(images, np.ndarray):
                 return resize_array_batch(images[batch], size)
-            from .augmentation import AugmentedImage
-
-            def one(i):
-                if isinstance(images[i], AugmentedImage):  # decode the source, then augment
-                    return images[i].load(size, index=offset + i)
-                return decode_image(read_image_bytes(images[i], index=offset + i), size,
-                                    path=images[i], index=offset + i)
-
-            return np.stack(list(pool.map(one, batch)))
+            return load_pixels([images[i] for i in batch], size,
+                               indices=[offset + i for i in batch], executor=pool)
 
         with ThreadPoolExecutor(1, thread_name_prefix="skanimal-prefetch") as prefetcher, progress:
             pending = prefetcher.submit(load, batches[0])

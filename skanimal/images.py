@@ -637,10 +637,13 @@ def decode_image(data, size=(224, 224), *, path=None, index=None):
 # ---------------------------------------------------------------------- batches
 
 
-def _load_one(path, size, index):
-    """Read and decode one file (runs on a worker thread)."""
-    data = read_image_bytes(path, index=index)
-    fspath = os.fsdecode(os.fspath(path))
+def _load_one(item, size, index):
+    """Read and decode one item (runs on a worker thread)."""
+    load = getattr(item, "load", None)
+    if callable(load):  # an item that decodes itself, e.g. an AugmentedImage
+        return load(size, index=index)
+    data = read_image_bytes(item, index=index)
+    fspath = os.fsdecode(os.fspath(item))
     return decode_image(data, size, path=fspath, index=index)
 
 
@@ -648,19 +651,24 @@ def _default_workers():
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def load_pixels(paths, size=(224, 224), *, start_index=0, executor=None):
+def load_pixels(paths, size=(224, 224), *, start_index=0, indices=None, executor=None):
     """Read and decode image files in parallel into one ``uint8`` batch.
 
     Parameters
     ----------
-    paths : sequence of str or os.PathLike
-        The files, e.g. as returned by :func:`check_images`.
+    paths : sequence of str, os.PathLike or AugmentedImage
+        The files, e.g. as returned by :func:`check_images`.  Items with a
+        ``load(size, index=...)`` method (:class:`~skanimal.AugmentedImage`) load
+        themselves.
     size : tuple of int (height, width), default=(224, 224)
         Size every image is resized to.
     start_index : int, default=0
         Index of ``paths[0]`` in ``X``; error messages report
         ``start_index + i`` so that they point into the caller's full ``X`` when
         ``paths`` is a chunk of it.
+    indices : sequence of int, optional
+        The index in ``X`` of each item of ``paths``, for error messages, when ``paths``
+        is not a contiguous run of ``X``; overrides ``start_index``.
     executor : concurrent.futures.Executor, optional
         Executor to run the reads/decodes on (it is not shut down).  A thread pool is
         best: Pillow releases the GIL while decoding and resizing.  When ``None``, a
@@ -674,20 +682,23 @@ def load_pixels(paths, size=(224, 224), *, start_index=0, executor=None):
     Raises
     ------
     ImageLoadError
-        For the lowest failing index; the message names its path and absolute index.
-        Pending work is cancelled.
+        For the first failing item in ``paths`` order; the message names its path and
+        index in ``X``.  Pending work is cancelled.
     """
     paths = list(paths)
     height, width = _validate_size(size)
     target = (height, width)
     n = len(paths)
+    if indices is None:
+        indices = range(int(start_index), int(start_index) + n)
+    elif len(indices) != n:
+        raise ValueError(f"indices has {len(indices)} entries for {n} paths; they must match")
     out = np.empty((n, height, width, 3), dtype=np.uint8)
     if n == 0:
         return out
-    start_index = int(start_index)
     own_executor = executor is None
     if own_executor and n == 1:
-        out[0] = _load_one(paths[0], target, start_index)
+        out[0] = _load_one(paths[0], target, indices[0])
         return out
     if own_executor:
         executor = ThreadPoolExecutor(
@@ -700,18 +711,14 @@ def load_pixels(paths, size=(224, 224), *, start_index=0, executor=None):
     next_i = 0
     try:
         while next_i < n and len(pending) < window:
-            pending.append(
-                executor.submit(_load_one, paths[next_i], target, start_index + next_i)
-            )
+            pending.append(executor.submit(_load_one, paths[next_i], target, indices[next_i]))
             next_i += 1
         for i in range(n):
             future = pending.popleft()
             out[i] = future.result()
             if next_i < n:
                 pending.append(
-                    executor.submit(
-                        _load_one, paths[next_i], target, start_index + next_i
-                    )
+                    executor.submit(_load_one, paths[next_i], target, indices[next_i])
                 )
                 next_i += 1
     finally:

@@ -410,6 +410,26 @@ class TestLoadPixels:
             load_pixels(paths, (4, 4), start_index=100)
         assert info.value.index == 101
 
+    def test_error_names_the_index_given_for_each_item(self, tmp_path):
+        paths, _ = _coloured_files(tmp_path, 3)
+        paths[2] = str(tmp_path / "missing.jpg")
+        with pytest.raises(ImageLoadError, match=r"X\[42\] '.*missing\.jpg'") as info:
+            load_pixels(paths, (4, 4), indices=[5, 17, 42])
+        assert info.value.index == 42
+        with pytest.raises(ValueError, match="indices has 2 entries for 3 paths"):
+            load_pixels(paths, (4, 4), indices=[5, 17])
+
+    def test_items_that_load_themselves(self, tmp_path):
+        from skanimal import AugmentedImage, ImageAugmentation
+
+        paths, colours = _coloured_files(tmp_path, 4)
+        # Solid colours: brightness is the change that shows on them.
+        augmented = AugmentedImage(paths[1], ImageAugmentation(brightness=0.5), seed=3)
+        out = load_pixels([paths[0], augmented, paths[2]], (6, 5))
+        np.testing.assert_array_equal(out[1], augmented.load((6, 5)))
+        assert not np.array_equal(out[1], load_pixels([paths[1]], (6, 5))[0])
+        np.testing.assert_array_equal(out[[0, 2]], load_pixels([paths[0], paths[2]], (6, 5)))
+
     def test_lowest_failing_index_wins(self, tmp_path):
         paths, _ = _coloured_files(tmp_path, 30)
         bad = tmp_path / "bad.png"
