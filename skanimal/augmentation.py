@@ -43,6 +43,12 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
@@ -490,7 +496,11 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
       (for arrays, a hash of its ``uint8`` pixels), not from its position in ``X``: that
       is what makes copies identical across CV folds and their features reusable.
     * Fit parameters named ``sample_weight`` or ``<step>__sample_weight`` are repeated for
-      the copies; other fit parameters are passed on unchanged.
+      the copies; other fit parameters are passed on unchanged. With scikit-learn's
+      metadata routing enabled (``sklearn.set_config(enable_metadata_routing=True)``),
+      ``fit`` and ``score`` route their metadata to ``estimator`` as requested with its
+      ``set_fit_request`` / ``set_score_request``, and routed sample weights are repeated
+      for the copies too.
     * An :class:`~skanimal.exceptions.ImageLoadError` raised while fitting names the index
       in the ``X`` given to ``fit`` (not in the augmented set).
 
@@ -553,6 +563,8 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             For an unreadable image, naming its path and its index in ``X``.
         """
         augmentation, n_copies = self._checked_params()
+        if _routing_enabled():
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         images = check_images(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(images, y)
@@ -691,7 +703,25 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        if _routing_enabled():
+            kwargs = process_routing(self, "score", **kwargs).estimator.score
         return self.estimator_.score(X, y, **kwargs)
+
+    def get_metadata_routing(self):
+        """How ``fit`` and ``score`` route metadata to ``estimator``.
+
+        See the "Metadata Routing" chapter of scikit-learn's user guide.
+
+        Returns
+        -------
+        sklearn.utils.metadata_routing.MetadataRouter
+        """
+        return MetadataRouter(owner=type(self).__name__).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping()
+            .add(caller="fit", callee="fit")
+            .add(caller="score", callee="score"),
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -266,6 +266,38 @@ def test_fit_adds_copies_grouped_per_image_with_position_independent_seeds(data)
         clone(model).set_params(augmentation="flip").fit(X, y)
 
 
+def test_metadata_routing_repeats_requested_sample_weights_for_the_copies(data):
+    import sklearn
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    X, y = list(data.paths[::5]), data.target[::5]  # 2 images of each of the 4 classes
+    weights = np.arange(1.0, 9.0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        requesting = RecordingClassifier().set_fit_request(sample_weight=True)
+        model = AugmentedClassifier(requesting, n_copies=2, random_state=0)
+        model.fit(X, y, sample_weight=weights)
+        np.testing.assert_array_equal(model.estimator_.sample_weight_, np.repeat(weights, 3))
+        # Not requested by the estimator: scikit-learn's own error, not a silent drop.
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            AugmentedClassifier(RecordingClassifier(), random_state=0).fit(
+                X, y, sample_weight=weights)
+        # Through a CV search, each fold's weights reach the estimator, repeated.
+        requesting.set_score_request(sample_weight=False)
+        search = GridSearchCV(AugmentedClassifier(requesting, n_copies=1, random_state=0),
+                              {"n_copies": [1]}, cv=2, refit=True)
+        search.fit(X, y, sample_weight=weights)
+        np.testing.assert_array_equal(search.best_estimator_.estimator_.sample_weight_,
+                                      np.repeat(weights, 2))
+        # score routes its weights the same way.
+        scored = RecordingClassifier().set_fit_request(sample_weight=False)
+        scored.set_score_request(sample_weight=True)
+        fitted = AugmentedClassifier(scored, n_copies=0).fit(X, y)
+        majority = np.asarray(y) == fitted.classes_[0]
+        only_majority = majority.astype(float)
+        assert fitted.score(X, y, sample_weight=only_majority) == 1.0
+        assert fitted.score(X, y) == majority.mean() < 1.0
+
+
 def test_augmentation_changes_training_but_never_predict(data, monkeypatch):
     X, y = data.paths, data.target
     plain = pipeline().fit(X, y)
