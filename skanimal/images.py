@@ -270,6 +270,17 @@ def _check_path_item(item, index):
     raise ImageLoadError(_bad_item_message(item, index), index=index)
 
 
+def _first_failing_row(arr, value_ok):
+    """Index of the first image of ``arr`` with a value for which ``value_ok`` is False,
+    or None.  Checked in chunks of ~16 M values so that the boolean masks stay small."""
+    chunk = max(1, (1 << 24) // max(1, arr[0].size))
+    for start in range(0, arr.shape[0], chunk):
+        ok = value_ok(arr[start : start + chunk]).all(axis=(1, 2, 3))
+        if not ok.all():
+            return start + int(np.argmin(ok))
+    return None
+
+
 def _check_numeric_array(arr):
     """Validate a 4-D numeric image array; return it as uint8 or float."""
     if arr.ndim != 4 or arr.shape[-1] != 3:
@@ -297,29 +308,22 @@ def _check_numeric_array(arr):
     if arr.dtype == np.uint8:
         return arr
     if kind == "f":
-        chunk = max(1, (1 << 24) // max(1, arr[0].size))
-        for start in range(0, arr.shape[0], chunk):
-            finite = np.isfinite(arr[start : start + chunk]).all(axis=(1, 2, 3))
-            if not finite.all():
-                row = start + int(np.argmin(finite))
-                raise ImageLoadError(
-                    f"{_where(index=row)} (array row {row}) contains NaN or infinity; "
-                    "pixel values must be finite (0-255 scale)",
-                    index=row,
-                )
+        row = _first_failing_row(arr, np.isfinite)
+        if row is not None:
+            raise ImageLoadError(
+                f"{_where(index=row)} (array row {row}) contains NaN or infinity; "
+                "pixel values must be finite (0-255 scale)",
+                index=row,
+            )
         return arr
     if kind in "iu":
-        chunk = max(1, (1 << 24) // max(1, arr[0].size))
-        for start in range(0, arr.shape[0], chunk):
-            block = arr[start : start + chunk]
-            ok = ((block >= 0) & (block <= 255)).all(axis=(1, 2, 3))
-            if not ok.all():
-                row = start + int(np.argmin(ok))
-                raise ImageLoadError(
-                    f"{_where(index=row)} (array row {row}) has {arr.dtype} values outside "
-                    "0-255; pass uint8 pixels, or floats on the 0-255 scale",
-                    index=row,
-                )
+        row = _first_failing_row(arr, lambda block: (block >= 0) & (block <= 255))
+        if row is not None:
+            raise ImageLoadError(
+                f"{_where(index=row)} (array row {row}) has {arr.dtype} values outside "
+                "0-255; pass uint8 pixels, or floats on the 0-255 scale",
+                index=row,
+            )
         return arr.astype(np.uint8)
     raise ImageLoadError(
         f"X has dtype {arr.dtype}; expected an array of shape {_ARRAY_SHAPE_HINT} with "
