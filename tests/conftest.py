@@ -34,6 +34,15 @@ def shapes(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def split(shapes):
+    """``shapes`` split 3:1, stratified: ``(X_train, X_test, y_train, y_test)``."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(shapes.paths, shapes.target, test_size=0.25,
+                            stratify=shapes.target, random_state=0)
+
+
+@pytest.fixture(scope="session")
 def animals_dev():
     """The shared real-photo set, or a clean skip where it is absent."""
     if not ANIMALS_DEV.is_dir():

@@ -26,12 +26,6 @@ def small_pipeline(**head):
 
 
 @pytest.fixture(scope="module")
-def split(shapes):
-    return train_test_split(shapes.paths, shapes.target, test_size=0.25,
-                            stratify=shapes.target, random_state=0)
-
-
-@pytest.fixture(scope="module")
 def fitted(split):
     X_train, _, y_train, _ = split
     return small_pipeline().fit(X_train, y_train)

@@ -16,7 +16,6 @@ from sklearn.metrics import (
     log_loss,
     precision_recall_fscore_support,
 )
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 import skanimal
@@ -31,12 +30,6 @@ from skanimal.report import (
 )
 
 from .conftest import SMALL
-
-
-@pytest.fixture(scope="module")
-def split(shapes):
-    return train_test_split(shapes.paths, shapes.target, test_size=0.25,
-                            stratify=shapes.target, random_state=0)
 
 
 @pytest.fixture(scope="module")
