@@ -9,7 +9,6 @@ parameters, so clones share the built model and pickles never carry its weights.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .cache import hash_file
 from .exceptions import WeightsUnavailableError
 
 __all__ = [
@@ -109,11 +109,7 @@ def get_spec(name) -> BackboneSpec:
 @functools.lru_cache(maxsize=None)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the lru key so an edited file is hashed again.
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return hash_file(path)
 
 
 def weights_identity(weights) -> str:
@@ -128,19 +124,27 @@ def weights_identity(weights) -> str:
     -------
     str
         ``"imagenet"``, ``"random-<seed>"`` or ``"sha256:<digest of the file>"``.
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is none of these.
+    WeightsUnavailableError
+        If ``weights`` is a path to no readable file.
     """
+    weights = _check_weights(weights)
     if weights is None:
         return f"random-{RANDOM_WEIGHTS_SEED}"
-    if isinstance(weights, str) and weights == "imagenet":
+    if weights == "imagenet":
         return "imagenet"
-    path = os.fspath(weights)
     try:
-        stat = os.stat(path)
-    except OSError as exc:
+        stat = os.stat(weights)
+    except OSError as exc:  # removed since _check_weights looked
         raise WeightsUnavailableError(
-            f"weights={path!r} is neither 'imagenet', None, nor a readable weights file: {exc}"
+            f"weights={weights!r} is neither 'imagenet', None, nor a readable weights file: "
+            f"{exc}"
         ) from exc
-    return "sha256:" + _file_sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    return "sha256:" + _file_sha256(os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
 
 
 def _check_weights(weights):

@@ -170,9 +170,17 @@ def test_bad_parameters_are_named(params, match):
         BottleneckFeatures(weights=None, **params).fit()
 
 
-def test_missing_weights_file_is_a_clear_error(tmp_path):
-    with pytest.raises(WeightsUnavailableError, match="no_such.h5"):
-        BottleneckFeatures(weights=tmp_path / "no_such.h5", image_size=SMALL).fit()
+@pytest.mark.parametrize("cache", [True, False], ids=["cache-on", "cache-off"])
+def test_missing_weights_file_is_a_clear_error(tmp_path, cache):
+    with pytest.raises(WeightsUnavailableError, match=r"no_such\.h5': no such file"):
+        BottleneckFeatures(weights=tmp_path / "no_such.h5", image_size=SMALL, cache=cache).fit()
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache-on", "cache-off"])
+def test_weights_of_a_wrong_type_are_named(cache):
+    # The cache fingerprint reads `weights` first when the cache is on: same error either way.
+    with pytest.raises(ValueError, match="weights must be 'imagenet', None or a path"):
+        BottleneckFeatures(weights=123, image_size=SMALL, cache=cache).fit()
 
 
 def test_imagenet_download_failure_explains_offline_use(monkeypatch, tmp_path):
