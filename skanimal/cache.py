@@ -656,11 +656,7 @@ class FeatureCache:
         """
         items = mapping.items() if isinstance(mapping, Mapping) else mapping
         for key, features in items:
-            if not self.enabled:
-                # Still validate arguments so a bug does not hide behind a broken disk.
-                _check_key(key)
-                continue
-            self.put(key, features)
+            self.put(key, features)  # validates its arguments even when disabled
 
 
 # --- maintenance ----------------------------------------------------------------------
@@ -705,10 +701,11 @@ def _walk(directory):
     for fp_entry in _scandir(directory):
         if not (_FP_DIR_RE.fullmatch(fp_entry.name) and _is_dir(fp_entry)):
             continue
-        for file_entry in _scandir(fp_entry.path):
-            if file_entry.name == _SHAPE_FILE and _is_file(file_entry):
-                yield fp_entry.path, fp_entry.path, "shape", file_entry
         for shard_entry in _scandir(fp_entry.path):
+            if shard_entry.name == _SHAPE_FILE:
+                if _is_file(shard_entry):
+                    yield fp_entry.path, fp_entry.path, "shape", shard_entry
+                continue
             if not (_SHARD_RE.fullmatch(shard_entry.name) and _is_dir(shard_entry)):
                 continue
             for file_entry in _scandir(shard_entry.path):
@@ -751,12 +748,12 @@ def cache_info(directory=None):
     }
     fingerprints = set()
     for fp_dir, _, kind, entry in _walk(path):
+        if kind == "shape":
+            continue
         try:
             size = entry.stat(follow_symlinks=False).st_size
         except OSError:
             continue  # removed concurrently
-        if kind == "shape":
-            continue
         if kind == "entry":
             info["entries"] += 1
             info["bytes"] += size
