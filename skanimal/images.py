@@ -483,50 +483,39 @@ def read_image_bytes(path, index=None):
     where = _where(fspath, index)
     try:
         info = os.stat(fspath)
-        if stat.S_ISDIR(info.st_mode):
-            raise ImageLoadError(
-                f"Cannot read image {where}: it is a directory, not an image file",
-                path=fspath,
-                index=index,
-            )
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageLoadError(
-                f"Cannot read image {where}: it is not a regular file",
-                path=fspath,
-                index=index,
-            )
+    except (OSError, ValueError) as exc:
+        raise _read_error(exc, fspath, where, index) from exc
+    # Checked before opening: reading a FIFO or a device would block or never end.
+    if not stat.S_ISREG(info.st_mode):
+        reason = _IS_A_DIRECTORY if stat.S_ISDIR(info.st_mode) else "it is not a regular file"
+        raise ImageLoadError(f"Cannot read image {where}: {reason}", path=fspath, index=index)
+    try:
         with open(fspath, "rb") as fh:
             return fh.read()
-    except FileNotFoundError as exc:
+    except OSError as exc:
+        raise _read_error(exc, fspath, where, index) from exc
+
+
+_IS_A_DIRECTORY = "it is a directory, not an image file"
+
+
+def _read_error(exc, fspath, where, index):
+    """The ImageLoadError that says why ``fspath`` could not be read (``exc``)."""
+    if isinstance(exc, FileNotFoundError):
         reason = (
             "it is a broken symbolic link (its target does not exist)"
             if os.path.islink(fspath)
             else "file does not exist"
         )
-        raise ImageLoadError(
-            f"Cannot read image {where}: {reason}", path=fspath, index=index
-        ) from exc
-    except IsADirectoryError as exc:
-        raise ImageLoadError(
-            f"Cannot read image {where}: it is a directory, not an image file",
-            path=fspath,
-            index=index,
-        ) from exc
-    except PermissionError as exc:
-        raise ImageLoadError(
-            f"Cannot read image {where}: permission denied", path=fspath, index=index
-        ) from exc
-    except OSError as exc:
+    elif isinstance(exc, IsADirectoryError):  # made a directory since the stat
+        reason = _IS_A_DIRECTORY
+    elif isinstance(exc, PermissionError):
+        reason = "permission denied"
+    elif isinstance(exc, ValueError):  # e.g. an embedded NUL byte
+        reason = f"invalid path ({exc})"
+    else:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        raise ImageLoadError(
-            f"Cannot read image {where}: {reason}", path=fspath, index=index
-        ) from exc
-    except ValueError as exc:  # e.g. embedded NUL byte
-        if isinstance(exc, ImageLoadError):
-            raise
-        raise ImageLoadError(
-            f"Cannot read image {where}: invalid path ({exc})", path=fspath, index=index
-        ) from exc
+    return ImageLoadError(f"Cannot read image {where}: {reason}", path=fspath, index=index)
 
 
 def decode_image(data, size=(224, 224), *, path=None, index=None):
