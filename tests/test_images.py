@@ -230,6 +230,11 @@ class TestReadImageBytes:
         with pytest.raises(ImageLoadError, match="is a directory, not an image file"):
             read_image_bytes(tmp_path, index=0)
 
+    def test_path_with_a_nul_byte(self):
+        with pytest.raises(ImageLoadError, match=r"X\[2\] .*invalid path") as info:
+            read_image_bytes("cat\x00.jpg", index=2)
+        assert info.value.index == 2
+
     def test_none(self):
         with pytest.raises(ImageLoadError, match=r"X\[3\] is None"):
             read_image_bytes(None, index=3)
