@@ -379,9 +379,6 @@ class FeatureCache:
         self.directory = Path(os.fspath(directory)).expanduser()
         self.fingerprint = fingerprint
         self._root = self.directory / fingerprint[:_FP_DIR_LEN]
-        self._init_runtime_state()
-
-    def _init_runtime_state(self):
         self._lock = threading.Lock()
         self._disabled_reason = None
         self._made_dirs = set()  # shard directories known to exist (saves a syscall)
@@ -391,10 +388,7 @@ class FeatureCache:
         return {"directory": self.directory, "fingerprint": self.fingerprint}
 
     def __setstate__(self, state):
-        self.directory = state["directory"]
-        self.fingerprint = state["fingerprint"]
-        self._root = self.directory / self.fingerprint[:_FP_DIR_LEN]
-        self._init_runtime_state()
+        self.__init__(state["directory"], state["fingerprint"])
 
     def __repr__(self):
         state = "" if self.enabled else ", disabled"

@@ -321,7 +321,6 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 keys = list(pool.map(
                     lambda i: _content_key(images, i, offset, is_array), range(n_images)
                 ))
-                missing = []
                 found = dict(zip(keys, store.get_many(keys)))
             backbone = None
             if store is None or any(found[key] is None for key in keys):
