@@ -27,6 +27,7 @@ import contextlib
 import inspect
 import numbers
 import random
+from collections import defaultdict
 from collections.abc import Mapping
 
 import keras
@@ -755,12 +756,36 @@ class BottleneckClassifier(KerasClassifier):
         # seeding is done here (_seeded), not by SciKeras' tensorflow_random_state
         self._random_state = None
         self._seed = self._resolve_seed()
+        self._fit_encoders(X, y, classes)
+        self.model_ = self._build_keras_model()
+        self._initialize_callbacks()
+
+    def _fit_encoders(self, X, y, classes=None):
+        """Fit the target and feature encoders and copy their metadata (``classes_``,
+        ``n_classes_``, ...) onto the estimator, as SciKeras' initialisation does."""
         self.target_encoder_ = _LabelEncoder(classes=classes).fit(y)
         vars(self).update(self.target_encoder_.get_metadata())
         self.feature_encoder_ = self.feature_encoder.fit(X)
         vars(self).update(getattr(self.feature_encoder_, "get_metadata", dict)())
-        self.model_ = self._build_keras_model()
-        self._initialize_callbacks()
+
+    @classmethod
+    def _from_trained_model(cls, params, classes, n_features, model, history):
+        """A fitted classifier around an already trained Keras ``model`` (used by
+        :func:`skanimal.load`): the fitted attributes are set exactly as ``fit`` sets them."""
+        head = cls(**params)
+        X_stub = np.zeros((len(classes), n_features), dtype=np.float32)
+        # Validation on one row per class sets n_features_in_ and the dtype attributes
+        # exactly as fit does, so predict checks its input against the saved width.
+        head._validate_data(X_stub, classes, reset=True)
+        head._random_state = None
+        head._seed = None
+        head._fit_encoders(X_stub, classes)
+        head.model_ = model
+        head.target_encoder_.choose_encoding(getattr(model, "loss", None) or head.loss,
+                                             head._n_model_outputs())
+        head.history_ = defaultdict(list, history)
+        head._initialize_callbacks()
+        return head
 
     def _fit(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
              validation_data=None, **kwargs):

@@ -210,11 +210,16 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             shape = self._get_backbone().feature_shape
             if store is not None:
                 store.put_feature_shape(shape)
-        self.feature_shape_ = tuple(shape)
-        self.n_features_out_ = int(np.prod(shape))
+        return self._set_fitted(shape)
+
+    def _set_fitted(self, feature_shape, feature_format_version=FEATURE_FORMAT_VERSION,
+                    versions=None):
+        """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""
+        self.feature_shape_ = tuple(feature_shape)
+        self.n_features_out_ = int(np.prod(self.feature_shape_))
         # Recorded so a saved model made by another version can be checked when it is loaded.
-        self.feature_format_version_ = FEATURE_FORMAT_VERSION
-        self.versions_ = _library_versions()
+        self.feature_format_version_ = feature_format_version
+        self.versions_ = _library_versions() if versions is None else dict(versions)
         return self
 
     def __setstate__(self, state):

@@ -21,7 +21,6 @@ import json
 import os
 import tempfile
 import zipfile
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -194,27 +193,11 @@ def _read(path):
 
 
 def _restore_head(spec, model):
-    from .classifier import BottleneckClassifier, _LabelEncoder
+    from .classifier import BottleneckClassifier
 
-    head = BottleneckClassifier(**spec["params"])
     classes = np.asarray(spec["classes"], dtype=np.dtype(spec["classes_dtype"]))
-    n_features = int(spec["n_features_in"])
-    X_stub = np.zeros((len(classes), n_features), dtype=np.float32)
-    # Validation on one row per class sets n_features_in_ and the dtype attributes exactly
-    # as fit does, so predict checks its input against the saved width.
-    head._validate_data(X_stub, classes, reset=True)
-    head._random_state = None
-    head._seed = None
-    head.target_encoder_ = _LabelEncoder().fit(classes)
-    vars(head).update(head.target_encoder_.get_metadata())
-    head.feature_encoder_ = head.feature_encoder.fit(X_stub)
-    vars(head).update(getattr(head.feature_encoder_, "get_metadata", dict)())
-    head.model_ = model
-    outputs = model.outputs[0].shape[-1]
-    head.target_encoder_.choose_encoding(getattr(model, "loss", None) or head.loss, outputs)
-    head.history_ = defaultdict(list, spec.get("history", {}))
-    head._initialize_callbacks()
-    return head
+    return BottleneckClassifier._from_trained_model(
+        spec["params"], classes, int(spec["n_features_in"]), model, spec.get("history", {}))
 
 
 def load(path):
@@ -253,10 +236,8 @@ def load(path):
             f"{str(path)!r} has an invalid pipeline description: {exc}"
         ) from exc
     # The backbone is rebuilt lazily on first transform, as after joblib.load.
-    features.feature_shape_ = tuple(features_spec["feature_shape"])
-    features.n_features_out_ = int(np.prod(features.feature_shape_))
-    features.feature_format_version_ = description["feature_format_version"]
-    features.versions_ = dict(description.get("versions", {}))
+    features._set_fitted(features_spec["feature_shape"], description["feature_format_version"],
+                         description.get("versions", {}))
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
         head_file = Path(tmp) / _HEAD
         head_file.write_bytes(head_bytes)
