@@ -473,11 +473,17 @@ def _save_model(pipeline, output):
 
 
 def _check_known_classes(target, classes, data_dir):
-    unknown = sorted(set(map(str, target)) - set(map(str, classes)))
+    # The same test as the report's, so that a mismatch is this one-line error, not its
+    # ValueError later (e.g. a model trained on integer labels, folders named "0", "1").
+    import numpy as np
+
+    from .report import _unknown_labels
+
+    unknown = _unknown_labels(target, classes)
     if unknown:
         raise SkanimalError(
             f"{data_dir} has classes the model was not trained on: {unknown} "
-            f"(the model knows {[str(c) for c in classes]})"
+            f"(the model knows {np.asarray(classes).tolist()})"
         )
 
 

@@ -349,9 +349,14 @@ def _predict(pipeline, X):
     return classes, proba, classes[np.argmax(proba, axis=1)]
 
 
+def _unknown_labels(y_true, classes):
+    """Labels of ``y_true`` that are not in ``classes`` (compared as they are, not as text)."""
+    return sorted(set(np.asarray(y_true, dtype=object).tolist())
+                  - set(np.asarray(classes).tolist()), key=str)
+
+
 def _check_known_labels(y_true, classes):
-    unknown = sorted(set(np.asarray(y_true, dtype=object).tolist()) - set(classes.tolist()),
-                     key=str)
+    unknown = _unknown_labels(y_true, classes)
     if unknown:
         raise ValueError(
             f"y holds classes the model was not trained on: {unknown}; the model knows "

@@ -161,6 +161,26 @@ def test_evaluate_unknown_class_and_bad_model_file(trained, data_dir, tmp_path, 
     assert err.count("\n") == 1
 
 
+def test_evaluate_model_with_integer_classes_on_named_folders(data_dir, tmp_path, capsys):
+    # Folders "circle", ... vs a model trained in Python on labels 0-3: a one-line error.
+    import numpy as np
+    from sklearn.pipeline import make_pipeline
+
+    from skanimal import BottleneckClassifier, BottleneckFeatures, load_image_folder
+
+    data = load_image_folder(data_dir)
+    codes = np.unique(data.target, return_inverse=True)[1]
+    pipe = make_pipeline(BottleneckFeatures(weights=None, image_size=(32, 32)),
+                         BottleneckClassifier(epochs=1, hidden_layer_sizes=(8,)))
+    model = tmp_path / "int-labels.joblib"
+    joblib.dump(pipe.fit(data.paths, codes), model)
+    assert main(["evaluate", str(model), str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skanimal: error: ") and err.count("\n") == 1
+    assert "not trained on: ['circle', 'cross', 'square', 'triangle']" in err
+    assert "the model knows [0, 1, 2, 3]" in err
+
+
 # ------------------------------------------------------------------------------ predict
 
 
