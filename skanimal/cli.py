@@ -529,7 +529,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     from .classifier import BottleneckClassifier
     from .datasets import train_val_test_split
     from .features import BottleneckFeatures
-    from .report import _complete_metrics, _compute_metrics, _write_report_files
+    from .report import _complete_metrics, _compute_metrics, _predict, _write_report_files
 
     start = time.perf_counter()
     data = _load_data(data_dir)
@@ -554,7 +554,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
                                   pooling=pooling, cache=cache, verbose=progress)
     features.fit()
-    height, width = image_size or get_spec(backbone).default_size
+    height, width = features._resolved_image_size()
     weights_name = "none" if weights is None else weights
     print(f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
           f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
@@ -580,12 +580,10 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     pipeline = make_pipeline(features, head)
 
     results = {}
-    classes = np.asarray(head.classes_)
     for key, name, F, part in (("val", "Validation", F_val, val_part),
                                ("test", "Test", F_test, test_part)):
         if len(part.paths):
-            proba = head.predict_proba(F)
-            predicted = classes[proba.argmax(axis=1)]
+            classes, proba, predicted = _predict(head, F)
             results[key] = (_compute_metrics(part.target, predicted, proba, classes), predicted)
             _print_scores(name, results[key][0])
 
@@ -628,9 +626,13 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    from sklearn.metrics import classification_report
-
-    from .report import _complete_metrics, _compute_metrics, _predict, _write_report_files
+    from .report import (
+        _classification_text,
+        _complete_metrics,
+        _compute_metrics,
+        _predict,
+        _write_report_files,
+    )
 
     pipeline = _load_model(args.model)
     data = _load_data(args.data_dir)
@@ -641,8 +643,7 @@ def _cmd_evaluate(args):
     print(f"Accuracy: {metrics['accuracy']:.4f}")
     print(f"Log loss: {metrics['log_loss']:.4f}")
     print()
-    print(classification_report(data.target, predicted, labels=classes, digits=3,
-                                zero_division=0))
+    print(_classification_text(data.target, predicted, classes))
     if args.report_dir is not None:
         metrics = _complete_metrics(metrics, pipeline, sizes={"evaluated": len(data.paths)})
         _write_report_files(args.report_dir, metrics, data.paths, data.target, predicted,

@@ -447,15 +447,20 @@ def _describe_model(pipeline):
     return _to_jsonable(description)
 
 
+def _classification_text(y_true, y_pred, classes):
+    """scikit-learn's per-class text report, as the CLI prints it and the report writes it."""
+    from sklearn.metrics import classification_report
+
+    return classification_report(np.asarray(y_true, dtype=object), y_pred, labels=classes,
+                                 digits=3, zero_division=0)
+
+
 def _write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
     """Write the report files for already computed ``metrics`` and predictions."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    from sklearn.metrics import classification_report
-
     classes = metrics["classes"]
-    text = classification_report(np.asarray(y_true, dtype=object), y_pred, labels=classes,
-                                 digits=3, zero_division=0)
+    text = _classification_text(y_true, y_pred, classes)
     (report_dir / "classification_report.txt").write_text(
         f"Accuracy: {metrics['accuracy']:.4f}\n"
         f"Log loss: {metrics['log_loss']:.4f}\n"
