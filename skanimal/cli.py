@@ -654,20 +654,12 @@ def _cmd_evaluate(args):
 
 def _collect_images(inputs):
     """Files as given; folders searched recursively (sorted) for image extensions."""
-    from .datasets import IMAGE_EXTENSIONS
+    from .datasets import IMAGE_EXTENSIONS, _find_images
 
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(
-                os.path.join(root, name)
-                for root, dirs, names in os.walk(item)
-                for name in names
-                if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-                and not name.startswith(".")
-                and not any(part.startswith(".") for part in
-                            Path(os.path.relpath(root, item)).parts if part != ".")
-            )
+            found = _find_images(item)
             if not found:
                 raise SkanimalError(f"no image files in folder {item!r} (extensions: "
                                     f"{', '.join(sorted(IMAGE_EXTENSIONS))})")

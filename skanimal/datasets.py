@@ -27,6 +27,18 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
+def _find_images(folder):
+    """Image files below ``folder``, recursively, sorted by their path relative to it;
+    hidden files and anything in a hidden folder are left out. Returns str paths."""
+    folder = Path(folder)
+    files = sorted(
+        (p for p in folder.rglob("*") if _is_image_file(p)
+         and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+    return [os.fspath(p) for p in files]
+
+
 def load_image_folder(root, *, on_error="raise"):
     """Load a class-per-folder image data set.
 
@@ -73,12 +85,8 @@ def load_image_folder(root, *, on_error="raise"):
         )
     paths, target = [], []
     for class_dir in class_dirs:
-        files = sorted(
-            (p for p in class_dir.rglob("*") if _is_image_file(p)
-             and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)),
-            key=lambda p: p.relative_to(class_dir).as_posix(),
-        )
-        paths.extend(os.fspath(p) for p in files)
+        files = _find_images(class_dir)
+        paths.extend(files)
         target.extend([class_dir.name] * len(files))
     if not paths:
         raise ImageFolderError(
