@@ -1,0 +1,169 @@
+"""Atomic file writing and JSON conversion: the one way skanimal writes a file.
+
+Every file the product writes (cache entries, saved models, reports, journals) goes through
+:func:`atomic_write`: the data goes to a temporary file in the destination's own directory,
+is flushed and synced to disk (``fsync``), then renamed over the final name (``os.replace``,
+atomic on POSIX and Windows), and the directory entry is synced too. A reader — or a process
+killed at any moment — sees either the old file or the complete new one, never a half-written
+file. Files get the normal permissions of a newly created file (``0o666`` less the umask),
+unlike :func:`tempfile.mkstemp`'s ``0o600``.
+
+Temporary files are named ``.skanimal-tmp-<name>-<random>`` so that tools that clean up after
+killed writers (for example :func:`skanimal.clear_cache`) can recognise them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TMP_PREFIX", "atomic_write", "write_bytes", "write_json", "to_jsonable", "fsync_dir"]
+
+#: Prefix of every temporary file written by :func:`atomic_write`.
+TMP_PREFIX = ".skanimal-tmp-"
+
+
+def fsync_dir(directory):
+    """Sync a directory entry to disk, so a rename or unlink in it survives a power loss.
+
+    A no-op where the platform cannot open directories (Windows).
+    """
+    try:
+        fd = os.open(os.fspath(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", *, encoding=None, make_parents=True, sync_dir=True):
+    """Open a temporary file that replaces ``path`` atomically when the block ends.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final file name.
+    mode : {"wb", "w"}, default="wb"
+        Binary or text mode.
+    encoding : str, optional
+        Text encoding for ``mode="w"`` (UTF-8 when not given).
+    make_parents : bool, default=True
+        Create missing parent directories.
+    sync_dir : bool, default=True
+        Also sync the directory entry after the rename (skip only for files whose loss in a
+        power cut is harmless, such as cache entries).
+
+    Yields
+    ------
+    file object
+        Write to it; on normal exit it is flushed, synced and renamed to ``path``. If the
+        block raises, the temporary file is removed and ``path`` is left untouched.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{path.name[:40]}-{os.getpid()}-{secrets.token_hex(6)}"
+    # "x" (exclusive create) rather than mkstemp so the file gets umask permissions.
+    xmode = "xb" if mode == "wb" else "x"
+    kwargs = {} if mode == "wb" else {"encoding": encoding or "utf-8", "newline": ""}
+    try:
+        with open(tmp, xmode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())  # data on disk before the name points to it
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def write_bytes(path, data, **kwargs):
+    """Write ``data`` (bytes) to ``path`` atomically; see :func:`atomic_write`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    with atomic_write(path, "wb", **kwargs) as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_json(path, value, *, indent=2, **kwargs):
+    """Write ``value`` as JSON to ``path`` atomically, converted by :func:`to_jsonable`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    text = json.dumps(to_jsonable(value), indent=indent, allow_nan=False) + "\n"
+    with atomic_write(path, "w", **kwargs) as f:
+        f.write(text)
+    return Path(path)
+
+
+def to_jsonable(value, *, nan=None):
+    """Convert a value to plain JSON types, exactly or not at all.
+
+    NumPy scalars and arrays become Python numbers and lists, tuples and sets become lists
+    (sets sorted), mapping keys become strings, paths become strings. Non-finite floats
+    become ``nan`` (``None`` by default, as JSON has no NaN).
+
+    Parameters
+    ----------
+    value : object
+        The value to convert.
+    nan : object, default=None
+        What NaN and infinities become.
+
+    Returns
+    -------
+    object
+        Built only of dict, list, str, int, float, bool and None.
+
+    Raises
+    ------
+    TypeError
+        For any other type: a silently lossy conversion (such as ``repr``) would let two
+        different values look the same.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else nan
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, nan=nan) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [to_jsonable(v, nan=nan) for v in sorted(value)]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [to_jsonable(v, nan=nan) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(
+        f"to_jsonable: value {value!r} of type {type(value).__name__} is not JSON-serialisable; "
+        "use str, int, float, bool, None, or lists/tuples/dicts of them."
+    )
