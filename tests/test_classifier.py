@@ -22,7 +22,6 @@ from sklearn.model_selection import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 
 from skanimal.classifier import BottleneckClassifier
@@ -584,33 +583,4 @@ def test_bad_parameters_fail_at_fit_naming_the_parameter(data, params, error, ma
         clf.fit(X, y)
     assert not hasattr(clf, "model_")
 
-
-# ---------------------------------------------------------------- scikit-learn's checks
-
-#: Checks this classifier cannot pass, and why. xfail_strict: a check that starts passing
-#: fails the suite, so this list stays minimal.
-EXPECTED_FAILED_CHECKS = {
-    "check_estimator_tags_renamed": (
-        "scikeras.wrappers.BaseWrapper, a parent class, still defines the pre-1.6 `_more_tags`; "
-        "BottleneckClassifier defines `__sklearn_tags__`, which is what scikit-learn reads"
-    ),
-    "check_mixin_order": (
-        "scikeras.wrappers.KerasClassifier inherits (BaseWrapper, ClassifierMixin), so "
-        "BaseEstimator precedes ClassifierMixin in the MRO; a subclass cannot reorder its "
-        "parents' bases (the classifier tags are set in `__sklearn_tags__` instead)"
-    ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch training is not equivalent under sample repetition: Keras averages the "
-        "weighted loss over the batch size, not over the sum of the weights, and repeated rows "
-        "change the batches"
-    ),
-}
-
-
-@parametrize_with_checks(
-    [BottleneckClassifier(hidden_layer_sizes=(8,), epochs=2, batch_size=32, learning_rate=1e-2)],
-    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
-    xfail_strict=True,
-)
-def test_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)
+# scikit-learn's estimator checks run in tests/test_common.py, with every estimator's.
