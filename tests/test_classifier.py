@@ -583,4 +583,5 @@ def test_bad_parameters_fail_at_fit_naming_the_parameter(data, params, error, ma
         clf.fit(X, y)
     assert not hasattr(clf, "model_")
 
+
 # scikit-learn's estimator checks run in tests/test_common.py, with every estimator's.
