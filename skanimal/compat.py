@@ -34,9 +34,14 @@ import random
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import HasMethods, InvalidParameterError, Options, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils._param_validation import Interval as _SklearnInterval
-from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.validation import _check_sample_weight
 

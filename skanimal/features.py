@@ -18,7 +18,6 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .compat import Interval, StrOptions, fit_context
 from .backbones import get_backbone, get_spec, weights_identity
 from .cache import (
     FEATURE_FORMAT_VERSION,
@@ -28,6 +27,7 @@ from .cache import (
     make_fingerprint,
     resolve_cache_dir,
 )
+from .compat import Interval, StrOptions, fit_context
 from .exceptions import IncompatibleModelError
 from .images import check_images, load_pixels, read_image_bytes, resize_array_batch
 

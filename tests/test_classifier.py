@@ -23,7 +23,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
-
 from skanimal.classifier import BottleneckClassifier
 
 #: Small and quick: the default head is tested on its own in test_default_head_architecture.
