@@ -43,16 +43,18 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from .cache import hash_array_row, hash_bytes
+from .compat import (
+    HasMethods,
+    Interval,
+    fit_context,
+    routing_enabled,
+    validate_parameter_constraints,
+)
 from .exceptions import ImageLoadError
 from .images import check_images, decode_image, read_image_bytes
 
@@ -65,10 +67,6 @@ AUGMENTATION_VERSION = 1
 
 _RESAMPLE = Image.Resampling.BILINEAR
 _SEED_LIMIT = 2**63  # seeds are non-negative and below this
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_seed(seed, name="seed"):
@@ -152,31 +150,25 @@ class ImageAugmentation:
     shear: float = 0.0
     brightness: float = 0.0
 
+    # The one validation (as estimators' parameters); `bool` is never accepted as a number.
+    _parameter_constraints = {
+        "rotation": [Interval(numbers.Real, 0, 180, closed="both")],
+        "horizontal_flip": ["boolean"],
+        "vertical_flip": ["boolean"],
+        "shift": [Interval(numbers.Real, 0, 1, closed="left")],
+        "zoom": [Interval(numbers.Real, 0, 1, closed="left")],
+        "shear": [Interval(numbers.Real, 0, 90, closed="left")],
+        "brightness": [Interval(numbers.Real, 0, 1, closed="left")],
+    }
+
     def __post_init__(self):
-        limits = {  # name: (low, high, high is inclusive)
-            "rotation": (0.0, 180.0, True),
-            "shift": (0.0, 1.0, False),
-            "zoom": (0.0, 1.0, False),
-            "shear": (0.0, 90.0, False),
-            "brightness": (0.0, 1.0, False),
-        }
-        for name, (low, high, inclusive) in limits.items():
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value):
-                raise TypeError(f"ImageAugmentation: {name} must be a real number, got {value!r}.")
-            value = float(value)
-            if value < low or value > high or (value == high and not inclusive):
-                bracket = "]" if inclusive else ")"
-                raise ValueError(
-                    f"ImageAugmentation: {name} must be in [{low:g}, {high:g}{bracket}, "
-                    f"got {value!r}."
-                )
-            object.__setattr__(self, name, value + 0.0)  # normalise -0.0 and ints
-        for name in ("horizontal_flip", "vertical_flip"):
-            value = getattr(self, name)
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"ImageAugmentation: {name} must be a bool, got {value!r}.")
-            object.__setattr__(self, name, bool(value))
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        validate_parameter_constraints(self._parameter_constraints, values,
+                                       caller_name=type(self).__name__)
+        for name, value in values.items():
+            # canonical: floats (ints and -0.0 normalised) and plain bools
+            value = bool(value) if name.endswith("_flip") else float(value) + 0.0
+            object.__setattr__(self, name, value)
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -516,6 +508,15 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     >>> search.fit(paths, labels)                                     # doctest: +SKIP
     """
 
+    # Checked once per fit (see `fit_context`); `bool` is never accepted as a number.
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "augmentation": [ImageAugmentation, None],
+        "n_copies": [Interval(numbers.Integral, 0, None, closed="left")],
+        "random_state": [Interval(numbers.Integral, 0, 2**32 - 1, closed="both"),
+                         np.random.RandomState, None],
+    }
+
     def __init__(self, estimator, *, augmentation=None, n_copies=2, random_state=None):
         self.estimator = estimator
         self.augmentation = augmentation
@@ -524,20 +525,12 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # -- parameters --------------------------------------------------------------------------
     def _checked_params(self):
+        # validated by _parameter_constraints
         augmentation = ImageAugmentation() if self.augmentation is None else self.augmentation
-        if not isinstance(augmentation, ImageAugmentation):
-            raise TypeError(
-                "augmentation must be an ImageAugmentation or None, got "
-                f"{type(augmentation).__name__}."
-            )
-        n_copies = self.n_copies
-        if isinstance(n_copies, (bool, np.bool_)) or not isinstance(n_copies, numbers.Integral):
-            raise TypeError(f"n_copies must be a non-negative integer, got {n_copies!r}.")
-        if n_copies < 0:
-            raise ValueError(f"n_copies must be a non-negative integer, got {n_copies!r}.")
-        return augmentation, int(n_copies)
+        return augmentation, int(self.n_copies)
 
     # -- fitting -----------------------------------------------------------------------------
+    @fit_context(prefer_skip_nested_validation=False)  # the wrapped estimator checks its own
     def fit(self, X, y, **fit_params):
         """Fit a clone of ``estimator`` on ``X``, ``y`` plus augmented copies.
 
@@ -563,7 +556,7 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             For an unreadable image, naming its path and its index in ``X``.
         """
         augmentation, n_copies = self._checked_params()
-        if _routing_enabled():
+        if routing_enabled():
             fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         images = check_images(X)
         y = column_or_1d(y, warn=True)
@@ -703,7 +696,7 @@ class AugmentedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        if _routing_enabled():
+        if routing_enabled():
             kwargs = process_routing(self, "score", **kwargs).estimator.score
         return self.estimator_.score(X, y, **kwargs)
 

@@ -21,198 +21,44 @@ SciKeras it
   so bad input raises a clear ``ValueError`` / ``TypeError`` instead of a TensorFlow trace;
 * accepts ``class_weight`` keyed by the original labels and fixes a few SciKeras bugs (see
   the notes in :class:`BottleneckClassifier`).
+
+The network itself is built by :func:`skanimal.head.build_head`; what SciKeras and TensorFlow
+keep private (seeding, optimizer routing) is reached through :mod:`skanimal.compat` only.
 """
 
 import contextlib
 import inspect
-import numbers
-import random
 from collections import defaultdict
 from collections.abc import Mapping
+from numbers import Integral, Real
 
 import keras
 import numpy as np
-import tensorflow as tf
-from scikeras._utils import (
-    get_optimizer_class,
-    route_params,
-    unflatten_params,
-)
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils import ClassifierTags, _safe_indexing, indexable
+from sklearn.utils import ClassifierTags, indexable
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._parallel import limit_tf_threads
+from .compat import (
+    Interval,
+    Options,
+    StrOptions,
+    check_sample_weight,
+    fit_context,
+    optimizer_class,
+    route_params,
+    safe_indexing,
+    seeded,
+    unflatten_params,
+)
+from .head import HeadTargetEncoder, build_head, layer_plan
 
 __all__ = ["BottleneckClassifier"]
-
-
-@contextlib.contextmanager
-def _seeded(seed):
-    """Seed Python, NumPy, TensorFlow and Keras and make TF ops deterministic; undo on exit.
-
-    Replaces ``scikeras.utils.random_state.tensorflow_random_state``, which sets
-    ``TF_DETERMINISTIC_OPS=1`` *before* asking TensorFlow whether op determinism is on:
-    TensorFlow then reads the variable, answers True, and SciKeras never switches
-    determinism off again, so every later unseeded fit in the process fails with "Random ops
-    require a seed to be set when determinism is enabled".
-    """
-    from tensorflow.python.eager import context
-    from tensorflow.python.framework import config as tf_config
-
-    python_state = random.getstate()
-    numpy_state = np.random.get_state()
-    tf_seed = context.global_seed()
-    determinism_was_on = tf_config.is_op_determinism_enabled()
-    keras_state = _keras_global_state()
-    keras_generator = keras_state.get_global_attribute("global_seed_generator") \
-        if keras_state is not None else None
-    try:
-        random.seed(seed)
-        np.random.seed(seed)
-        tf.random.set_seed(seed)
-        if keras_state is not None:
-            # unseeded keras.random ops draw from this generator: start a fresh one,
-            # created from the seeded Python RNG on first use
-            keras_state.set_global_attribute("global_seed_generator", None)
-        tf_config.enable_op_determinism()
-        yield
-    finally:
-        if not determinism_was_on:
-            tf_config.disable_op_determinism()
-        if keras_state is not None:
-            keras_state.set_global_attribute("global_seed_generator", keras_generator)
-        tf.random.set_seed(tf_seed)
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
-
-
-def _keras_global_state():
-    try:
-        from keras.src.backend.common import global_state
-    except ImportError:  # pragma: no cover - private module moved
-        return None
-    if not (hasattr(global_state, "get_global_attribute")
-            and hasattr(global_state, "set_global_attribute")):
-        return None  # pragma: no cover
-    return global_state
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-class _LabelEncoder:
-    """Map class labels to what the Keras model trains on, and back.
-
-    Unlike SciKeras' ``ClassifierLabelEncoder`` it one-hot encodes *binary* targets as well
-    when the model's loss is categorical cross-entropy (SciKeras encodes them as a single
-    0/1 column, which does not match a 2-unit softmax), and the encoding is chosen from the
-    loss the model was actually compiled with (:meth:`choose_encoding`).
-
-    Parameters
-    ----------
-    classes : array-like or None
-        All classes, as declared to ``partial_fit``; None means ``np.unique(y)``.
-    """
-
-    def __init__(self, classes=None):
-        self.classes = classes
-
-    def fit(self, y):
-        classes = np.unique(y) if self.classes is None else np.unique(np.asarray(self.classes))
-        self.classes_ = classes
-        self.n_classes_ = len(classes)
-        self.one_hot_ = True
-        return self
-
-    def choose_encoding(self, loss, n_outputs):
-        """One-hot or class-index targets for a model compiled with ``loss``.
-
-        Categorical (focal) cross-entropy takes one-hot targets, sparse categorical
-        cross-entropy takes class indices; for any other loss (binary cross-entropy, a custom
-        function) the model's output width decides: one column per class means one-hot,
-        anything else (e.g. one sigmoid unit) means class indices.
-        """
-        name = _loss_key(loss)
-        if name in _ONE_HOT_LOSSES:
-            self.one_hot_ = True
-        elif name in _INDEX_LOSSES:
-            self.one_hot_ = False
-        else:
-            self.one_hot_ = n_outputs == self.n_classes_ and n_outputs > 1
-        return self
-
-    def encode(self, y):
-        """Indices of ``y`` in ``classes_``; ``ValueError`` naming unseen labels."""
-        y = np.asarray(y)
-        try:
-            idx = np.clip(np.searchsorted(self.classes_, y), 0, self.n_classes_ - 1)
-            unseen = np.asarray(self.classes_[idx] != y, dtype=bool)
-        except TypeError:  # labels not comparable with the classes (e.g. int vs str)
-            idx, unseen = None, np.ones(len(y), dtype=bool)
-        if np.any(unseen):
-            labels = np.unique(y[unseen]).tolist()
-            raise ValueError(
-                f"y contains labels that are not among the classes {self.classes_.tolist()}: "
-                f"{labels}"
-            )
-        return idx
-
-    def transform(self, y):
-        idx = self.encode(y)
-        floatx = np.dtype(keras.backend.floatx())
-        if self.one_hot_:
-            return np.eye(self.n_classes_, dtype=floatx)[idx]
-        return idx.astype(floatx)
-
-    def inverse_transform(self, y, return_proba=False):
-        proba = np.asarray(y)
-        if proba.ndim == 1:
-            proba = proba.reshape(-1, 1)
-        if proba.shape[1] == 1 and self.n_classes_ == 2:
-            # a single sigmoid unit (custom model): P(classes_[1])
-            proba = np.hstack([1 - proba, proba])
-        if return_proba:
-            return proba
-        return self.classes_[np.argmax(proba, axis=1)]
-
-    def get_metadata(self):
-        return {
-            "classes_": self.classes_,
-            "n_classes_": self.n_classes_,
-            "n_outputs_": 1,
-            "n_outputs_expected_": 1,
-        }
-
-
-_ONE_HOT_LOSSES = {"categoricalcrossentropy", "cce", "categoricalfocalcrossentropy"}
-_INDEX_LOSSES = {"sparsecategoricalcrossentropy"}
-
-
-def _loss_key(loss):
-    """A loss's name, lower case without underscores ("" when it has none)."""
-    if isinstance(loss, str):
-        name = loss
-    elif isinstance(loss, keras.losses.Loss):
-        name = type(loss).__name__
-    else:
-        name = getattr(loss, "__name__", "") or ""
-    return name.lower().replace("_", "")
 
 
 class BottleneckClassifier(KerasClassifier):
@@ -405,6 +251,30 @@ class BottleneckClassifier(KerasClassifier):
     # the deprecated SciKeras alias of `model`: not a parameter of this class
     build_fn = None
 
+    # Checked once per fit (see `fit_context`); `bool` is never accepted as a number.
+    # "no_validation": SciKeras, Keras or `_validate_params` below check these.
+    _parameter_constraints = {
+        "model": "no_validation",
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "negative_slope": [Interval(Real, 0, np.inf, closed="left")],
+        "learning_rate": [Interval(Real, 0, np.inf, closed="neither"), None],
+        "optimizer": "no_validation",
+        "loss": "no_validation",
+        "metrics": "no_validation",
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}),
+                       None],
+        "shuffle": ["boolean"],
+        "class_weight": [Mapping, StrOptions({"balanced"}), None],
+        "validation_split": [Interval(Real, 0, 1, closed="left")],
+        "callbacks": "no_validation",
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"),
+                         np.random.RandomState, None],
+        "verbose": ["verbose", StrOptions({"auto"})],
+        "warm_start": ["boolean"],
+    }
+
     # ------------------------------------------------------------------ scikit-learn API
 
     def __sklearn_tags__(self):
@@ -431,6 +301,7 @@ class BottleneckClassifier(KerasClassifier):
         # SciKeras prints every parameter on its own line; use scikit-learn's repr.
         return BaseEstimator.__repr__(self, N_CHAR_MAX=N_CHAR_MAX)
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, *, validation_data=None, **kwargs):
         """Build the head (unless ``warm_start``) and train it on ``(X, y)``.
 
@@ -457,7 +328,7 @@ class BottleneckClassifier(KerasClassifier):
         """
         kwargs["epochs"] = kwargs.get("epochs", getattr(self, "fit__epochs", self.epochs))
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
-        if validation_data is None and _is_real(self.validation_split) and self.validation_split > 0:
+        if validation_data is None and self.validation_split > 0:
             X, y, sample_weight, validation_data = self._hold_out_validation(X, y, sample_weight)
         self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
                   validation_data=validation_data, **kwargs)
@@ -469,7 +340,6 @@ class BottleneckClassifier(KerasClassifier):
         Keras would take the *last* rows before shuffling: with samples ordered by class
         folder (as ``load_image_folder`` returns them) that is a single class.
         """
-        self._check_hyperparameters()
         X, y = indexable(X, y)
         y_array = column_or_1d(y, warn=True)
         indices = np.arange(len(y_array))
@@ -481,13 +351,14 @@ class BottleneckClassifier(KerasClassifier):
             train, val = train_test_split(indices, test_size=self.validation_split,
                                           random_state=seed)
         train, val = np.sort(train), np.sort(val)
-        validation = (_safe_indexing(X, val), y_array[val])
+        validation = (safe_indexing(X, val), y_array[val])
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight)
             validation = validation + (sample_weight[val],)
             sample_weight = sample_weight[train]
-        return _safe_indexing(X, train), y_array[train], sample_weight, validation
+        return safe_indexing(X, train), y_array[train], sample_weight, validation
 
+    @fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None, **kwargs):
         """Train for a single epoch, keeping the current model and history.
 
@@ -582,84 +453,19 @@ class BottleneckClassifier(KerasClassifier):
 
     # ------------------------------------------------------------------ validation
 
-    def _check_hyperparameters(self):
-        """Validate the constructor parameters; return (hidden sizes, dropout rates)."""
-        sizes = self.hidden_layer_sizes
-        if _is_int(sizes):
-            sizes = (sizes,)
-        try:
-            if isinstance(sizes, str):
-                raise TypeError
-            sizes = tuple(sizes)
-        except TypeError:
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, "
-                f"got {self.hidden_layer_sizes!r}"
-            ) from None
-        if not all(_is_int(s) and s > 0 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, "
-                f"got {self.hidden_layer_sizes!r}"
-            )
-        sizes = tuple(int(s) for s in sizes)
+    def _validate_params(self):
+        """Check the parameters: ``_parameter_constraints``, then what they cannot say.
 
-        rates = self.dropout
-        if _is_real(rates):
-            rates = (rates,) * len(sizes)
-        else:
-            try:
-                if isinstance(rates, str):
-                    raise TypeError
-                rates = tuple(rates)
-            except TypeError:
-                raise ValueError(
-                    f"dropout must be a float or a sequence of floats, got {self.dropout!r}"
-                ) from None
-            if len(rates) < len(sizes):
-                raise ValueError(
-                    f"dropout has {len(rates)} rate(s) but hidden_layer_sizes has {len(sizes)} "
-                    f"layers: give one float for all layers or at least one rate per layer "
-                    f"(dropout={self.dropout!r}, hidden_layer_sizes={self.hidden_layer_sizes!r})"
-                )
-            # the first len(sizes) rates apply, so the default (0.5, 0.3) also serves a
-            # search over hidden_layer_sizes that includes one-layer heads
-            rates = rates[:len(sizes)]
-        if not all(_is_real(r) and 0 <= r < 1 for r in rates):
-            raise ValueError(f"dropout rates must be in [0, 1), got {self.dropout!r}")
-        rates = tuple(float(r) for r in rates)
-
-        if not (_is_real(self.negative_slope) and 0 <= self.negative_slope < np.inf):
-            raise ValueError(
-                f"negative_slope must be a finite number >= 0, got {self.negative_slope!r}"
-            )
-        if self.learning_rate is not None and not (
-                _is_real(self.learning_rate) and 0 < self.learning_rate < np.inf):
-            raise ValueError(
-                f"learning_rate must be a positive number or None, got {self.learning_rate!r}"
-            )
+        Called once per ``fit`` (by ``fit_context``) and by SciKeras' ``initialize``.
+        """
+        super()._validate_params()
+        layer_plan(self.hidden_layer_sizes, self.dropout)  # each size and rate, and their counts
         opt = self.optimizer
         if not (isinstance(opt, (str, keras.optimizers.Optimizer))
                 or (inspect.isclass(opt) and issubclass(opt, keras.optimizers.Optimizer))):
             raise TypeError(
                 "optimizer must be a name such as 'rmsprop', 'adam' or 'sgd', a "
                 f"keras.optimizers.Optimizer subclass or instance, got {opt!r}"
-            )
-        if not (_is_int(self.epochs) and self.epochs >= 1):
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not (self.batch_size is None or (_is_int(self.batch_size)
-                                            and (self.batch_size >= 1 or self.batch_size == -1))):
-            raise ValueError(
-                f"batch_size must be a positive integer, -1 or None, got {self.batch_size!r}"
-            )
-        if not (_is_real(self.validation_split) and 0 <= self.validation_split < 1):
-            raise ValueError(
-                f"validation_split must be a float in [0, 1), got {self.validation_split!r}"
-            )
-        cw = self.class_weight
-        if not (cw is None or isinstance(cw, Mapping)
-                or (isinstance(cw, str) and cw == "balanced")):
-            raise ValueError(
-                f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}"
             )
         if self.model is None:
             known = (set(self._fit_kwargs) | set(self._compile_kwargs)
@@ -672,7 +478,6 @@ class BottleneckClassifier(KerasClassifier):
                     "parameters need a prefix such as fit__, compile__, optimizer__ or "
                     "model__ (the last only with a custom `model`)."
                 )
-        return sizes, rates
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         """scikit-learn validation of ``X`` (and ``y``); replaces SciKeras' version.
@@ -710,7 +515,7 @@ class BottleneckClassifier(KerasClassifier):
         if sample_weight is None and self.class_weight is None:
             return None
         floatx = np.dtype(keras.backend.floatx())
-        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, copy=True)
+        weight = check_sample_weight(sample_weight, X, dtype=np.float64, copy=True)
         if isinstance(self.class_weight, Mapping):
             unknown = [k for k in self.class_weight if not np.any(classes == k)]
             if unknown:
@@ -720,7 +525,8 @@ class BottleneckClassifier(KerasClassifier):
                 )
             per_class = np.ones(len(classes))
             for label, w in self.class_weight.items():
-                if not (_is_real(w) and w >= 0 and np.isfinite(w)):
+                if isinstance(w, (bool, np.bool_)) or not (isinstance(w, Real) and w >= 0
+                                                             and np.isfinite(w)):
                     raise ValueError(f"class_weight[{label!r}] must be a number >= 0, got {w!r}")
                 per_class[np.flatnonzero(classes == label)] = w
             idx = np.searchsorted(classes, y)
@@ -731,6 +537,18 @@ class BottleneckClassifier(KerasClassifier):
 
     # ------------------------------------------------------------------ SciKeras overrides
 
+    @property
+    def target_encoder(self):
+        """SciKeras' hook for the target transformer: a :class:`~skanimal.head.HeadTargetEncoder`.
+
+        Returns
+        -------
+        HeadTargetEncoder
+            Unfitted; one-hot or class-index targets, chosen from the compiled loss.
+        """
+        return HeadTargetEncoder()
+
+
     def _resolve_seed(self):
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):
@@ -738,22 +556,18 @@ class BottleneckClassifier(KerasClassifier):
             copy = np.random.RandomState()
             copy.set_state(rs.get_state())
             return int(copy.randint(np.iinfo(np.int32).max))
-        if rs is not None and not _is_int(rs):
-            raise ValueError(
-                f"random_state must be None, an int or a numpy.random.RandomState, got {rs!r}"
-            )
-        return None if rs is None else int(rs)
+        return None if rs is None else int(rs)  # checked by _parameter_constraints
 
     def _initialize(self, X, y=None, classes=None):
         # scikeras' ``initialize(X, y)`` calls this: validate, then build.
+        self._validate_params()
         X, y = self._validate_data(X, y, reset=True)
-        self._check_hyperparameters()
         self._initialize_model(X, y, classes)
         return X, y
 
     def _initialize_model(self, X, y, classes):
         limit_tf_threads()  # in a worker process, before this process's first TF op
-        # seeding is done here (_seeded), not by SciKeras' tensorflow_random_state
+        # seeding is done here (compat.seeded), not by SciKeras' tensorflow_random_state
         self._random_state = None
         self._seed = self._resolve_seed()
         self._fit_encoders(X, y, classes)
@@ -763,7 +577,9 @@ class BottleneckClassifier(KerasClassifier):
     def _fit_encoders(self, X, y, classes=None):
         """Fit the target and feature encoders and copy their metadata (``classes_``,
         ``n_classes_``, ...) onto the estimator, as SciKeras' initialisation does."""
-        self.target_encoder_ = _LabelEncoder(classes=classes).fit(y)
+        encoder = self.target_encoder
+        encoder.classes = classes
+        self.target_encoder_ = encoder.fit(y)
         vars(self).update(self.target_encoder_.get_metadata())
         self.feature_encoder_ = self.feature_encoder.fit(X)
         vars(self).update(getattr(self.feature_encoder_, "get_metadata", dict)())
@@ -789,7 +605,6 @@ class BottleneckClassifier(KerasClassifier):
 
     def _fit(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
              validation_data=None, **kwargs):
-        self._check_hyperparameters()
         reinitialize = not ((self.warm_start or warm_start) and self.initialized_)
         X, y = self._validate_data(X, y, reset=reinitialize)
         if reinitialize:
@@ -853,7 +668,7 @@ class BottleneckClassifier(KerasClassifier):
             )
         encoded = (self.feature_encoder_.transform(X_val), self.target_encoder_.transform(y_val))
         if len(validation_data) == 3 and validation_data[2] is not None:
-            weight = _check_sample_weight(validation_data[2], X_val,
+            weight = check_sample_weight(validation_data[2], X_val,
                                           dtype=np.dtype(keras.backend.floatx()))
             encoded = encoded + (weight,)
         return encoded
@@ -873,7 +688,7 @@ class BottleneckClassifier(KerasClassifier):
 
     def _seed_context(self):
         seed = getattr(self, "_seed", None)
-        return contextlib.nullcontext() if seed is None else _seeded(seed)
+        return contextlib.nullcontext() if seed is None else seeded(seed)
 
     def _build_keras_model(self):
         with self._seed_context():
@@ -906,7 +721,7 @@ class BottleneckClassifier(KerasClassifier):
             # an instance can serve one model only: compile each new model with a copy
             compile_kwargs["optimizer"] = type(opt).from_config(opt.get_config())
             return compile_kwargs
-        opt_class = get_optimizer_class(opt) if isinstance(opt, str) else opt
+        opt_class = optimizer_class(opt) if isinstance(opt, str) else opt
         opt_params = route_params(self.get_params(), destination="optimizer",
                                   pass_filter=set(), strict=True)
         if self.learning_rate is not None:
@@ -932,29 +747,7 @@ class BottleneckClassifier(KerasClassifier):
         keras.Model
             The compiled head.
         """
-        sizes, rates = self._check_hyperparameters()
-        layers = keras.layers
-        # Explicit per-layer seeds: Keras would otherwise draw them from Python's global
-        # `random`, which other threads (a Dask worker's, say) may draw from concurrently.
-        seed = getattr(self, "_seed", None)
-        rng = np.random.RandomState(seed) if seed is not None else None
-
-        def next_seed():
-            return None if rng is None else int(rng.randint(np.iinfo(np.int32).max))
-
-        def dense(units, **kwargs):
-            return layers.Dense(
-                units, kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
-                **kwargs)
-
-        inputs = keras.Input(shape=(meta["n_features_in_"],), name="bottleneck_features")
-        x = layers.Flatten(name="flatten")(inputs)
-        for i, (units, rate) in enumerate(zip(sizes, rates), start=1):
-            x = dense(units, name=f"hidden_{i}")(x)
-            x = layers.LeakyReLU(negative_slope=self.negative_slope, name=f"leaky_relu_{i}")(x)
-            if rate > 0:
-                x = layers.Dropout(rate, seed=next_seed(), name=f"dropout_{i}")(x)
-        outputs = dense(meta["n_classes_"], activation="softmax", name="predictions")(x)
-        model = keras.Model(inputs, outputs, name="bottleneck_head")
-        model.compile(**compile_kwargs)
-        return model
+        return build_head(meta["n_features_in_"], meta["n_classes_"],
+                          hidden_layer_sizes=self.hidden_layer_sizes, dropout=self.dropout,
+                          negative_slope=self.negative_slope,
+                          seed=getattr(self, "_seed", None), compile_kwargs=compile_kwargs)

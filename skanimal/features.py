@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -26,6 +27,7 @@ from .cache import (
     make_fingerprint,
     resolve_cache_dir,
 )
+from .compat import Interval, StrOptions, fit_context
 from .exceptions import IncompatibleModelError
 from .images import check_images, load_pixels, read_image_bytes, resize_array_batch
 
@@ -96,6 +98,20 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     (2, 512)
     """
 
+    # Checked once per fit (see `fit_context`) and before each transform; `bool` is never
+    # accepted as a number. backbone, weights and cache are checked by _validate_params.
+    _parameter_constraints = {
+        "backbone": "no_validation",
+        "weights": "no_validation",
+        "image_size": [Interval(Integral, 1, None, closed="left"), "array-like", None],
+        "pooling": [StrOptions({p for p in _POOLINGS if p}), None],
+        "precision": [StrOptions(set(_PRECISIONS))],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "cache": "no_validation",
+        "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         backbone="vgg16",
@@ -137,13 +153,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return size
 
     def _validate_params(self):
+        super()._validate_params()  # _parameter_constraints
         get_spec(self.backbone)
-        if self.pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {_POOLINGS}, got {self.pooling!r}.")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}.")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
         resolve_cache_dir(self.cache)
         return self._resolved_image_size()
 
@@ -180,6 +191,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return store
 
     # -- estimator API -----------------------------------------------------------------------
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Build (or reuse) the frozen backbone; nothing is learned from ``X``.
 
@@ -199,7 +211,6 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             When ImageNet weights cannot be downloaded, with how to run offline. (When the
             feature cache already holds this configuration, fit needs no backbone at all.)
         """
-        self._validate_params()
         if X is not None:
             check_images(X)
         # A cache that already holds this configuration knows the feature shape: a warm run

@@ -401,6 +401,7 @@ def test_pixel_arrays_are_augmented_row_by_row(data):
             seen[1::3], recorder.fit(X, data.target).estimator_.X_[1::3])
 
 
+@pytest.mark.slow
 def test_example_runs_offline_and_prints_both_accuracies(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(

@@ -258,6 +258,7 @@ def test_fingerprint_stable_and_sensitive(monkeypatch):
         make_fingerprint(weights=object())
 
 
+@pytest.mark.slow
 def test_fingerprint_stable_across_processes():
     # A fresh interpreter with a different hash seed must agree.
     code = "print(__import__('skanimal.cache').cache.make_fingerprint(b='vgg16', s=(1, 2)))"
@@ -287,6 +288,7 @@ def test_concurrent_threads_same_key(tmp_path):
     assert temp_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_concurrent_processes_same_key(tmp_path):
     expected = features(9, 50000)
     code = """
@@ -387,6 +389,7 @@ def test_garbage_file_at_entry_path_before_any_put(tmp_path):
 
 
 @pytest.mark.skipif(not IS_POSIX, reason="needs SIGKILL")
+@pytest.mark.slow
 def test_writer_killed_mid_write_leaves_no_valid_entry(tmp_path):
     # The child completes the data write, then freezes before os.replace (fsync patched
     # to block) and is SIGKILLed in that state.
@@ -423,6 +426,7 @@ def test_writer_killed_mid_write_leaves_no_valid_entry(tmp_path):
 
 
 @pytest.mark.skipif(not IS_POSIX, reason="needs SIGKILL")
+@pytest.mark.slow
 def test_writer_killed_at_random_time_never_corrupts(tmp_path):
     # The child rewrites a large entry in a loop (iteration i stores all-i values); it is
     # killed at an arbitrary moment, most likely in the middle of writing a temp file.

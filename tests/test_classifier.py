@@ -22,8 +22,6 @@ from sklearn.model_selection import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import parametrize_with_checks
-
 
 from skanimal.classifier import BottleneckClassifier
 
@@ -317,19 +315,19 @@ def test_random_state_instance_seeds_keras(data):
 
 def test_seeding_restores_global_random_state(data):
     X, y = data
-    from tensorflow.python.framework import config as tf_config
+    from skanimal.compat import op_determinism_enabled
 
     random.seed(123)
     np.random.seed(123)
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    determinism = tf_config.is_op_determinism_enabled()
+    determinism = op_determinism_enabled()
     BottleneckClassifier(**FAST).fit(X, y)
     assert random.getstate() == python_state
     after = np.random.get_state()
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
     assert after[2:] == numpy_state[2:]
     # SciKeras' own seeding leaves op determinism on, which breaks later unseeded fits
-    assert tf_config.is_op_determinism_enabled() == determinism
+    assert op_determinism_enabled() == determinism
     if not determinism:
         BottleneckClassifier(**{**FAST, "random_state": None}).fit(X, y)
         tf.random.uniform((1,))  # an unseeded random op still works
@@ -557,17 +555,21 @@ def test_bad_prediction_input_is_a_clear_error():
 
 @pytest.mark.parametrize("params, error, match", [
     ({"dropout": (0.5,), "hidden_layer_sizes": (4, 3)}, ValueError, "dropout has 1 rate"),
-    ({"dropout": 1.0}, ValueError, r"dropout rates must be in \[0, 1\)"),
-    ({"dropout": "high"}, ValueError, "dropout must be a float or a sequence"),
+    ({"dropout": 1.0}, ValueError,
+     r"'dropout' parameter of BottleneckClassifier must be a float in the range \[0.0, 1.0\)"),
+    ({"dropout": (0.5, 1.0)}, ValueError, r"dropout rates must be in \[0, 1\)"),
+    ({"dropout": "high"}, ValueError, r"'dropout' parameter .* or an array-like"),
+    ({"dropout": ("high", 0.3)}, ValueError, r"dropout rates must be in \[0, 1\)"),
     ({"hidden_layer_sizes": (4, 0)}, ValueError, "hidden_layer_sizes must be a sequence of "
                                                  "positive integers"),
     ({"hidden_layer_sizes": "big"}, ValueError, "hidden_layer_sizes"),
     ({"negative_slope": -1}, ValueError, "negative_slope"),
-    ({"learning_rate": 0}, ValueError, "learning_rate must be a positive number"),
-    ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
+    ({"learning_rate": 0}, ValueError,
+     r"'learning_rate' parameter .* must be a float in the range \(0.0, inf\) or None"),
+    ({"epochs": 0}, ValueError, r"'epochs' parameter .* must be an int in the range \[1, inf\)"),
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"validation_split": 1.0}, ValueError, "validation_split"),
-    ({"class_weight": "heavy"}, ValueError, "class_weight must be"),
+    ({"class_weight": "heavy"}, ValueError, r"'class_weight' parameter .* must be"),
     ({"optimizer": 3}, TypeError, "optimizer must be"),
     ({"random_state": "seed"}, ValueError, "random_state"),
     ({"model": 3}, TypeError, "model must be None"),
@@ -581,32 +583,4 @@ def test_bad_parameters_fail_at_fit_naming_the_parameter(data, params, error, ma
     assert not hasattr(clf, "model_")
 
 
-# ---------------------------------------------------------------- scikit-learn's checks
-
-#: Checks this classifier cannot pass, and why. xfail_strict: a check that starts passing
-#: fails the suite, so this list stays minimal.
-EXPECTED_FAILED_CHECKS = {
-    "check_estimator_tags_renamed": (
-        "scikeras.wrappers.BaseWrapper, a parent class, still defines the pre-1.6 `_more_tags`; "
-        "BottleneckClassifier defines `__sklearn_tags__`, which is what scikit-learn reads"
-    ),
-    "check_mixin_order": (
-        "scikeras.wrappers.KerasClassifier inherits (BaseWrapper, ClassifierMixin), so "
-        "BaseEstimator precedes ClassifierMixin in the MRO; a subclass cannot reorder its "
-        "parents' bases (the classifier tags are set in `__sklearn_tags__` instead)"
-    ),
-    "check_sample_weight_equivalence_on_dense_data": (
-        "mini-batch training is not equivalent under sample repetition: Keras averages the "
-        "weighted loss over the batch size, not over the sum of the weights, and repeated rows "
-        "change the batches"
-    ),
-}
-
-
-@parametrize_with_checks(
-    [BottleneckClassifier(hidden_layer_sizes=(8,), epochs=2, batch_size=32, learning_rate=1e-2)],
-    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
-    xfail_strict=True,
-)
-def test_scikit_learn_estimator_checks(estimator, check):
-    check(estimator)
+# scikit-learn's estimator checks run in tests/test_common.py, with every estimator's.

@@ -84,6 +84,7 @@ def trained(env, workdir, data_dir):
 # -------------------------------------------------------------------------------- train
 
 
+@pytest.mark.slow
 def test_train_prints_scores_and_saves_model_and_report(trained, data_dir):
     out = trained["result"].stdout
     assert "Loaded 60 images of 4 classes" in out
@@ -112,6 +113,7 @@ def test_train_prints_scores_and_saves_model_and_report(trained, data_dir):
     assert set(metrics["validation"]) == {"accuracy", "log_loss"}
 
 
+@pytest.mark.slow
 def test_train_stderr_is_quiet(trained):
     stderr = trained["result"].stderr
     assert "Traceback" not in stderr
@@ -121,6 +123,7 @@ def test_train_stderr_is_quiet(trained):
     assert stderr.strip() == "", stderr
 
 
+@pytest.mark.slow
 def test_train_missing_data_dir_is_a_one_line_error(env, workdir):
     missing = workdir / "no-such-folder"
     result = run(env, "train", missing, "-o", workdir / "never.joblib", *COMMON)
@@ -132,6 +135,7 @@ def test_train_missing_data_dir_is_a_one_line_error(env, workdir):
 # ----------------------------------------------------------------------------- evaluate
 
 
+@pytest.mark.slow
 def test_evaluate_prints_metrics_and_writes_report(env, trained, data_dir, workdir):
     report = workdir / "eval-report"
     result = run(env, "evaluate", trained["model"], data_dir, "--report-dir", report)
@@ -145,6 +149,7 @@ def test_evaluate_prints_metrics_and_writes_report(env, trained, data_dir, workd
     assert sorted(p.name for p in report.iterdir()) == sorted(REPORT_FILES)
 
 
+@pytest.mark.slow
 def test_evaluate_unknown_class_and_bad_model_file(trained, data_dir, tmp_path, capsys):
     extra = tmp_path / "extra"
     make_shapes(extra, n_per_class=2, image_size=32, classes=("circle",))
@@ -191,6 +196,7 @@ def new_images(workdir):
     return workdir / "new"
 
 
+@pytest.mark.slow
 def test_predict_csv_from_folder_and_file(env, trained, new_images):
     single = new_images / "square" / "square_000.jpg"
     result = run(env, "predict", trained["model"], new_images / "circle", single,
@@ -210,6 +216,7 @@ def test_predict_csv_from_folder_and_file(env, trained, new_images):
     assert "Extracting features" in result.stderr  # --progress shows the bar
 
 
+@pytest.mark.slow
 def test_predict_json_matches_the_model(trained, new_images, capsys):
     assert main(["predict", str(trained["model"]), str(new_images), "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
@@ -223,6 +230,7 @@ def test_predict_json_matches_the_model(trained, new_images, capsys):
         assert record["predictions"][0]["probability"] == pytest.approx(row.max(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_predict_table_in_process(trained, new_images, capsys):
     image = new_images / "cross" / "cross_001.jpg"
     assert main(["predict", str(trained["model"]), str(image), "--top-k", "9"]) == 0
@@ -232,6 +240,7 @@ def test_predict_table_in_process(trained, new_images, capsys):
     assert len(row.split()) == 1 + 2 * 4  # top-k capped at the number of classes
 
 
+@pytest.mark.slow
 def test_predict_non_image_is_a_one_line_error(env, trained, workdir):
     text_file = workdir / "notes.txt"
     text_file.write_text("not an image\n")
@@ -243,6 +252,7 @@ def test_predict_non_image_is_a_one_line_error(env, trained, workdir):
 # --------------------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_and_prints_accuracy(env, tmp_path):
     result = run(env, "demo", "--workdir", tmp_path)
     assert result.returncode == 0, result.stderr
@@ -257,6 +267,7 @@ def test_demo_runs_offline_and_prints_accuracy(env, tmp_path):
 # -------------------------------------------------------------------------------- cache
 
 
+@pytest.mark.slow
 def test_cache_info_and_clear(env, tmp_path, capsys):
     from skanimal import BottleneckFeatures
 
@@ -273,6 +284,7 @@ def test_cache_info_and_clear(env, tmp_path, capsys):
     assert cache_info(tmp_path)["entries"] == 0
 
 
+@pytest.mark.slow
 def test_cache_info_defaults_to_skanimal_cache_dir(trained, workdir, monkeypatch, capsys):
     monkeypatch.setenv("SKANIMAL_CACHE_DIR", str(workdir / "cache"))
     assert main(["cache", "info"]) == 0
@@ -284,6 +296,7 @@ def test_cache_info_defaults_to_skanimal_cache_dir(trained, workdir, monkeypatch
 # ---------------------------------------------------------------------- usage and help
 
 
+@pytest.mark.slow
 def test_usage_error_exits_2_with_the_console_script(env, data_dir):
     result = run(env, "train", data_dir, "--epochs", "0", entry_point=True)
     assert result.returncode == 2, result.stderr

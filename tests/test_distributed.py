@@ -137,6 +137,7 @@ def _features(**params):
 
 # -- transform ------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["paths", "array"])
+@pytest.mark.slow
 def test_transform_on_workers_matches_serial(client, data, kind):
     X = list(data.paths)
     if kind == "array":
@@ -165,6 +166,7 @@ def test_transform_on_workers_matches_serial(client, data, kind):
         assert state["builds"].count(("vgg16", SMALL, None, "float32")) <= 1
 
 
+@pytest.mark.slow
 def test_tf_threads_limited_in_workers(client, data):
     with parallel_config(backend="dask"):
         _features(cache=False, n_jobs=-1).fit(data.paths).transform(data.paths)
@@ -180,6 +182,7 @@ def test_tf_threads_limited_in_workers(client, data):
     assert _parallel.worker_info()["tf_threads"] is None
 
 
+@pytest.mark.slow
 def test_error_from_late_chunk_names_callers_index(client, data, tmp_path):
     X = list(data.paths)
     missing = str(tmp_path / "gone.jpg")
@@ -199,6 +202,7 @@ def test_error_from_late_chunk_names_callers_index(client, data, tmp_path):
         assert bad in str(info.value)
 
 
+@pytest.mark.slow
 def test_feature_cache_shared_with_workers(client, data, tmp_path, monkeypatch):
     X = list(data.paths)
     shared = tmp_path / "shared-cache"
@@ -241,6 +245,7 @@ def _pipeline(classifier_cls, cache):
     )
 
 
+@pytest.mark.slow
 def test_grid_search_on_workers_matches_serial(client, data, classifier_cls, tmp_path):
     X, y = np.asarray(data.paths), np.asarray(data.target)
     pipe = _pipeline(classifier_cls, str(tmp_path / "cache"))
@@ -270,6 +275,7 @@ def test_grid_search_on_workers_matches_serial(client, data, classifier_cls, tmp
     assert sum(built) >= 1 and max(built) == 1
 
 
+@pytest.mark.slow
 def test_pipelines_fitted_on_workers_come_back_usable(client, data, classifier_cls, tmp_path):
     X, y = np.asarray(data.paths), np.asarray(data.target)
     cv = list(StratifiedKFold(n_splits=2, shuffle=True, random_state=1).split(X, y))

@@ -61,6 +61,7 @@ def test_file_holds_json_and_native_keras_head_and_no_pickle(saved):
     assert model.output_shape[-1] == 4
 
 
+@pytest.mark.slow
 def test_loads_in_a_new_process(fitted, saved, shapes, tmp_path):
     out = tmp_path / "proba.npy"
     paths_file = tmp_path / "paths.txt"

@@ -63,6 +63,7 @@ def test_grid_search_over_two_parameters(split):
     assert len(search.best_estimator_.predict(X_test)) == len(X_test)
 
 
+@pytest.mark.slow
 def test_joblib_round_trip_in_a_new_process(fitted, split, tmp_path):
     _, X_test, _, _ = split
     model_path = tmp_path / "animals.joblib"

@@ -38,6 +38,7 @@ def _extract_in_subprocess(cache, out, paths, size=SMALL[0]):
                              *paths])
 
 
+@pytest.mark.slow
 def test_two_processes_extracting_the_same_images_agree(shapes, reference, tmp_path):
     cache = tmp_path / "cache"
     procs = [_extract_in_subprocess(cache, tmp_path / f"out{i}.npy", shapes.paths)
@@ -49,6 +50,7 @@ def test_two_processes_extracting_the_same_images_agree(shapes, reference, tmp_p
     assert cache_info(cache)["entries"] == len(set(shapes.paths))
 
 
+@pytest.mark.slow
 def test_extraction_killed_midway_leaves_a_cache_later_runs_can_trust(shapes, tmp_path):
     # 96 px makes the run long enough (about 10× the 32-px cost) to be killed in the middle.
     cache, size = tmp_path / "cache", 96
