@@ -13,7 +13,7 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
-from .augmentation import AugmentedClassifier, AugmentedImage, ImageAugmentation  # noqa: E402
+from .augmentation import AugmentedClassifier, AugmentedImage  # noqa: E402
 from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
@@ -27,6 +27,7 @@ from .exceptions import (  # noqa: E402
 )
 from .features import BottleneckFeatures  # noqa: E402
 from .persistence import load, save  # noqa: E402
+from .transforms import ImageAugmentation  # noqa: E402
 
 __all__ = [
     "__version__",
