@@ -376,9 +376,3 @@ def imagenet_available(backbone="vgg16", *, image_size=None):
     except WeightsUnavailableError:
         return False
     return True
-
-
-def clear_backbones():
-    """Forget every backbone built in this process (frees their memory)."""
-    with _REGISTRY_LOCK:
-        _REGISTRY.clear()
