@@ -9,7 +9,8 @@
 
 import os as _os
 
-# TensorFlow's C++ start-up chatter is noise for users of a scikit-learn API.
+# TensorFlow's C++ start-up chatter is noise for users of a scikit-learn API. This silences
+# most of it; skanimal._tfstartup filters the notices current releases log regardless.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
@@ -59,6 +60,9 @@ def __getattr__(name):
     # and start-up noise on stderr). Deferring it keeps `import skanimal` and the CLI's
     # --help, cache and usage-error paths fast and quiet.
     if name == "BottleneckClassifier":
+        from ._tfstartup import start_tensorflow
+
+        start_tensorflow()  # before classifier.py imports it, without its C++ notices
         from .classifier import BottleneckClassifier
 
         return BottleneckClassifier
