@@ -41,7 +41,7 @@ Entry format
 
 Atomicity
     Entries (and the per-configuration ``feature_shape.json`` record) are written with
-    :func:`skanimal.fileio.atomic_write`: a uniquely named temporary file (prefix
+    ``skanimal.fileio.atomic_write``: a uniquely named temporary file (prefix
     ``.skanimal-tmp-``) in the entry's own directory is written, flushed, synced
     (``fsync``) and then moved (``os.replace``) over the final name. Readers only ever open
     final names, so they see either nothing, a previous complete entry, or the new complete

@@ -228,7 +228,7 @@ def _to_rgb_array(img):
 # ------------------------------------------------------------------------- ImageItem
 
 
-class ImageItem(abc.ABC):
+class ImageItem(metaclass=abc.ABCMeta):
     """An item of ``X`` that turns the bytes of an image file into pixels itself.
 
     :func:`check_images` accepts instances next to plain file paths, and
