@@ -70,10 +70,11 @@ class AugmentedImage(ImageItem):
 
     An :class:`~skanimal.images.ImageItem`: :class:`~skanimal.BottleneckFeatures` (and
     :func:`skanimal.images.check_images`) accept these next to plain paths, and
-    :meth:`~skanimal.images.ImageItem.load` reads, decodes and augments one. It decodes ``source`` at the backbone's input size
-    and applies ``augmentation`` with ``seed``; the features are cached under a key made of
-    the source file's *content*, :meth:`ImageAugmentation.describe` and ``seed``, so they
-    are computed once, and a changed source file gets new features.
+    :meth:`~skanimal.images.ImageItem.load` reads, decodes and augments one. The
+    transformer decodes ``source`` at the backbone's input size and applies
+    ``augmentation`` with ``seed``; the features are cached under a key made of the source
+    file's *content*, :meth:`ImageAugmentation.describe` and ``seed``, so they are computed
+    once, and a changed source file gets new features.
 
     Parameters
     ----------
