@@ -9,11 +9,12 @@
 
 import os as _os
 
-# TensorFlow's C++ start-up chatter is noise for users of a scikit-learn API.
+# TensorFlow's C++ start-up chatter is noise for users of a scikit-learn API. This silences
+# most of it; skanimal._tfstartup filters the notices current releases log regardless.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
-from .augmentation import AugmentedClassifier, AugmentedImage, ImageAugmentation  # noqa: E402
+from .augmentation import AugmentedClassifier, AugmentedImage  # noqa: E402
 from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
@@ -27,6 +28,7 @@ from .exceptions import (  # noqa: E402
 )
 from .features import BottleneckFeatures  # noqa: E402
 from .persistence import load, save  # noqa: E402
+from .transforms import ImageAugmentation  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -58,6 +60,9 @@ def __getattr__(name):
     # and start-up noise on stderr). Deferring it keeps `import skanimal` and the CLI's
     # --help, cache and usage-error paths fast and quiet.
     if name == "BottleneckClassifier":
+        from ._tfstartup import start_tensorflow
+
+        start_tensorflow()  # before classifier.py imports it, without its C++ notices
         from .classifier import BottleneckClassifier
 
         return BottleneckClassifier

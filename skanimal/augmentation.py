@@ -5,9 +5,10 @@ shifted and distorted copies of its images. In scikit-learn a transformer must r
 many rows as it is given, so augmentation cannot be a pipeline step; it is a property of
 *training* instead. This module offers it as a meta-estimator:
 
-* :class:`ImageAugmentation` — a small, frozen (hashable, picklable) description of the
-  random transformations, whose :meth:`~ImageAugmentation.apply` turns one ``uint8`` image
-  into one augmented image, deterministically for a given seed;
+* :class:`ImageAugmentation` (defined in :mod:`skanimal.transforms`, with the pure image
+  maths) — a small, frozen (hashable, picklable) description of the random
+  transformations, whose :meth:`~ImageAugmentation.apply` turns one ``uint8`` image into
+  one augmented image, deterministically for a given seed;
 * :class:`AugmentedImage` — one augmented copy of one image file, an item that
   :class:`~skanimal.BottleneckFeatures` accepts in ``X`` next to plain paths. Its features
   are cached like any other image's, under a key made of the source file's content, the
@@ -34,13 +35,11 @@ This module imports neither TensorFlow nor Keras.
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
@@ -53,260 +52,30 @@ from .compat import (
     Interval,
     fit_context,
     routing_enabled,
-    validate_parameter_constraints,
 )
 from .exceptions import ImageLoadError
-from .images import check_images, decode_image, read_image_bytes
+from .images import ImageItem, check_images, decode_image, read_image_bytes
+from .transforms import AUGMENTATION_VERSION, ImageAugmentation, check_seed
 
-__all__ = ["ImageAugmentation", "AugmentedImage", "AugmentedClassifier"]
-
-#: Version of the augmentation *algorithm*. It is part of :meth:`ImageAugmentation.describe`
-#: and therefore of the cache keys of augmented images: bump it whenever :meth:`apply`
-#: changes its output for given parameters and seed, so that stale features stop being found.
-AUGMENTATION_VERSION = 1
-
-_RESAMPLE = Image.Resampling.BILINEAR
-_SEED_LIMIT = 2**63  # seeds are non-negative and below this
-
-
-def _check_seed(seed, name="seed"):
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer, got {seed!r}.")
-    seed = int(seed)
-    if not 0 <= seed < _SEED_LIMIT:
-        raise ValueError(f"{name} must be in [0, 2**63), got {seed}.")
-    return seed
-
-
-# ------------------------------------------------------------------------ ImageAugmentation
-
-
-@dataclass(frozen=True)
-class ImageAugmentation:
-    """Random geometric and photometric transformations of an image.
-
-    A frozen description (hashable, comparable, picklable): it holds the *ranges* of the
-    transformations; :meth:`apply` draws one transformation from them with a given seed.
-    Every range is symmetric around "no change", and a range of 0 (or ``False`` for a
-    flip) disables that transformation, so ``ImageAugmentation(rotation=0, shift=0,
-    zoom=0, horizontal_flip=False)`` is the identity.
-
-    Parameters
-    ----------
-    rotation : float, default=15.0
-        Maximum rotation in degrees (in [0, 180]); the angle is drawn uniformly in
-        ``[-rotation, rotation]``.
-    horizontal_flip : bool, default=True
-        Mirror left-right with probability 1/2.
-    vertical_flip : bool, default=False
-        Flip upside down with probability 1/2 (rarely right for photos of animals).
-    shift : float, default=0.1
-        Maximum translation as a fraction of the width (horizontally) and of the height
-        (vertically), in [0, 1); each is drawn uniformly in ``[-shift, shift]``.
-    zoom : float, default=0.1
-        Maximum relative change of scale, in [0, 1); the (isotropic) scale factor is drawn
-        uniformly in ``[1 - zoom, 1 + zoom]`` (> 1 zooms in).
-    shear : float, default=0.0
-        Maximum shear angle in degrees, in [0, 90); drawn uniformly in ``[-shear, shear]``.
-    brightness : float, default=0.0
-        Maximum relative change of brightness, in [0, 1); the factor is drawn uniformly
-        in ``[1 - brightness, 1 + brightness]`` (:class:`PIL.ImageEnhance.Brightness`).
-
-    See Also
-    --------
-    AugmentedClassifier : Trains a classifier on augmented copies of its training images.
-
-    Notes
-    -----
-    Rotation, zoom, shear and shift are combined into one affine map about the image
-    centre and applied in a single bilinear resampling (:meth:`PIL.Image.Image.transform`),
-    then the flips (:func:`PIL.ImageOps.mirror`, :func:`PIL.ImageOps.flip`), then the
-    brightness change. Areas the transformation brings in from outside the image are
-    filled by mirror reflection of the image (like ``numpy.pad(mode="symmetric")``, or
-    Keras' ``fill_mode="reflect"``), never with black, so no artificial border appears.
-
-    The output depends only on the pixels, the parameters and the seed (and on
-    :data:`AUGMENTATION_VERSION`), so :meth:`describe` plus the seed identify an augmented
-    image for the feature cache. Inside :class:`~skanimal.BottleneckFeatures` images are
-    augmented *after* being resized to the backbone's input size; ``shift`` is relative,
-    so the transformation is the same at any size.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> augment = ImageAugmentation(rotation=20, zoom=0.2)
-    >>> pixels = np.zeros((32, 32, 3), dtype=np.uint8)
-    >>> augment.apply(pixels, seed=7).shape
-    (32, 32, 3)
-    >>> augment == ImageAugmentation(rotation=20.0, zoom=0.2)
-    True
-    """
-
-    rotation: float = 15.0
-    horizontal_flip: bool = True
-    vertical_flip: bool = False
-    shift: float = 0.1
-    zoom: float = 0.1
-    shear: float = 0.0
-    brightness: float = 0.0
-
-    # The one validation (as estimators' parameters); `bool` is never accepted as a number.
-    _parameter_constraints = {
-        "rotation": [Interval(numbers.Real, 0, 180, closed="both")],
-        "horizontal_flip": ["boolean"],
-        "vertical_flip": ["boolean"],
-        "shift": [Interval(numbers.Real, 0, 1, closed="left")],
-        "zoom": [Interval(numbers.Real, 0, 1, closed="left")],
-        "shear": [Interval(numbers.Real, 0, 90, closed="left")],
-        "brightness": [Interval(numbers.Real, 0, 1, closed="left")],
-    }
-
-    def __post_init__(self):
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        validate_parameter_constraints(self._parameter_constraints, values,
-                                       caller_name=type(self).__name__)
-        for name, value in values.items():
-            # canonical: floats (ints and -0.0 normalised) and plain bools
-            value = bool(value) if name.endswith("_flip") else float(value) + 0.0
-            object.__setattr__(self, name, value)
-
-    # -- identity ----------------------------------------------------------------------------
-    @property
-    def is_identity(self):
-        """Whether :meth:`apply` returns its input unchanged for every seed.
-
-        Returns
-        -------
-        bool
-        """
-        return not (
-            self.rotation or self.shift or self.zoom or self.shear or self.brightness
-            or self.horizontal_flip or self.vertical_flip
-        )
-
-    def describe(self):
-        """A canonical string of the parameters, used in feature-cache keys.
-
-        Returns
-        -------
-        str
-            E.g. ``"ImageAugmentation/v1(rotation=15.0,horizontal_flip=True,...)"``; equal
-            augmentations (``15`` and ``15.0`` alike) give equal strings, and the string
-            changes with :data:`AUGMENTATION_VERSION`.
-        """
-        values = ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
-        return f"ImageAugmentation/v{AUGMENTATION_VERSION}({values})"
-
-    # -- drawing -----------------------------------------------------------------------------
-    def _draw(self, seed):
-        """The transformation drawn for ``seed``, as a dict of concrete values.
-
-        Always draws the same eight numbers in the same order, so a parameter's draw does
-        not depend on which other transformations are enabled.
-        """
-        u = np.random.default_rng(_check_seed(seed)).random(8)
-
-        def symmetric(x, r):
-            return (2.0 * float(x) - 1.0) * r
-
-        return {
-            "angle": symmetric(u[0], self.rotation),
-            "shear": symmetric(u[1], self.shear),
-            "scale": 1.0 + symmetric(u[2], self.zoom),
-            "tx": symmetric(u[3], self.shift),
-            "ty": symmetric(u[4], self.shift),
-            "mirror": self.horizontal_flip and bool(u[5] < 0.5),
-            "flip": self.vertical_flip and bool(u[6] < 0.5),
-            "brightness": 1.0 + symmetric(u[7], self.brightness),
-        }
-
-    def apply(self, pixels, seed):
-        """Augment one image.
-
-        Parameters
-        ----------
-        pixels : numpy.ndarray of shape (height, width, 3), dtype uint8
-            An RGB image.
-        seed : int
-            Non-negative seed; the same seed (and parameters) always gives the same output,
-            different seeds generally different ones.
-
-        Returns
-        -------
-        numpy.ndarray of shape (height, width, 3), dtype uint8
-            A new array (``pixels`` is never modified).
-
-        Raises
-        ------
-        ValueError
-            If ``pixels`` is not a ``(height, width, 3)`` ``uint8`` array.
-        TypeError
-            If ``seed`` is not a non-negative integer.
-        """
-        pixels = np.asarray(pixels)
-        if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
-            raise ValueError(
-                "ImageAugmentation.apply expects one RGB image of shape (height, width, 3) "
-                f"and dtype uint8, got shape {pixels.shape} and dtype {pixels.dtype}."
-            )
-        if pixels.shape[0] == 0 or pixels.shape[1] == 0:
-            raise ValueError(f"ImageAugmentation.apply: empty image of shape {pixels.shape}.")
-        t = self._draw(seed)
-        img = _affine(pixels, t["angle"], t["shear"], t["scale"], t["tx"], t["ty"])
-        if t["mirror"]:
-            img = ImageOps.mirror(img)
-        if t["flip"]:
-            img = ImageOps.flip(img)
-        if t["brightness"] != 1.0:
-            img = ImageEnhance.Brightness(img).enhance(t["brightness"])
-        return np.array(img, dtype=np.uint8)  # a copy: never a view of the input
-
-
-def _affine(pixels, angle, shear, scale, tx, ty):
-    """``pixels`` rotated, sheared, scaled about the centre and shifted, as a PIL image.
-
-    Reflection-pads the source by exactly what the inverse map reaches outside it, so the
-    exposed areas are mirrored image content.
-    """
-    height, width = pixels.shape[:2]
-    if angle == 0.0 and shear == 0.0 and scale == 1.0 and tx == 0.0 and ty == 0.0:
-        return Image.fromarray(np.ascontiguousarray(pixels))
-    theta = math.radians(angle)
-    phi = math.radians(shear)
-    rotate = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
-    shear_m = np.array([[1.0, math.tan(phi)], [0.0, 1.0]])
-    forward = rotate @ shear_m @ np.diag([scale, scale])
-    inverse = np.linalg.inv(forward)
-    centre = np.array([width / 2.0, height / 2.0])
-    shift = np.array([tx * width, ty * height])
-    # Pillow's AFFINE data maps each output point to its input point: in = inverse @ out + offset.
-    offset = centre - inverse @ (centre + shift)
-    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=float)
-    reached = corners @ inverse.T + offset
-    pad_left = max(0, math.ceil(-reached[:, 0].min())) + 1
-    pad_right = max(0, math.ceil(reached[:, 0].max() - width)) + 1
-    pad_top = max(0, math.ceil(-reached[:, 1].min())) + 1
-    pad_bottom = max(0, math.ceil(reached[:, 1].max() - height)) + 1
-    padded = np.pad(pixels, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)),
-                    mode="symmetric")
-    data = (inverse[0, 0], inverse[0, 1], offset[0] + pad_left,
-            inverse[1, 0], inverse[1, 1], offset[1] + pad_top)
-    source = Image.fromarray(padded)
-    return source.transform((width, height), Image.Transform.AFFINE, data, resample=_RESAMPLE)
+# ImageAugmentation and AUGMENTATION_VERSION live in skanimal.transforms; they stay
+# importable from here, where they were first documented.
+__all__ = ["ImageAugmentation", "AugmentedImage", "AugmentedClassifier", "AUGMENTATION_VERSION"]
 
 
 # ---------------------------------------------------------------------------- AugmentedImage
 
 
 @dataclass(frozen=True)
-class AugmentedImage:
+class AugmentedImage(ImageItem):
     """One augmented copy of one image file: an item of ``X`` for ``BottleneckFeatures``.
 
-    :class:`~skanimal.BottleneckFeatures` (and :func:`skanimal.images.check_images`)
-    accept these next to plain paths. It decodes ``source`` at the backbone's input size
-    and applies ``augmentation`` with ``seed``; the features are cached under a key made of
-    the source file's *content*, :meth:`ImageAugmentation.describe` and ``seed``, so they
-    are computed once, and a changed source file gets new features.
+    An :class:`~skanimal.images.ImageItem`: :class:`~skanimal.BottleneckFeatures` (and
+    :func:`skanimal.images.check_images`) accept these next to plain paths, and
+    :meth:`~skanimal.images.ImageItem.load` reads, decodes and augments one. The
+    transformer decodes ``source`` at the backbone's input size and applies
+    ``augmentation`` with ``seed``; the features are cached under a key made of the source
+    file's *content*, :meth:`ImageAugmentation.describe` and ``seed``, so they are computed
+    once, and a changed source file gets new features.
 
     Parameters
     ----------
@@ -346,7 +115,7 @@ class AugmentedImage:
                 "AugmentedImage: augmentation must be an ImageAugmentation, got "
                 f"{type(self.augmentation).__name__}."
             )
-        object.__setattr__(self, "seed", _check_seed(self.seed))
+        object.__setattr__(self, "seed", check_seed(self.seed))
 
     def content_key(self, source_bytes):
         """Feature-cache key of this augmented image.
@@ -372,11 +141,33 @@ class AugmentedImage:
         h.update(str(self.seed).encode("ascii"))
         return h.hexdigest()
 
-    def load(self, size=None, *, index=None):
-        """Read, decode (at ``size``) and augment the source image.
+    def load_bytes(self, *, index=None):
+        """Read the source image file.
 
         Parameters
         ----------
+        index : int, optional
+            Position of this item in ``X``, for error messages.
+
+        Returns
+        -------
+        bytes
+            The content of :attr:`source`.
+
+        Raises
+        ------
+        ImageLoadError
+            If the source cannot be read; names the source path and ``index``.
+        """
+        return read_image_bytes(self.source, index=index)
+
+    def decode(self, data, size=None, *, index=None):
+        """Decode the source's bytes (at ``size``) and augment the pixels.
+
+        Parameters
+        ----------
+        data : bytes-like
+            The content of :attr:`source`, as :meth:`load_bytes` returns it.
         size : tuple of int (height, width) or None, default=None
             Size the source is decoded at (see :func:`skanimal.images.decode_image`);
             None keeps its native size.
@@ -390,9 +181,8 @@ class AugmentedImage:
         Raises
         ------
         ImageLoadError
-            If the source cannot be read or decoded; names the source path and ``index``.
+            If the source cannot be decoded; names the source path and ``index``.
         """
-        data = read_image_bytes(self.source, index=index)
         pixels = decode_image(data, size, path=self.source, index=index)
         return self.augmentation.apply(pixels, self.seed)
 

@@ -265,7 +265,9 @@ _REGISTRY_LOCK = threading.Lock()
 
 def _build(spec, weights, image_size, pooling, precision):
     from ._parallel import limit_tf_threads
+    from ._tfstartup import start_tensorflow
 
+    start_tensorflow()  # without its C++ start-up notices on stderr
     limit_tf_threads()  # in a worker process, before this process's first TF op
     import keras
 
@@ -376,9 +378,3 @@ def imagenet_available(backbone="vgg16", *, image_size=None):
     except WeightsUnavailableError:
         return False
     return True
-
-
-def clear_backbones():
-    """Forget every backbone built in this process (frees their memory)."""
-    with _REGISTRY_LOCK:
-        _REGISTRY.clear()

@@ -40,13 +40,15 @@ Entry format
     validation is a miss; it is deleted on read and rewritten by the next ``put``.
 
 Atomicity
-    A writer creates a uniquely named temporary file (prefix ``.skanimal-tmp-``) in the
-    entry's own directory, writes, flushes, syncs it (``fsync``) and then moves it
-    (``os.replace``) over the final name. Readers only ever open final names, so they see
-    either nothing, a previous complete entry, or the new complete entry, whatever happens
-    to concurrent writers (threads or processes) and even if a writer is killed with
-    SIGKILL. A killed writer leaves only a stale temporary file, which :func:`clear_cache`
-    removes.
+    Entries (and the per-configuration ``feature_shape.json`` record) are written with
+    ``skanimal.fileio.atomic_write``: a uniquely named temporary file (prefix
+    ``.skanimal-tmp-``) in the entry's own directory is written, flushed, synced
+    (``fsync``) and then moved (``os.replace``) over the final name. Readers only ever open
+    final names, so they see either nothing, a previous complete entry, or the new complete
+    entry, whatever happens to concurrent writers (threads or processes) and even if a
+    writer is killed with SIGKILL. A killed writer leaves only a stale temporary file,
+    which :func:`clear_cache` removes. The directory entry is not synced: a power cut can
+    lose a recent entry, which is then simply computed again.
 
 Failure policy
     The cache is an optimisation and must never break a fit. Any operating-system error
@@ -62,9 +64,9 @@ This module deliberately does not import TensorFlow: it must stay cheap to impor
 
 import hashlib
 import json
+import math
 import os
 import re
-import secrets
 import struct
 import sys
 import threading
@@ -76,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from .exceptions import CacheWarning
+from .fileio import TMP_PREFIX, atomic_write, to_jsonable
 
 __all__ = [
     "ENV_VAR",
@@ -111,7 +114,6 @@ _HEADER_SIZE = _HEAD.size + _DIGEST_SIZE
 assert _HEADER_SIZE == 64  # payload starts 64-byte aligned
 
 _SUFFIX = ".skfeat"
-_TMP_PREFIX = ".skanimal-tmp-"
 # Per-configuration record of the feature shape, so a warm fit needs no backbone.
 _SHAPE_FILE = "feature_shape.json"
 _FP_DIR_LEN = 16
@@ -180,23 +182,6 @@ def resolve_cache_dir(cache):
     )
 
 
-def _json_default(obj):
-    # Only exact, well-defined conversions: a silently lossy one would let two
-    # different configurations share a fingerprint.
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(
-        f"make_fingerprint: value {obj!r} of type {type(obj).__name__} is not "
-        "JSON-serialisable; pass str, int, float, bool, None, or lists/tuples/dicts of them."
-    )
-
-
 def make_fingerprint(**config):
     """Stable digest of a feature-extraction configuration.
 
@@ -224,12 +209,14 @@ def make_fingerprint(**config):
     """
     payload = {"feature_format_version": FEATURE_FORMAT_VERSION, "config": config}
     text = json.dumps(
-        payload,
+        # Exact conversions only (unknown types raise): a lossy one would let two different
+        # configurations share a fingerprint. Non-finite floats stay NaN so that
+        # allow_nan=False rejects them (NaN != NaN would make the "same" config unstable).
+        to_jsonable(payload, nan=math.nan),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,
-        allow_nan=False,  # NaN != NaN would make the "same" config unstable
-        default=_json_default,
+        allow_nan=False,
     )
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
@@ -470,10 +457,7 @@ class FeatureCache:
         if not self.enabled:
             return
         record = {"fingerprint": self.fingerprint, "feature_shape": [int(d) for d in shape]}
-        try:
-            self._write(self._root / _SHAPE_FILE, "shape", json.dumps(record).encode(), b"")
-        except OSError as exc:
-            self._disable(exc)
+        self._store(self._root / _SHAPE_FILE, json.dumps(record).encode("ascii"))
 
     # --- reading ----------------------------------------------------------------------
     def get(self, key):
@@ -584,12 +568,15 @@ class FeatureCache:
             return
         payload = memoryview(arr).cast("B")
         head = _HEAD.pack(_MAGIC, _ENTRY_VERSION, _DTYPE_F4LE, 0, 0, arr.size, payload.nbytes)
-        header = head + _digest(self.fingerprint, key, head, payload)
-        # A concurrent clear_cache() may delete our shard directory or temp file between
-        # two steps: retry a couple of times before calling the directory broken.
+        self._store(path, head + _digest(self.fingerprint, key, head, payload), payload)
+
+    def _store(self, path, *chunks):
+        """Write ``chunks`` to ``path`` atomically; an OS error disables the instance."""
+        # A concurrent clear_cache() may delete our directory or temp file between two
+        # steps: retry a couple of times before calling the directory broken.
         for attempt in range(3):
             try:
-                self._write(path, key, header, payload)
+                self._write(path, chunks)
                 return
             except FileNotFoundError as exc:
                 self._made_dirs.discard(path.parent)
@@ -599,46 +586,28 @@ class FeatureCache:
                 self._disable(exc)
                 return
 
-    def _write(self, path, key, header, payload):
+    def _write(self, path, chunks):
         parent = path.parent
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
-        # Unique per process and call; the prefix lets clear_cache/cache_info recognise
-        # leftovers of killed writers. open(..., "xb") rather than tempfile.mkstemp so the
-        # entry gets umask permissions (mkstemp's 0600 would break shared caches).
-        tmp = parent / f"{_TMP_PREFIX}{key[:16]}-{os.getpid()}-{secrets.token_hex(8)}"
-        try:
-            with open(tmp, "xb") as f:
-                f.write(header)
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())  # data on disk before the name points to it
-            self._replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-    @staticmethod
-    def _replace(tmp, path):
-        if sys.platform != "win32":
-            os.replace(tmp, path)
-            return
         # On Windows os.replace fails while another process has the target open (a
-        # concurrent reader). Entries are content-addressed, so after a few tries it is
-        # fine to give up: an equivalent entry is already there.
-        for delay in (0.005, 0.02, 0.05, 0.1):
+        # concurrent reader). What this instance writes is determined by the path (entries
+        # are content-addressed), so after a few tries it is fine to give up: an
+        # equivalent file is already there.
+        for delay in (0.005, 0.02, 0.05, 0.1, None):
             try:
-                os.replace(tmp, path)
+                # No directory fsync: losing a recent entry in a power cut costs only a
+                # recomputation, and syncing every entry would slow extraction down.
+                with atomic_write(path, "wb", make_parents=False, sync_dir=False) as f:
+                    for chunk in chunks:
+                        f.write(chunk)
                 return
             except PermissionError:
-                if not path.exists():
+                if sys.platform != "win32" or not path.exists():
                     raise
-                time.sleep(delay)
-        os.unlink(tmp)
+                if delay is not None:
+                    time.sleep(delay)
 
     def put_many(self, mapping):
         """Store several entries.
@@ -689,8 +658,10 @@ def _is_file(entry):
 def _walk(directory):
     """Yield ``(fp_dir, shard_dir, kind, dir_entry)`` for recognised cache files.
 
-    ``kind`` is ``"entry"`` or ``"tmp"``. Only files whose whole path looks like the
-    cache layout are yielded; anything else in the directory is the user's business.
+    ``kind`` is ``"entry"``, ``"shape"`` or ``"tmp"`` (a killed writer's temporary file,
+    in a shard directory or, for the shape record, in the configuration directory). Only
+    files whose whole path looks like the cache layout are yielded; anything else in the
+    directory is the user's business.
     """
     for fp_entry in _scandir(directory):
         if not (_FP_DIR_RE.fullmatch(fp_entry.name) and _is_dir(fp_entry)):
@@ -699,6 +670,10 @@ def _walk(directory):
             if shard_entry.name == _SHAPE_FILE:
                 if _is_file(shard_entry):
                     yield fp_entry.path, fp_entry.path, "shape", shard_entry
+                continue
+            if shard_entry.name.startswith(TMP_PREFIX):
+                if _is_file(shard_entry):
+                    yield fp_entry.path, fp_entry.path, "tmp", shard_entry
                 continue
             if not (_SHARD_RE.fullmatch(shard_entry.name) and _is_dir(shard_entry)):
                 continue
@@ -709,7 +684,7 @@ def _walk(directory):
                 m = _ENTRY_RE.fullmatch(name)
                 if m and m.group(1)[:2] == shard_entry.name:
                     yield fp_entry.path, shard_entry.path, "entry", file_entry
-                elif name.startswith(_TMP_PREFIX):
+                elif name.startswith(TMP_PREFIX):
                     yield fp_entry.path, shard_entry.path, "tmp", file_entry
 
 
@@ -762,10 +737,11 @@ def cache_info(directory=None):
 def clear_cache(directory=None):
     """Delete every cached feature vector (and leftover temporary files).
 
-    Only files laid out like cache entries
-    (``<16 hex>/<2 hex>/<hex key>.skfeat``) or cache temporary files are deleted, and
-    then only directories that became empty; other files in the directory, including
-    files inside cache subdirectories, are left alone.
+    Only files laid out like cache entries (``<16 hex>/<2 hex>/<hex key>.skfeat``), the
+    configurations' ``<16 hex>/feature_shape.json`` records and temporary files left by
+    killed writers (``.skanimal-tmp-*`` in those directories) are deleted, and then only
+    directories that became empty; other files in the directory, including files inside
+    cache subdirectories, are left alone.
 
     Parameters
     ----------

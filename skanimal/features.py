@@ -8,6 +8,7 @@ clone, CV fold, grid point or process asks for it.
 
 from __future__ import annotations
 
+import collections
 import os
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
@@ -29,7 +30,7 @@ from .cache import (
 )
 from .compat import Interval, StrOptions, fit_context
 from .exceptions import IncompatibleModelError
-from .images import check_images, load_pixels, read_image_bytes, resize_array_batch
+from .images import ImageItem, check_images, decode_item, read_item_bytes, resize_array_batch
 
 __all__ = ["BottleneckFeatures"]
 
@@ -81,6 +82,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     Attributes
     ----------
+    image_size_ : tuple of int
+        ``(height, width)`` images are resized to: ``image_size``, or the backbone's own
+        size when it is None.
     feature_shape_ : tuple of int
         Shape of one image's backbone output before flattening.
     n_features_out_ : int
@@ -226,6 +230,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _set_fitted(self, feature_shape, feature_format_version=FEATURE_FORMAT_VERSION,
                     versions=None):
         """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""
+        self.image_size_ = self._resolved_image_size()
         self.feature_shape_ = tuple(feature_shape)
         self.n_features_out_ = int(np.prod(self.feature_shape_))
         # Recorded so a saved model made by another version can be checked when it is loaded.
@@ -324,70 +329,82 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _transform_images(self, images, offset):
         """Features of ``images`` (checked paths list or 4-D array); ``offset`` is where
-        ``images`` starts in the caller's X, so errors name the right index."""
+        ``images`` starts in the caller's X, so errors name the right index.
+
+        Each image is read once: a decoding thread reads its bytes, keys the cache with
+        them and, on a miss, decodes the same bytes (:func:`_prepare`). Only the pixels of
+        misses are kept, and only for the images in flight, a bounded window that lets the
+        next batch decode while the CNN runs on this one.
+        """
         n_images = len(images)
-        is_array = isinstance(images, np.ndarray)
         size = self._resolved_image_size()
         store = self._feature_store()
-        with ThreadPoolExecutor(_decode_threads(), thread_name_prefix="skanimal-decode") as pool:
-            if store is None:
-                keys = None
-                missing = list(range(n_images))
-            else:
-                keys = list(pool.map(
-                    lambda i: _content_key(images, i, offset, is_array), range(n_images)
-                ))
-                found = dict(zip(keys, store.get_many(keys)))
-            backbone = None
-            if store is None or any(found[key] is None for key in keys):
-                backbone = self._get_backbone()
-            n_features = backbone.n_features if backbone is not None else None
-            if store is not None:
-                first_missing = {}
-                for i, key in enumerate(keys):
-                    if found[key] is None:
-                        # Duplicates of one image are pushed through the CNN once.
-                        first_missing.setdefault(key, i)
-                    elif n_features is None:
-                        n_features = found[key].shape[0]
-                missing = sorted(first_missing.values())
-            output = np.empty((n_images, n_features), dtype=np.float32)
-            for batch, features in self._extract_batches(images, missing, size, pool, offset,
-                                                         backbone):
-                output[batch] = features
-                if store is not None:
-                    store.put_many({keys[i]: row for i, row in zip(batch, features)})
-                    for i, row in zip(batch, features):
-                        found[keys[i]] = row
-        if store is not None:
-            for i, key in enumerate(keys):
-                output[i] = found[key]
-        return output
+        output = None
+        backbone = None
+        done = {}  # content key -> row computed by the CNN: duplicates go through it once
+        waiting = {}  # content key -> row, for the misses in `batch`
+        batch = []  # (row, key, pixels) of misses waiting for the CNN
+        copies = []  # (row, row it copies) for duplicates of images in `batch`
 
-    def _extract_batches(self, images, indices, size, pool, offset, backbone):
-        """Yield ``(indices, features)`` per batch, decoding batch k+1 while the CNN runs k."""
-        batches = [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
-        if not batches:
-            return
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=len(indices), unit="img", desc="Extracting features",
+        progress = tqdm(total=n_images, unit="img", desc="Extracting features",
                         disable=not self.verbose)
 
-        def load(batch):
-            if isinstance(images, np.ndarray):
-                return resize_array_batch(images[batch], size)
-            return load_pixels([images[i] for i in batch], size,
-                               indices=[offset + i for i in batch], executor=pool)
+        def run_batch():
+            nonlocal backbone, output
+            if backbone is None:
+                backbone = self._get_backbone()
+            features = backbone.features(np.stack([pixels for _, _, pixels in batch]))
+            if output is None:
+                output = np.empty((n_images, features.shape[1]), dtype=np.float32)
+            rows = [row for row, _, _ in batch]
+            output[rows] = features
+            if store is not None:
+                store.put_many({key: row for (_, key, _), row in zip(batch, features)})
+            for row, source in copies:
+                output[row] = output[source]
+            progress.update(len(batch) + len(copies))
+            done.update(waiting)
+            waiting.clear()
+            batch.clear()
+            copies.clear()
 
-        with ThreadPoolExecutor(1, thread_name_prefix="skanimal-prefetch") as prefetcher, progress:
-            pending = prefetcher.submit(load, batches[0])
-            for k, batch in enumerate(batches):
-                pixels = pending.result()
-                if k + 1 < len(batches):
-                    pending = prefetcher.submit(load, batches[k + 1])
-                yield batch, backbone.features(pixels)
-                progress.update(len(batch))
+        threads = _decode_threads()
+        # Look-ahead window: the next batch decodes while the CNN runs on this one.
+        window = self.batch_size + 2 * threads
+        with progress, ThreadPoolExecutor(threads, thread_name_prefix="skanimal-decode") as pool:
+            pending = collections.deque()
+            submitted = 0
+            try:
+                for row in range(n_images):
+                    while submitted < n_images and len(pending) < window:
+                        pending.append(pool.submit(_prepare, images, submitted, offset, size,
+                                                   store))
+                        submitted += 1
+                    key, cached, pixels = pending.popleft().result()
+                    if cached is not None:
+                        if output is None:
+                            output = np.empty((n_images, cached.shape[0]), dtype=np.float32)
+                        output[row] = cached
+                        progress.update(1)
+                    elif key is not None and key in done:
+                        output[row] = output[done[key]]
+                        progress.update(1)
+                    elif key is not None and key in waiting:
+                        copies.append((row, waiting[key]))
+                    else:
+                        if key is not None:
+                            waiting[key] = row
+                        batch.append((row, key, pixels))
+                        if len(batch) == self.batch_size:
+                            run_batch()
+                if batch:
+                    run_batch()
+            finally:
+                for future in pending:
+                    future.cancel()
+        return output
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -413,17 +430,30 @@ def _library_versions():
             "scikit-learn": installed("scikit-learn")}
 
 
-def _content_key(images, i, offset, is_array):
-    if is_array:
-        return hash_array_row(images[i])
-    from .augmentation import AugmentedImage
+def _prepare(images, i, offset, size, store):
+    """``(key, cached features, pixels)`` of ``images[i]``, reading its file once.
 
-    item = images[i]
-    if isinstance(item, AugmentedImage):
-        # Source content + augmentation parameters + seed: cached like any image, and a
-        # changed source file gets new keys for its augmented copies too.
-        return item.content_key(read_image_bytes(item.source, index=offset + i))
-    return hash_bytes(read_image_bytes(item, index=offset + i))
+    Runs on a decoding thread. ``key`` is its content key (None without a cache);
+    ``cached`` its features when the cache holds them, else None and ``pixels`` its
+    decoded pixels. The encoded bytes do not outlive this call.
+    """
+    if isinstance(images, np.ndarray):
+        key = hash_array_row(images[i]) if store is not None else None
+        cached = store.get(key) if store is not None else None
+        if cached is not None:
+            return key, cached, None
+        return key, None, resize_array_batch(images[i:i + 1], size)[0]
+    item, index = images[i], offset + i
+    data = read_item_bytes(item, index=index)
+    key = None
+    if store is not None:
+        # An ImageItem keys itself (an augmented copy: source content, parameters and
+        # seed), so a changed source file gets new keys for its copies too.
+        key = item.content_key(data) if isinstance(item, ImageItem) else hash_bytes(data)
+        cached = store.get(key)
+        if cached is not None:
+            return key, cached, None
+    return key, None, decode_item(item, data, size, index=index)
 
 
 def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None):

@@ -5,9 +5,19 @@ TensorFlow, so that validating and decoding images is cheap to import and easy t
 
 The pipeline used by the transformers is::
 
-    images = check_images(X)                # list[str] of paths, or a 4-D array
+    images = check_images(X)                # list of path items, or a 4-D array
     batch = load_pixels(images, size)       # paths -> (n, height, width, 3) uint8
     batch = resize_array_batch(images, size)  # arrays -> (n, height, width, 3)
+
+or, to read each file once when its bytes are also hashed (as the feature cache does)::
+
+    data = read_item_bytes(item)            # a path's file, or what an ImageItem reads
+    pixels = decode_item(item, data, size)
+
+An item of ``X`` is a file path, a row of a pixel array, or an :class:`ImageItem`: an object
+that turns the bytes of an image file into pixels itself (an augmented copy of a photo,
+:class:`skanimal.AugmentedImage`, is one). This module knows items only through that
+protocol, so it never imports the modules that define them.
 
 Decoding rules (see :func:`decode_image`):
 
@@ -32,6 +42,7 @@ thread pool.
 
 from __future__ import annotations
 
+import abc
 import collections
 import io
 import os
@@ -45,9 +56,12 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from skanimal.exceptions import ImageLoadError
 
 __all__ = [
+    "ImageItem",
     "check_images",
     "read_image_bytes",
+    "read_item_bytes",
     "decode_image",
+    "decode_item",
     "load_pixels",
     "resize_array_batch",
 ]
@@ -211,6 +225,102 @@ def _to_rgb_array(img):
     return np.asarray(img)
 
 
+# ------------------------------------------------------------------------- ImageItem
+
+
+class ImageItem(metaclass=abc.ABCMeta):
+    """An item of ``X`` that turns the bytes of an image file into pixels itself.
+
+    :func:`check_images` accepts instances next to plain file paths, and
+    :class:`~skanimal.BottleneckFeatures` reads each one exactly once per ``transform``:
+    it calls :meth:`load_bytes`, keys the feature cache with :meth:`content_key` of those
+    bytes and, on a miss, decodes the *same* bytes with :meth:`decode`. Subclasses
+    implement these three methods; they should be immutable and picklable (they travel to
+    worker processes), like :class:`skanimal.AugmentedImage`.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def load_bytes(self, *, index=None):
+        """Read the encoded image file the pixels come from.
+
+        Parameters
+        ----------
+        index : int, optional
+            Position of this item in ``X``, for error messages.
+
+        Returns
+        -------
+        bytes
+
+        Raises
+        ------
+        ImageLoadError
+            If the file cannot be read; names the path and ``index``.
+        """
+
+    @abc.abstractmethod
+    def content_key(self, data):
+        """Feature-cache key of this item, given the bytes :meth:`load_bytes` returned.
+
+        Parameters
+        ----------
+        data : bytes-like
+            The encoded file.
+
+        Returns
+        -------
+        str
+            A lowercase hex digest that changes whenever the pixels :meth:`decode` returns
+            for ``data`` would (see :func:`skanimal.cache.hash_bytes`).
+        """
+
+    @abc.abstractmethod
+    def decode(self, data, size=None, *, index=None):
+        """Turn the bytes :meth:`load_bytes` returned into pixels.
+
+        Parameters
+        ----------
+        data : bytes-like
+            The encoded file.
+        size : tuple of int (height, width) or None, default=None
+            Output size (see :func:`decode_image`); None keeps the native size.
+        index : int, optional
+            Position of this item in ``X``, for error messages.
+
+        Returns
+        -------
+        numpy.ndarray of shape (height, width, 3), dtype uint8
+
+        Raises
+        ------
+        ImageLoadError
+            If the data cannot be decoded; names the path and ``index``.
+        """
+
+    def load(self, size=None, *, index=None):
+        """Read and decode this item: ``decode(load_bytes(), size)``.
+
+        Parameters
+        ----------
+        size : tuple of int (height, width) or None, default=None
+            Output size (see :func:`decode_image`); None keeps the native size.
+        index : int, optional
+            Position of this item in ``X``, for error messages.
+
+        Returns
+        -------
+        numpy.ndarray of shape (height, width, 3), dtype uint8
+
+        Raises
+        ------
+        ImageLoadError
+            If the file cannot be read or decoded; names the path and ``index``.
+        """
+        return self.decode(self.load_bytes(index=index), size, index=index)
+
+
 # ---------------------------------------------------------------------- check_images
 
 
@@ -237,14 +347,10 @@ def _bad_item_message(item, index):
 
 
 def _check_path_item(item, index):
-    """Return ``item`` as a ``str`` path (an :class:`~skanimal.augmentation.AugmentedImage`
-    unchanged), or raise ImageLoadError naming ``index``."""
-    if not isinstance(item, (str, os.PathLike)):
-        # Imported here: only callers that made augmented items pay for the module.
-        from skanimal.augmentation import AugmentedImage
-
-        if isinstance(item, AugmentedImage):  # validated (and frozen) at construction
-            return item
+    """Return ``item`` as a ``str`` path (an :class:`ImageItem` unchanged), or raise
+    ImageLoadError naming ``index``."""
+    if isinstance(item, ImageItem):  # validated (and frozen) at construction
+        return item
     if isinstance(item, (str, os.PathLike)):
         try:
             path = os.fspath(item)
@@ -372,8 +478,8 @@ def check_images(X):
     ----------
     X : sequence of str or os.PathLike, pandas Series or one-column DataFrame of \
 paths, 1-D array of paths, iterator of paths, ndarray or list of ndarrays
-        Either image file paths (possibly mixed with
-        :class:`~skanimal.augmentation.AugmentedImage` items), or pixels: a numeric
+        Either image file paths (possibly mixed with :class:`ImageItem` items such as
+        :class:`~skanimal.AugmentedImage`), or pixels: a numeric
         array of shape ``(n_images, height, width, 3)`` (``uint8``, integers in
         0-255, or floats on the 0-255 scale, as in Keras) or a list of
         ``(height, width, 3)`` arrays of identical shape.
@@ -382,7 +488,7 @@ paths, 1-D array of paths, iterator of paths, ndarray or list of ndarrays
     -------
     images : list of str or numpy.ndarray
         The paths as a new ``list`` of ``str`` (as given, not made absolute;
-        duplicates kept; ``AugmentedImage`` items kept as they are), or a 4-D array
+        duplicates kept; ``ImageItem`` items kept as they are), or a 4-D array
         of dtype ``uint8`` (integer input) or the input float dtype.
 
     Raises
@@ -630,14 +736,66 @@ def decode_image(data, size=(224, 224), *, path=None, index=None):
 # ---------------------------------------------------------------------- batches
 
 
+def read_item_bytes(item, index=None):
+    """Read the encoded bytes an item of ``X`` gets its pixels from.
+
+    Parameters
+    ----------
+    item : str, os.PathLike or ImageItem
+        A file path (read with :func:`read_image_bytes`) or an :class:`ImageItem`
+        (its :meth:`~ImageItem.load_bytes`).
+    index : int, optional
+        Position of ``item`` in ``X``, used in error messages.
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    ImageLoadError
+        If the file cannot be read; the message names the path and ``index``.
+    """
+    if isinstance(item, ImageItem):
+        return item.load_bytes(index=index)
+    return read_image_bytes(item, index=index)
+
+
+def decode_item(item, data, size=(224, 224), *, index=None):
+    """Pixels of an item of ``X`` from the bytes :func:`read_item_bytes` returned for it.
+
+    Together with :func:`read_item_bytes` this reads each file once even when its bytes
+    are also needed for something else (such as a cache key).
+
+    Parameters
+    ----------
+    item : str, os.PathLike or ImageItem
+        The item the bytes belong to (a path names the file in error messages; an
+        :class:`ImageItem` decodes them itself).
+    data : bytes-like
+        The encoded file.
+    size : tuple of int (height, width) or None, default=(224, 224)
+        Output size (see :func:`decode_image`).
+    index : int, optional
+        Position of ``item`` in ``X``, used in error messages.
+
+    Returns
+    -------
+    pixels : numpy.ndarray of shape (height, width, 3) and dtype uint8
+
+    Raises
+    ------
+    ImageLoadError
+        If the data cannot be decoded; the message names the path and ``index``.
+    """
+    if isinstance(item, ImageItem):
+        return item.decode(data, size, index=index)
+    return decode_image(data, size, path=os.fsdecode(os.fspath(item)), index=index)
+
+
 def _load_one(item, size, index):
     """Read and decode one item (runs on a worker thread)."""
-    load = getattr(item, "load", None)
-    if callable(load):  # an item that decodes itself, e.g. an AugmentedImage
-        return load(size, index=index)
-    data = read_image_bytes(item, index=index)
-    fspath = os.fsdecode(os.fspath(item))
-    return decode_image(data, size, path=fspath, index=index)
+    return decode_item(item, read_item_bytes(item, index=index), size, index=index)
 
 
 def _default_workers():
@@ -649,10 +807,9 @@ def load_pixels(paths, size=(224, 224), *, start_index=0, indices=None, executor
 
     Parameters
     ----------
-    paths : sequence of str, os.PathLike or AugmentedImage
-        The files, e.g. as returned by :func:`check_images`.  Items with a
-        ``load(size, index=...)`` method (:class:`~skanimal.AugmentedImage`) load
-        themselves.
+    paths : sequence of str, os.PathLike or ImageItem
+        The files, e.g. as returned by :func:`check_images`.  :class:`ImageItem` items
+        (such as :class:`~skanimal.AugmentedImage`) decode themselves.
     size : tuple of int (height, width), default=(224, 224)
         Size every image is resized to.
     start_index : int, default=0

@@ -1,6 +1,8 @@
 """Tests of the on-disk feature cache (skanimal.cache)."""
 
 import errno
+import hashlib
+import json
 import os
 import pickle
 import random
@@ -8,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import skanimal.cache as cache_mod
+import skanimal.fileio as fileio
 from skanimal.cache import (
     ENV_VAR,
     FEATURE_FORMAT_VERSION,
@@ -597,3 +599,78 @@ def test_feature_shape_record_round_trip_damage_and_clear(tmp_path):
     store.put("ab" * 32, np.ones(3, dtype=np.float32))
     assert clear_cache(tmp_path) == 1
     assert list(tmp_path.iterdir()) == []  # the record and its directory are gone too
+
+
+@pytest.mark.skipif(not IS_POSIX, reason="needs SIGKILL")
+def test_clear_cache_removes_a_killed_shape_writers_temporary_files(tmp_path):
+    # The child has written the configuration's feature-shape record to its temporary
+    # file, then freezes before the rename (fsync patched to block) and is SIGKILLed.
+    fp = make_fingerprint(backbone="vgg16", image_size=(32, 32))
+    code = """
+        d, fp = sys.argv[1:3]
+        real_fsync = os.fsync
+        def frozen_fsync(fd):
+            real_fsync(fd)
+            print("PAUSED", flush=True)
+            time.sleep(120)
+        os.fsync = frozen_fsync
+        FeatureCache(d, fp).put_feature_shape((7, 7, 512))
+    """
+    child = run_child(code, tmp_path, fp, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "PAUSED"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    config_dir = tmp_path / fp[:16]
+    (leftover,) = temp_files(tmp_path)
+    assert leftover.parent == config_dir and leftover.name.startswith(fileio.TMP_PREFIX)
+    assert FeatureCache(tmp_path, fp).get_feature_shape() is None  # never published
+    # A leftover of an older skanimal, which named these files differently.
+    (config_dir / ".skanimal-tmp-shape-1234-00ff00ff00ff00ff").write_bytes(b'{"fing')
+    user_file = config_dir / "notes.txt"
+    user_file.write_bytes(b"mine")
+    info = cache_info(tmp_path)
+    assert info["entries"] == 0 and info["temp_files"] == 2 and info["temp_bytes"] > 0
+    assert clear_cache(tmp_path) == 0  # temporary files are not counted as entries
+    assert temp_files(tmp_path) == [] and cache_info(tmp_path)["temp_files"] == 0
+    assert sorted(p.name for p in config_dir.iterdir()) == ["notes.txt"]  # the user's stays
+
+
+def test_cache_files_are_written_by_fileio_with_umask_permissions(tmp_path, monkeypatch):
+    calls = []
+    real = fileio.atomic_write
+
+    def spy(path, *args, **kwargs):
+        calls.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_mod, "atomic_write", spy)
+    store = FeatureCache(tmp_path, FP)
+    store.put(key_of(0), features(0))
+    store.put_feature_shape((1, 1, 512))
+    assert calls == [key_of(0) + ".skfeat", "feature_shape.json"]
+    if IS_POSIX:
+        umask = os.umask(0)
+        os.umask(umask)
+        assert store.entry_path(key_of(0)).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_fingerprint_is_the_digest_of_the_canonical_json():
+    # The documented encoding: existing caches stay valid only while it does not change.
+    config = dict(backbone="vgg16", weights="imagenet", image_size=(np.int64(224), 224),
+                  pooling=None, preprocessing="caffe", precision="float32")
+    canonical = json.dumps(
+        {"feature_format_version": FEATURE_FORMAT_VERSION,
+         "config": {**config, "image_size": [224, 224]}},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert make_fingerprint(**config) == hashlib.sha256(canonical.encode()).hexdigest()
+    with pytest.raises(ValueError):
+        make_fingerprint(scale=float("nan"))
+    with pytest.raises(ValueError):
+        make_fingerprint(scale=[np.float32("inf")])
+    for unknown in (b"bytes", 1 + 2j, object()):
+        with pytest.raises(TypeError):
+            make_fingerprint(value=unknown)

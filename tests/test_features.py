@@ -1,6 +1,9 @@
 """BottleneckFeatures: equality with direct Keras calls, parameters, errors, pickling."""
 
+import builtins
+import os
 import pickle
+from collections import Counter
 
 import keras
 import numpy as np
@@ -8,8 +11,11 @@ import pytest
 from PIL import Image
 from sklearn.base import clone
 
+import skanimal.backbones
 from skanimal import (
+    AugmentedImage,
     BottleneckFeatures,
+    ImageAugmentation,
     ImageLoadError,
     WeightsUnavailableError,
     imagenet_available,
@@ -94,12 +100,15 @@ def test_registry_offers_required_backbones():
         assert callable(spec.keras_constructor()) and callable(spec.preprocess_input())
 
 
-def test_random_weights_are_deterministic_but_not_constant(pixels):
-    from skanimal.backbones import clear_backbones
+def _forget_built_backbones(monkeypatch):
+    """An empty backbone registry until the test ends, so the next use builds anew."""
+    monkeypatch.setattr(skanimal.backbones, "_REGISTRY", {})
 
+
+def test_random_weights_are_deterministic_but_not_constant(pixels, monkeypatch):
     transformer = BottleneckFeatures(weights=None, image_size=SMALL, cache=False)
     first = transformer.fit_transform(pixels)
-    clear_backbones()  # force a rebuild: Keras' own random init would differ
+    _forget_built_backbones(monkeypatch)  # force a rebuild: Keras' own random init would differ
     second = clone(transformer).fit_transform(pixels)
     np.testing.assert_array_equal(first, second)
     assert np.std(first) > 0
@@ -216,7 +225,7 @@ def test_imagenet_available_is_false_offline(monkeypatch):
 
 def test_imagenet_available_builds_the_backbone_the_transformer_then_reuses(
         monkeypatch, vgg16_weights_file, pixels):
-    from skanimal.backbones import clear_backbones, get_backbone
+    from skanimal.backbones import get_backbone
 
     requested = []
 
@@ -225,18 +234,16 @@ def test_imagenet_available_builds_the_backbone_the_transformer_then_reuses(
         return str(vgg16_weights_file)
 
     _keras_download(monkeypatch, serve_local_copy)
-    clear_backbones()
-    try:
-        assert imagenet_available(image_size=SMALL) is True
-        assert len(requested) == 1 and "notop" in requested[0]
-        built = get_backbone("vgg16", weights="imagenet", image_size=SMALL)
-        features = BottleneckFeatures(image_size=SMALL, cache=False).fit_transform(pixels)
-        assert len(requested) == 1  # neither call loaded the weights again
-        expected = _direct_keras(vgg16_weights_file, pixels, None)
-        np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
-        assert get_backbone("vgg16", weights="imagenet", image_size=SMALL) is built
-    finally:
-        clear_backbones()  # later tests must not find an "imagenet" backbone of random weights
+    # Until the test ends: later tests must not find an "imagenet" backbone of random weights.
+    _forget_built_backbones(monkeypatch)
+    assert imagenet_available(image_size=SMALL) is True
+    assert len(requested) == 1 and "notop" in requested[0]
+    built = get_backbone("vgg16", weights="imagenet", image_size=SMALL)
+    features = BottleneckFeatures(image_size=SMALL, cache=False).fit_transform(pixels)
+    assert len(requested) == 1  # neither call loaded the weights again
+    expected = _direct_keras(vgg16_weights_file, pixels, None)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+    assert get_backbone("vgg16", weights="imagenet", image_size=SMALL) is built
 
 
 def test_bfloat16_precision_returns_float32_close_to_float32(pixels):
@@ -264,3 +271,68 @@ def test_fitted_transformer_records_versions_and_refuses_other_feature_formats(p
     transformer.feature_format_version_ = FEATURE_FORMAT_VERSION + 1
     with pytest.raises(IncompatibleModelError, match="format"):
         pickle.loads(pickle.dumps(transformer))
+
+
+def test_image_size_is_a_fitted_attribute():
+    default = BottleneckFeatures(weights=None, cache=False)
+    assert not hasattr(default, "image_size_")
+    assert default.fit().image_size_ == (224, 224)
+    assert BottleneckFeatures("inception_v3", weights=None, cache=False).fit().image_size_ == (
+        299, 299)
+    square = BottleneckFeatures(weights=None, image_size=np.int64(40), cache=False).fit()
+    assert square.image_size_ == (40, 40) and all(type(s) is int for s in square.image_size_)
+    assert pickle.loads(pickle.dumps(square)).image_size_ == (40, 40)
+
+
+def _count_opens(monkeypatch, paths):
+    """Count how often each of ``paths`` is opened from now on (any mode)."""
+    wanted = {os.path.abspath(p) for p in paths}
+    opened = Counter()
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) in wanted:
+            opened[os.path.abspath(file)] += 1
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return opened
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm", "off"])
+def test_a_transform_reads_each_image_file_once(png_paths, tmp_path, monkeypatch, cache):
+    augment = ImageAugmentation(rotation=30)
+    X = [*png_paths[:4], AugmentedImage(png_paths[4], augment, 1),
+         AugmentedImage(png_paths[4], augment, 2), png_paths[0]]  # a duplicate path too
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL,
+                                     cache=False if cache == "off" else tmp_path / "cache")
+    reference = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit_transform(X)
+    if cache == "warm":
+        transformer.fit_transform(X)
+    transformer.fit()
+    opened = _count_opens(monkeypatch, png_paths)
+    features = transformer.transform(X)
+    # One read per item of X (an augmented copy reads its source): hashed for the cache
+    # key and, on a miss, decoded from the same bytes.
+    assert opened == Counter(os.path.abspath(getattr(x, "source", x)) for x in X)
+    np.testing.assert_allclose(features, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_batches_and_duplicates_with_a_cache(png_paths, tmp_path, monkeypatch):
+    seen = []
+    original = skanimal.backbones.Backbone.features
+    monkeypatch.setattr(skanimal.backbones.Backbone, "features",
+                        lambda self, pixels: seen.append(len(pixels)) or original(self, pixels))
+    X = [png_paths[0], png_paths[1], png_paths[0], png_paths[2], png_paths[1], png_paths[3],
+         png_paths[0]]
+    transformer = BottleneckFeatures(weights=None, image_size=SMALL, batch_size=2,
+                                     cache=tmp_path / "cache")
+    features = transformer.fit_transform(X)
+    assert seen == [2, 2]  # four distinct images, each through the CNN once
+    reference = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit_transform(X)
+    np.testing.assert_allclose(features, reference, rtol=1e-5, atol=1e-6)
+    seen.clear()
+    more = [png_paths[4], png_paths[3], png_paths[4]]
+    np.testing.assert_array_equal(transformer.transform(more)[[0, 2]],
+                                  transformer.transform(more[:1])[[0, 0]])
+    assert seen == [1]  # the new image once; the warm ones came from the cache

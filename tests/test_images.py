@@ -12,10 +12,13 @@ from PIL import Image, ImageFile
 
 from skanimal.exceptions import ImageLoadError, SkanimalError
 from skanimal.images import (
+    ImageItem,
     check_images,
     decode_image,
+    decode_item,
     load_pixels,
     read_image_bytes,
+    read_item_bytes,
     resize_array_batch,
 )
 
@@ -528,3 +531,80 @@ def test_module_does_not_import_tensorflow():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"tensorflow", "keras", "torch", "pandas"}
+
+
+def _package_imports(module):
+    """Names of the skanimal modules ``module`` imports, anywhere in its source."""
+    tree = ast.parse(pathlib.Path(module.__file__).read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add(node.module or "")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("skanimal"):
+            found.add(node.module.removeprefix("skanimal").lstrip("."))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.removeprefix("skanimal.") for alias in node.names
+                         if alias.name.startswith("skanimal"))
+    return found
+
+
+def test_images_and_transforms_stand_below_augmentation():
+    """No import cycle: images knows items only through ImageItem, transforms is pure maths."""
+    import skanimal.images
+    import skanimal.transforms
+
+    assert _package_imports(skanimal.images) == {"exceptions"}
+    assert _package_imports(skanimal.transforms) == set()
+
+
+# ------------------------------------------------------------------------ ImageItem
+
+
+class _GreyItem(ImageItem):
+    """An image file seen in grey: a minimal ImageItem made outside skanimal."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load_bytes(self, *, index=None):
+        return read_image_bytes(self.path, index=index)
+
+    def content_key(self, data):
+        return "ab" * 32
+
+    def decode(self, data, size=None, *, index=None):
+        grey = decode_image(data, size, path=self.path, index=index).mean(axis=2)
+        return np.repeat(grey.round().astype(np.uint8)[..., np.newaxis], 3, axis=2)
+
+
+class TestImageItem:
+    def test_items_are_kept_and_load_themselves_from_their_bytes(self, tmp_path):
+        paths, _ = _coloured_files(tmp_path, 3)
+        item = _GreyItem(paths[1])
+        checked = check_images([paths[0], item, paths[2]])
+        assert checked[1] is item and checked[::2] == [paths[0], paths[2]]
+        out = load_pixels(checked, (6, 5))
+        np.testing.assert_array_equal(out[1], item.load((6, 5)))
+        assert np.all(out[1] == out[1][..., :1])  # grey: the item decoded itself
+        data = read_item_bytes(item)
+        assert data == pathlib.Path(paths[1]).read_bytes()
+        np.testing.assert_array_equal(decode_item(item, data, (6, 5)), out[1])
+        np.testing.assert_array_equal(decode_item(paths[0], read_item_bytes(paths[0]), (6, 5)),
+                                      out[0])
+
+    def test_errors_name_the_index(self, tmp_path):
+        item = _GreyItem(str(tmp_path / "gone.png"))
+        with pytest.raises(ImageLoadError, match=r"X\[4\].*gone\.png"):
+            read_item_bytes(item, index=4)
+        with pytest.raises(ImageLoadError, match=r"X\[1\].*gone\.png"):
+            load_pixels([_write(tmp_path / "a.png"), item], (4, 4))
+
+    def test_the_protocol_is_abstract(self):
+        class Incomplete(ImageItem):
+            def load_bytes(self, *, index=None):
+                return b""
+
+        with pytest.raises(TypeError):
+            Incomplete()
+        with pytest.raises(ImageLoadError, match=r"X\[0\] is object"):
+            check_images([object()])

@@ -167,3 +167,63 @@ def test_warm_cache_run_never_builds_the_backbone(shapes, reference, tmp_path, m
     # Another configuration is not in the cache: it needs its backbone.
     with pytest.raises(AssertionError, match="backbone was built"):
         BottleneckFeatures(weights=None, image_size=(48, 48), cache=cache).fit()
+
+
+# TensorFlow's C++ start-up notices (and the CUDA probe of a machine without a driver).
+TF_STARTUP_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub",
+                    "Could not find cuda drivers", "failed call to cuInit",
+                    "cpu_feature_guard", "To enable the following instructions")
+
+PYTHON_API_RUN = textwrap.dedent("""
+    import os, sys
+    print("before-import", file=sys.stderr, flush=True)
+    from sklearn.pipeline import make_pipeline
+    import skanimal
+    from skanimal import BottleneckClassifier, BottleneckFeatures, make_shapes
+    data = make_shapes(sys.argv[1], n_per_class=4, image_size=32)
+    features = BottleneckFeatures(weights=None, image_size=(32, 32), pooling="avg",
+                                  cache=sys.argv[2])
+    pipe = make_pipeline(features, BottleneckClassifier(epochs=1, random_state=0))
+    pipe.fit(data.paths, data.target)
+    assert features.transform(data.paths).shape == (16, 512)
+    pipe.predict(data.paths)
+    os.write(2, b"after-run\\n")
+""")
+
+
+@pytest.mark.slow
+def test_python_api_run_shows_no_tensorflow_startup_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP_")}
+    result = subprocess.run(
+        [sys.executable, "-c", PYTHON_API_RUN, str(tmp_path / "data"), str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    # stderr itself still works, before and after TensorFlow started...
+    assert lines[0] == "before-import" and "after-run" in lines
+    # ...but TensorFlow's start-up notices are gone.
+    assert not [line for line in lines if any(noise in line for noise in TF_STARTUP_NOISE)]
+
+
+def test_only_known_startup_notices_are_dropped():
+    from skanimal._tfstartup import drop_notices
+
+    notices = (
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+        b"STDERR\n"
+        b"I0000 00:00:1795944902.197088   16397 port.cc:153] oneDNN custom operations are on. "
+        b"You may see slightly different numerical results.\n"
+        b"2024-01-31 12:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom "
+        b"operations are on. To turn them off, set TF_ENABLE_ONEDNN_OPTS=0.\n"
+    )
+    no_driver = (b"I0000 00:00:1795944902.197525   16397 cudart_stub.cc:31] Could not find "
+                 b"cuda drivers on your machine, GPU will not be used.\n")
+    probe = (b"E0000 00:00:1795944913.468036   16397 cuda_platform.cc:52] failed call to "
+             b"cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+    real = (b"E0000 00:00:1795944913.5   16397 op_kernel.cc:1857] OP_REQUIRES failed\n"
+            b"Traceback (most recent call last):\n"
+            b"progress 50%\r")
+    assert drop_notices(notices + real) == real
+    # The failed CUDA probe is noise only where TensorFlow found no CUDA driver.
+    assert drop_notices(no_driver + probe + real) == real
+    assert drop_notices(probe + real) == probe + real
