@@ -2,7 +2,7 @@
 
 Each function does all of one command's work — load, split, extract, train, score, report,
 save — and returns a small result object holding what the command prints; the command line
-(:mod:`skanimal.cli`) only parses its arguments, calls one of these and prints the result.
+(``skanimal.cli``) only parses its arguments, calls one of these and prints the result.
 
 >>> from skanimal import workflow
 >>> result = workflow.train("photos/", "animals.joblib", log=print)   # doctest: +SKIP
