@@ -171,10 +171,13 @@ def _fraction_or_count(text):
     try:
         value = int(text)
     except ValueError:
+        value = None
+    if value is None:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a fraction or a count, got {text!r}") from None
         if not 0 <= value < 1:
             raise argparse.ArgumentTypeError(f"a fraction must be in [0, 1), got {text}")
         return value
@@ -187,7 +190,7 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
@@ -197,7 +200,7 @@ def _positive_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value

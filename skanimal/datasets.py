@@ -268,7 +268,8 @@ def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
             image = Image.fromarray(background)
             draw = ImageDraw.Draw(image)
             hue = (hues[name] + rng.uniform(-0.05, 0.05)) % 1.0
-            colour = tuple(int(c) for c in _hsv_to_rgb(hue, rng.uniform(0.7, 1), rng.uniform(0.8, 1)))
+            rgb = _hsv_to_rgb(hue, rng.uniform(0.7, 1), rng.uniform(0.8, 1))
+            colour = tuple(int(c) for c in rgb)
             half = rng.uniform(0.25, 0.4) * image_size
             cx, cy = rng.uniform(half, image_size - half, size=2)
             box = [cx - half, cy - half, cx + half, cy + half]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import stat
 
 import joblib
@@ -129,7 +130,7 @@ def test_predict_ranks_classes_like_predict_proba(trained, data_dir):
     np.testing.assert_array_equal(predicted.labels, result.pipeline.predict(predicted.paths))
     rows = predicted.top(2)
     assert [path for path, _ in rows] == predicted.paths
-    for (path, ranked), row in zip(rows, proba):
+    for (_, ranked), row in zip(rows, proba):
         best = np.argsort(-row, kind="stable")[:2]
         assert [label for label, _ in ranked] == list(result.pipeline.classes_[best])
         assert ranked[0][1] == pytest.approx(row.max(), rel=1e-6)
@@ -170,7 +171,7 @@ def test_save_model_replaces_atomically_or_not_at_all(tmp_path):
         os.umask(old)
     assert mode(path) == 0o640  # the umask's permissions, not 0600
     assert joblib.load(path) == {"version": 1}
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.PicklingError):
         workflow.save_model({"unpicklable": lambda: None}, path)
     assert joblib.load(path) == {"version": 1}  # the old file is intact
     assert os.listdir(path.parent) == ["model.joblib"]  # no temporary file left
