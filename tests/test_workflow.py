@@ -194,31 +194,3 @@ def test_train_needs_two_classes(tmp_path):
     with pytest.raises(ImageFolderError, match="only one class"):
         workflow.train(tmp_path / "one", tmp_path / "m.joblib", **SMALL)
 
-
-def test_no_module_imports_another_modules_underscore_names():
-    """Modules talk through public names: ``from .report import _helper`` (or
-    ``report._helper`` on an imported module) is what a public function is for."""
-    import ast
-    from pathlib import Path
-
-    import skanimal
-
-    package = Path(skanimal.__file__).parent
-    offences = []
-    for path in sorted(package.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        modules = set()  # local names bound to skanimal modules
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (
-                    node.level or (node.module or "").startswith("skanimal")):
-                for alias in node.names:
-                    if alias.name.startswith("_") and not alias.name.startswith("__"):
-                        offences.append(f"{path.name}:{node.lineno} imports {alias.name}")
-                    if node.module in (None, "skanimal"):
-                        modules.add(alias.asname or alias.name)
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in modules and node.attr.startswith("_")
-                    and not node.attr.startswith("__")):
-                offences.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
-    assert offences == []
