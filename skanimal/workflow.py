@@ -220,17 +220,6 @@ def _set_progress(pipeline, progress):
         _features_step(pipeline).set_params(verbose=int(bool(progress)))
 
 
-def _image_size(features):
-    """The fitted transformer's resolved (height, width)."""
-    size = getattr(features, "image_size_", None)
-    if size is None:  # TEMPORARY: until BottleneckFeatures.image_size_ (branch arch-data)
-        from .backbones import get_spec
-
-        size = features.image_size or get_spec(features.backbone).default_size
-        size = (size, size) if np.isscalar(size) else size
-    return tuple(int(s) for s in size)
-
-
 def _check_known_classes(target, classes, data_dir):
     # The report's own test, so a mismatch is this one line rather than its ValueError later
     # (e.g. a model trained on integer labels, folders named "0", "1").
@@ -402,7 +391,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
                                   pooling=pooling, cache=cache, verbose=int(bool(progress)))
     features.fit()
-    height, width = _image_size(features)
+    height, width = features.image_size_
     weights_name = "none" if weights is None else weights
     _say(log, f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
               f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
