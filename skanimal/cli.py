@@ -8,12 +8,19 @@
     skanimal demo
     skanimal cache info
 
-Every command mirrors the Python API: ``train`` builds
+A thin layer over :mod:`skanimal.workflow`: each command parses its arguments, calls one
+workflow function and prints its result. ``train`` builds
 ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))`` from its options (same
 names, same defaults) and saves it with :func:`joblib.dump`; ``evaluate`` and ``predict`` load
 such a file. Exit status: 0 on success, 2 for usage errors, 1 for data errors (missing or
 unreadable images or folders, unavailable weights, a file that is not a skanimal model), each
 reported as one line ``skanimal: error: <cause>`` on stderr.
+
+Adding a command takes two functions: ``_add_<name>(commands)``, which builds its parser
+with :func:`_command` (naming the handler), listed in ``COMMANDS``; and the handler
+``_run_<name>(args)``, which calls a workflow function, prints, and returns the exit status
+(raising :class:`UsageError` for an argument mistake argparse cannot see alone, or letting a
+:class:`~skanimal.SkanimalError` or :class:`OSError` out for a data error).
 """
 
 from __future__ import annotations
@@ -25,9 +32,7 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -35,7 +40,7 @@ from . import __version__
 from .backbones import available_backbones, get_spec
 from .exceptions import SkanimalError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "UsageError"]
 
 PROG = "skanimal"
 
@@ -133,19 +138,23 @@ class _TensorFlowLogFilter:
         return False
 
 
-def _start_tensorflow():
-    """Import TensorFlow and initialise its devices without their start-up chatter."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+def _quiet_tensorflow_loggers():
+    """Keep TensorFlow's, Keras' and absl's Python log records below ERROR off stderr.
 
-    tf.config.list_physical_devices()  # device discovery (CUDA probing) happens here
+    Done before TensorFlow is imported, without importing it: the workflow imports it only
+    when a command needs it (a missing folder is reported without that cost), and its C++
+    lines are :class:`_TensorFlowLogFilter`'s job.
+    """
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # pragma: no cover - absl comes with TensorFlow
         pass
-    tf.get_logger().setLevel("ERROR")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -162,10 +171,13 @@ def _fraction_or_count(text):
     try:
         value = int(text)
     except ValueError:
+        value = None
+    if value is None:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a fraction or a count, got {text!r}") from None
         if not 0 <= value < 1:
             raise argparse.ArgumentTypeError(f"a fraction must be in [0, 1), got {text}")
         return value
@@ -178,7 +190,7 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
@@ -188,7 +200,7 @@ def _positive_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
@@ -223,35 +235,48 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the line breaks of descriptions and epilogs."""
 
 
-def build_parser():
-    """The :mod:`argparse` parser of the ``skanimal`` command.
+class UsageError(Exception):
+    """An argument mistake argparse cannot see alone: a handler raises it, and
+    :func:`main` reports it as argparse does (usage, message, exit status 2)."""
 
-    Returns
-    -------
-    argparse.ArgumentParser
-    """
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Image classifiers by transfer learning: frozen ImageNet CNN features "
-                    "plus a small Keras head, saved as a scikit-learn pipeline.",
-        epilog="Run 'skanimal COMMAND --help' for the options of each command. "
-               "Start with 'skanimal demo'.",
-        formatter_class=_Formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
-                                     required=True)
 
-    progress = argparse.ArgumentParser(add_help=False)
-    progress.add_argument(
+def _command(commands, name, handler, **kwargs):
+    """Add the sub-command ``name`` whose handler is ``handler(args) -> int``."""
+    parser = commands.add_parser(name, formatter_class=_Formatter, **kwargs)
+    parser.set_defaults(handler=handler, command_parser=parser)
+    return parser
+
+
+def _add_progress_option(parser):
+    parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars while extracting features; default: when stderr is a "
              "terminal",
     )
 
-    # -- train ------------------------------------------------------------------------------
-    train = commands.add_parser(
-        "train", parents=[progress], formatter_class=_Formatter,
+
+def _progress(args):
+    if args.progress is not None:
+        return int(bool(args.progress))
+    try:
+        return int(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return 0
+
+
+def _format_bytes(n):
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+# -------------------------------------------------------------------------------- train
+
+
+def _add_train(commands):
+    train = _command(
+        commands, "train", _run_train,
         help="train a classifier on a class-per-folder image set and save it",
         description=(
             "Train BottleneckFeatures + BottleneckClassifier on DATA_DIR/<class>/<images>.\n\n"
@@ -263,6 +288,7 @@ def build_parser():
         ),
         epilog="example: skanimal train photos/ -o animals.joblib --report-dir report/",
     )
+    _add_progress_option(train)
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder of "
                        "images per class")
     train.add_argument("-o", "--output", metavar="MODEL", required=True,
@@ -298,27 +324,88 @@ def build_parser():
                             "classification_report.txt, PNG plots)")
     train.add_argument("--no-cache", dest="cache", action="store_false",
                        help="do not read or write the feature cache")
-    train.set_defaults(func=_cmd_train, check=_check_train_args, command_parser=train)
 
-    # -- evaluate ---------------------------------------------------------------------------
-    evaluate = commands.add_parser(
-        "evaluate", parents=[progress], formatter_class=_Formatter,
+
+def _check_train_args(args):
+    spec = get_spec(args.backbone)
+    if args.image_size is not None and min(args.image_size) < spec.min_size:
+        raise UsageError(f"argument --image-size: {args.backbone} needs images of at least "
+                         f"{spec.min_size}x{spec.min_size} pixels")
+    if args.report_dir is not None and args.test_size == 0:
+        raise UsageError("--report-dir needs a test part: use --test-size > 0")
+    fractions = [size for size in (args.val_size, args.test_size) if isinstance(size, float)]
+    if sum(fractions) >= 1:
+        raise UsageError("--val-size and --test-size leave no images to train on")
+
+
+def _print_scores(name, metrics):
+    print(f"{name:<11} accuracy {metrics['accuracy']:.3f}   loss {metrics['log_loss']:.4f}   "
+          f"({metrics['n_samples']} images)")
+
+
+def _print_trained(result, output, report_dir):
+    for key, name in (("val", "Validation"), ("test", "Test")):
+        if key in result.scores:
+            _print_scores(name, result.scores[key])
+    print(f"Saved the model to {output} ({_format_bytes(result.model_bytes)})")
+    if report_dir is not None:
+        print(f"Wrote the test-set report to {report_dir}")
+
+
+def _run_train(args):
+    from .workflow import train
+
+    _check_train_args(args)
+    result = train(args.data_dir, args.output, val_size=args.val_size,
+                   test_size=args.test_size, backbone=args.backbone, weights=args.weights,
+                   image_size=args.image_size, pooling=args.pooling, epochs=args.epochs,
+                   batch_size=args.batch_size, learning_rate=args.learning_rate,
+                   random_state=args.random_state, report_dir=args.report_dir,
+                   cache=args.cache, progress=args.progress, log=print)
+    _print_trained(result, args.output, args.report_dir)
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(commands):
+    evaluate = _command(
+        commands, "evaluate", _run_evaluate,
         help="score a saved model on a class-per-folder image set",
         description="Print the accuracy, log loss and per-class precision, recall and F1 of\n"
                     "a saved model on every image of DATA_DIR/<class>/<images>.\n\n"
                     "Only load model files you trust: joblib files can run code when loaded.",
         epilog="example: skanimal evaluate animals.joblib photos/test --report-dir report/",
     )
+    _add_progress_option(evaluate)
     evaluate.add_argument("model", metavar="MODEL", help="a model saved by 'skanimal train'")
     evaluate.add_argument("data_dir", metavar="DATA_DIR",
                           help="folder with one sub-folder of images per class")
     evaluate.add_argument("--report-dir", metavar="DIR",
                           help="also write metrics.json, classification_report.txt and plots")
-    evaluate.set_defaults(func=_cmd_evaluate)
 
-    # -- predict ----------------------------------------------------------------------------
-    predict = commands.add_parser(
-        "predict", parents=[progress], formatter_class=_Formatter,
+
+def _run_evaluate(args):
+    from .workflow import evaluate
+
+    result = evaluate(args.model, args.data_dir, report_dir=args.report_dir,
+                      progress=args.progress, log=print)
+    print(f"Accuracy: {result.metrics['accuracy']:.4f}")
+    print(f"Log loss: {result.metrics['log_loss']:.4f}")
+    print()
+    print(result.classification_report)
+    if args.report_dir is not None:
+        print(f"Wrote the report to {args.report_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ predict
+
+
+def _add_predict(commands):
+    predict = _command(
+        commands, "predict", _run_predict,
         help="predict the class of images with a saved model",
         description="Print the top-k classes and probabilities of each image. Folders are\n"
                     "searched recursively for image files (jpg, jpeg, png, bmp, gif, webp,\n"
@@ -326,6 +413,7 @@ def build_parser():
                     "Only load model files you trust: joblib files can run code when loaded.",
         epilog="example: skanimal predict animals.joblib photo.jpg holiday/ --format csv",
     )
+    _add_progress_option(predict)
     predict.add_argument("model", metavar="MODEL", help="a model saved by 'skanimal train'")
     predict.add_argument("inputs", metavar="IMAGE_OR_DIR", nargs="+",
                          help="image files and/or folders of images")
@@ -334,361 +422,18 @@ def build_parser():
                               "default: %(default)s")
     predict.add_argument("--format", choices=("table", "csv", "json"), default="table",
                          help="output format; default: %(default)s")
-    predict.set_defaults(func=_cmd_predict)
-
-    # -- demo -------------------------------------------------------------------------------
-    demo = commands.add_parser(
-        "demo", formatter_class=_Formatter,
-        help="the quick start on a generated image set (offline, under a minute)",
-        description="Generate a small class-per-folder set of coloured shapes, train on it,\n"
-                    "print the held-out accuracy, then save, reload and use the model.\n"
-                    "Uses the ImageNet weights when Keras has them and falls back to random\n"
-                    "weights (fine for this easy set) when they cannot be downloaded.",
-    )
-    demo.add_argument("--workdir", metavar="DIR",
-                      help="keep the images, the model and a report here (default: a "
-                           "temporary folder, deleted afterwards)")
-    demo.set_defaults(func=_cmd_demo)
-
-    # -- cache ------------------------------------------------------------------------------
-    cache = commands.add_parser(
-        "cache", formatter_class=_Formatter,
-        help="inspect or clear the feature cache",
-        description="The feature cache keeps the CNN features of every image seen, keyed by\n"
-                    "image content and extraction settings. Default location:\n"
-                    "$SKANIMAL_CACHE_DIR, else the platform's user cache folder.",
-    )
-    cache_commands = cache.add_subparsers(title="actions", dest="action", metavar="ACTION",
-                                          required=True)
-    cache_dir = argparse.ArgumentParser(add_help=False)
-    cache_dir.add_argument("--dir", metavar="DIR", help="cache folder (default: the default "
-                           "cache)")
-    info = cache_commands.add_parser("info", parents=[cache_dir], formatter_class=_Formatter,
-                                     help="show the cache's location and size",
-                                     description="Show the cache's location and size.")
-    info.set_defaults(func=_cmd_cache_info)
-    clear = cache_commands.add_parser("clear", parents=[cache_dir], formatter_class=_Formatter,
-                                      help="delete every cached feature vector",
-                                      description="Delete every cached feature vector (other "
-                                                  "files in the folder are left alone).")
-    clear.set_defaults(func=_cmd_cache_clear)
-    return parser
 
 
-# ------------------------------------------------------------------------------- helpers
+def _run_predict(args):
+    from .fileio import to_jsonable
+    from .workflow import predict
 
-
-def _progress(args):
-    if args.progress is not None:
-        return int(bool(args.progress))
-    try:
-        return int(sys.stderr.isatty())
-    except (AttributeError, ValueError):
-        return 0
-
-
-def _format_bytes(n):
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-
-
-def _class_counts(target):
-    import numpy as np
-
-    names, counts = np.unique(np.asarray(target, dtype=str), return_counts=True)
-    return ", ".join(f"{name} {count}" for name, count in zip(names, counts))
-
-
-def _load_data(data_dir):
-    from .datasets import load_image_folder
-
-    data = load_image_folder(data_dir)
-    print(f"Loaded {len(data.paths)} images of {len(data.target_names)} classes from "
-          f"{data_dir}: {_class_counts(data.target)}")
-    return data
-
-
-def _features_step(pipeline):
-    from .features import BottleneckFeatures
-
-    for _, step in getattr(pipeline, "steps", []):
-        if isinstance(step, BottleneckFeatures):
-            return step
-    return None
-
-
-def _load_model(path):
-    """Load a saved skanimal pipeline, or raise a one-line data error."""
-    path = Path(path)
-    if not path.exists():
-        raise SkanimalError(f"model file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise SkanimalError(f"model file {str(path)!r} is a directory")
-    _start_tensorflow()
-    import joblib
-    from sklearn.pipeline import Pipeline
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        model = joblib.load(path)
-    except SkanimalError:
-        raise
-    except Exception as exc:  # pickle, EOF, KeyError, ImportError... all mean "not ours"
-        raise SkanimalError(
-            f"{str(path)!r} is not a skanimal model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    model = getattr(model, "best_estimator_", model)  # a saved GridSearchCV works too
-    if not (isinstance(model, Pipeline) and _features_step(model) is not None
-            and hasattr(model, "predict_proba")):
-        raise SkanimalError(
-            f"{str(path)!r} is not a skanimal model: expected a pipeline of BottleneckFeatures "
-            f"and a classifier (as saved by 'skanimal train'), found {type(model).__name__}"
-        )
-    try:
-        check_is_fitted(model)
-    except Exception as exc:
-        raise SkanimalError(f"the model in {str(path)!r} is not fitted") from exc
-    return model
-
-
-def _save_model(pipeline, output):
-    """joblib.dump to a temporary file beside ``output``, then rename (no half-written file)."""
-    import joblib
-
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp",
-                                         dir=output.parent)
-    os.close(handle)
-    try:
-        joblib.dump(pipeline, temporary)
-        os.replace(temporary, output)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return output.stat().st_size
-
-
-def _check_known_classes(target, classes, data_dir):
-    # The same test as the report's, so that a mismatch is this one-line error, not its
-    # ValueError later (e.g. a model trained on integer labels, folders named "0", "1").
-    import numpy as np
-
-    from .report import _unknown_labels
-
-    unknown = _unknown_labels(target, classes)
-    if unknown:
-        raise SkanimalError(
-            f"{data_dir} has classes the model was not trained on: {unknown} "
-            f"(the model knows {np.asarray(classes).tolist()})"
-        )
-
-
-def _print_scores(name, metrics):
-    print(f"{name:<11} accuracy {metrics['accuracy']:.3f}   loss {metrics['log_loss']:.4f}   "
-          f"({metrics['n_samples']} images)")
-
-
-# ------------------------------------------------------------------------------ commands
-
-
-def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
-          weights="imagenet", image_size=None, pooling=None, epochs=7, batch_size=50,
-          learning_rate=1e-4, random_state=0, report_dir=None, cache=True, progress=0):
-    """What ``skanimal train`` does, printing progress and scores to stdout.
-
-    Parameters
-    ----------
-    data_dir : path-like
-        Class-per-folder image set (:func:`skanimal.load_image_folder`).
-    output : path-like
-        Where to save the fitted pipeline (joblib).
-    val_size, test_size : float or int
-        Passed to :func:`skanimal.train_val_test_split`.
-    backbone, weights, image_size, pooling, cache : see :class:`skanimal.BottleneckFeatures`
-    epochs, batch_size, learning_rate, random_state : see :class:`skanimal.BottleneckClassifier`
-        ``random_state`` also seeds the split.
-    report_dir : path-like, optional
-        Write the test-set report here (:func:`skanimal.report.write_report`'s files).
-    progress : int, default=0
-        ``BottleneckFeatures(verbose=...)``: 1 shows a progress bar.
-
-    Returns
-    -------
-    dict
-        ``pipeline`` (the fitted pipeline), ``test`` (the test part), ``sizes``, ``timings``
-        and ``metrics`` (:func:`skanimal.report.evaluate`-style dicts for ``"val"`` and
-        ``"test"``).
-    """
-    import numpy as np
-    from sklearn.pipeline import make_pipeline
-
-    from .classifier import BottleneckClassifier
-    from .datasets import train_val_test_split
-    from .features import BottleneckFeatures
-    from .report import _complete_metrics, _compute_metrics, _predict, _write_report_files
-
-    start = time.perf_counter()
-    data = _load_data(data_dir)
-    if len(data.target_names) < 2:
-        raise SkanimalError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
-                            "classifier needs at least two class sub-folders")
-    try:
-        parts = train_val_test_split(data, val_size=val_size, test_size=test_size,
-                                     random_state=random_state)
-    except ValueError as exc:
-        raise SkanimalError(f"cannot split {len(data.paths)} images into train/validation/"
-                            f"test parts: {exc}") from exc
-    train_part, val_part, test_part = parts
-    sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
-             "test": len(test_part.paths)}
-    print(f"Split (stratified, random_state={random_state}): {sizes['train']} train, "
-          f"{sizes['val']} validation, {sizes['test']} test")
-    if report_dir is not None and not sizes["test"]:
-        raise SkanimalError("a report needs a test part: use a test size > 0")
-
-    _start_tensorflow()
-    features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
-                                  pooling=pooling, cache=cache, verbose=progress)
-    features.fit()
-    height, width = features._resolved_image_size()
-    weights_name = "none" if weights is None else weights
-    print(f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
-          f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
-    t0 = time.perf_counter()
-    everything = np.concatenate([train_part.paths, val_part.paths, test_part.paths])
-    matrix = features.transform(everything)
-    extract_s = time.perf_counter() - t0
-    bounds = np.cumsum([0, sizes["train"], sizes["val"], sizes["test"]])
-    F_train, F_val, F_test = (matrix[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
-    print(f"Extracted features of {len(everything)} images in {extract_s:.1f} s")
-
-    head = BottleneckClassifier(epochs=epochs, batch_size=batch_size,
-                                learning_rate=learning_rate, random_state=random_state)
-    t0 = time.perf_counter()
-    head.fit(F_train, train_part.target,
-             validation_data=(F_val, val_part.target) if sizes["val"] else None)
-    fit_s = time.perf_counter() - t0
-    history = head.history_
-    print(f"Trained the classifier head for {epochs} epochs in {fit_s:.1f} s "
-          f"(last epoch: training loss {history['loss'][-1]:.4f}, accuracy "
-          f"{history['accuracy'][-1]:.3f})")
-    features.set_params(verbose=0)  # the saved model stays quiet in Python
-    pipeline = make_pipeline(features, head)
-
-    results = {}
-    for key, name, F, part in (("val", "Validation", F_val, val_part),
-                               ("test", "Test", F_test, test_part)):
-        if len(part.paths):
-            classes, proba, predicted = _predict(head, F)
-            results[key] = (_compute_metrics(part.target, predicted, proba, classes), predicted)
-            _print_scores(name, results[key][0])
-
-    size = _save_model(pipeline, output)
-    print(f"Saved the model to {output} ({_format_bytes(size)})")
-    timings = {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
-               "total_s": round(time.perf_counter() - start, 3)}
-    if report_dir is not None:
-        metrics, predicted = results["test"]
-        metrics = _complete_metrics(metrics, pipeline, sizes=sizes, timings=timings)
-        if "val" in results:
-            metrics["validation"] = {k: results["val"][0][k] for k in ("accuracy", "log_loss")}
-        _write_report_files(report_dir, metrics, test_part.paths, test_part.target, predicted,
-                            pipeline)
-        print(f"Wrote the test-set report to {report_dir}")
-    return {"pipeline": pipeline, "test": test_part, "sizes": sizes, "timings": timings,
-            "metrics": {key: value[0] for key, value in results.items()}}
-
-
-def _check_train_args(args, parser):
-    """Usage errors argparse cannot see alone (they exit with status 2)."""
-    spec = get_spec(args.backbone)
-    if args.image_size is not None and min(args.image_size) < spec.min_size:
-        parser.error(f"argument --image-size: {args.backbone} needs images of at least "
-                     f"{spec.min_size}x{spec.min_size} pixels")
-    if args.report_dir is not None and args.test_size == 0:
-        parser.error("--report-dir needs a test part: use --test-size > 0")
-    fractions = [size for size in (args.val_size, args.test_size) if isinstance(size, float)]
-    if sum(fractions) >= 1:
-        parser.error("--val-size and --test-size leave no images to train on")
-
-
-def _cmd_train(args):
-    train(args.data_dir, args.output, val_size=args.val_size, test_size=args.test_size,
-          backbone=args.backbone, weights=args.weights, image_size=args.image_size,
-          pooling=args.pooling, epochs=args.epochs, batch_size=args.batch_size,
-          learning_rate=args.learning_rate, random_state=args.random_state,
-          report_dir=args.report_dir, cache=args.cache, progress=_progress(args))
-    return 0
-
-
-def _cmd_evaluate(args):
-    from .report import (
-        _classification_text,
-        _complete_metrics,
-        _compute_metrics,
-        _predict,
-        _write_report_files,
-    )
-
-    pipeline = _load_model(args.model)
-    data = _load_data(args.data_dir)
-    _check_known_classes(data.target, pipeline.classes_, args.data_dir)
-    _features_step(pipeline).set_params(verbose=_progress(args))
-    classes, proba, predicted = _predict(pipeline, data.paths)
-    metrics = _compute_metrics(data.target, predicted, proba, classes)
-    print(f"Accuracy: {metrics['accuracy']:.4f}")
-    print(f"Log loss: {metrics['log_loss']:.4f}")
-    print()
-    print(_classification_text(data.target, predicted, classes))
-    if args.report_dir is not None:
-        metrics = _complete_metrics(metrics, pipeline, sizes={"evaluated": len(data.paths)})
-        _write_report_files(args.report_dir, metrics, data.paths, data.target, predicted,
-                            pipeline)
-        print(f"Wrote the report to {args.report_dir}")
-    return 0
-
-
-def _collect_images(inputs):
-    """Files as given; folders searched recursively (sorted) for image extensions."""
-    from .datasets import IMAGE_EXTENSIONS, _find_images
-
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):
-            found = _find_images(item)
-            if not found:
-                raise SkanimalError(f"no image files in folder {item!r} (extensions: "
-                                    f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-            paths.extend(found)
-        elif os.path.exists(item):
-            paths.append(item)
-        else:
-            raise SkanimalError(f"{item!r} does not exist")
-    return paths
-
-
-def _cmd_predict(args):
-    import numpy as np
-
-    from .report import _to_jsonable
-
-    paths = _collect_images(args.inputs)
-    pipeline = _load_model(args.model)
-    _features_step(pipeline).set_params(verbose=_progress(args))
-    proba = np.asarray(pipeline.predict_proba(paths))
-    classes = np.asarray(pipeline.classes_)
-    k = min(args.top_k, len(classes))
-    top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-    rows = [(path, [(classes[j], float(proba[i, j])) for j in top[i]])
-            for i, path in enumerate(paths)]
-
+    result = predict(args.model, args.inputs, progress=args.progress)
+    rows = result.top(args.top_k)
+    k = min(args.top_k, len(result.classes))
     out = sys.stdout
     if args.format == "json":
-        json.dump(_to_jsonable([
+        json.dump(to_jsonable([
             {"path": path, "predictions": [{"label": label, "probability": round(p, 6)}
                                            for label, p in ranked]}
             for path, ranked in rows
@@ -713,58 +458,68 @@ def _cmd_predict(args):
     return 0
 
 
-def _demo_weights(image_size):
-    from .backbones import imagenet_available
-
-    if imagenet_available(image_size=image_size):
-        return "imagenet"
-    print("Note: the ImageNet weights cannot be downloaded here and no copy is cached; "
-          "using random weights (weights=None) instead, which is fine for this easy set.")
-    return None
+# --------------------------------------------------------------------------------- demo
 
 
-def _demo(workdir, keep):
-    import numpy as np
+def _add_demo(commands):
+    demo = _command(
+        commands, "demo", _run_demo,
+        help="the quick start on a generated image set (offline, under a minute)",
+        description="Generate a small class-per-folder set of coloured shapes, train on it,\n"
+                    "print the held-out accuracy, then save, reload and use the model.\n"
+                    "Uses the ImageNet weights when Keras has them and falls back to random\n"
+                    "weights (fine for this easy set) when they cannot be downloaded.",
+    )
+    demo.add_argument("--workdir", metavar="DIR",
+                      help="keep the images, the model and a report here (default: a "
+                           "temporary folder, deleted afterwards)")
 
-    from .datasets import make_shapes
 
-    workdir = Path(workdir)
-    image_size = 64
-    print(f"Generating a class-per-folder set of coloured shapes in {workdir / 'shapes'}")
-    make_shapes(workdir / "shapes", n_per_class=40, image_size=image_size)
-    _start_tensorflow()
-    weights = _demo_weights((image_size, image_size))
-    model_path = workdir / "shapes.joblib"
-    result = train(workdir / "shapes", model_path, val_size=0.1, test_size=0.25,
-                   weights=weights, image_size=(image_size, image_size), epochs=30,
-                   learning_rate=1e-3, random_state=0,
-                   report_dir=workdir / "report" if keep else None)
-    accuracy = result["metrics"]["test"]["accuracy"]
-    print(f"Held-out accuracy: {accuracy:.3f} on {result['sizes']['test']} test images")
+def _run_demo(args):
+    from .workflow import demo
 
-    reloaded = _load_model(model_path)
-    sample = list(result["test"].paths[:3])
-    predicted = reloaded.predict(sample)
-    same = np.array_equal(predicted, result["pipeline"].predict(sample))
-    print(f"Reloaded {model_path.name}: {'same' if same else 'DIFFERENT'} predictions as "
-          "before saving")
-    for path, label in zip(sample, predicted):
+    result = demo(args.workdir or None, log=print)
+    trained = result.train
+    _print_trained(trained, trained.model_path, trained.report_dir)
+    print(f"Held-out accuracy: {trained.scores['test']['accuracy']:.3f} on "
+          f"{trained.sizes['test']} test images")
+    print(f"Reloaded {trained.model_path.name}: "
+          f"{'same' if result.same_predictions else 'DIFFERENT'} predictions as before saving")
+    for path, label in zip(result.sample, result.predicted):
         print(f"  {Path(path).name}: predicted {label}")
-    if keep:
+    if result.workdir is not None:
         print("\nNext, try:\n"
-              f"  skanimal predict {model_path} {workdir / 'shapes' / 'circle'} --top-k 2\n"
-              f"  skanimal evaluate {model_path} {workdir / 'shapes'}")
-    return 0 if same else 1
+              f"  skanimal predict {trained.model_path} {result.workdir / 'shapes' / 'circle'}"
+              " --top-k 2\n"
+              f"  skanimal evaluate {trained.model_path} {result.workdir / 'shapes'}")
+    return 0 if result.same_predictions else 1
 
 
-def _cmd_demo(args):
-    if args.workdir:
-        return _demo(args.workdir, keep=True)
-    with tempfile.TemporaryDirectory(prefix="skanimal-demo-") as workdir:
-        return _demo(workdir, keep=False)
+# -------------------------------------------------------------------------------- cache
 
 
-def _cmd_cache_info(args):
+def _add_cache(commands):
+    cache = _command(
+        commands, "cache", None,
+        help="inspect or clear the feature cache",
+        description="The feature cache keeps the CNN features of every image seen, keyed by\n"
+                    "image content and extraction settings. Default location:\n"
+                    "$SKANIMAL_CACHE_DIR, else the platform's user cache folder.",
+    )
+    actions = cache.add_subparsers(title="actions", dest="action", metavar="ACTION",
+                                   required=True)
+    for name, handler, summary, description in (
+        ("info", _run_cache_info, "show the cache's location and size",
+         "Show the cache's location and size."),
+        ("clear", _run_cache_clear, "delete every cached feature vector",
+         "Delete every cached feature vector (other files in the folder are left alone)."),
+    ):
+        action = _command(actions, name, handler, help=summary, description=description)
+        action.add_argument("--dir", metavar="DIR",
+                            help="cache folder (default: the default cache)")
+
+
+def _run_cache_info(args):
     from .cache import cache_info
 
     info = cache_info(args.dir)
@@ -778,13 +533,40 @@ def _cmd_cache_info(args):
     return 0
 
 
-def _cmd_cache_clear(args):
+def _run_cache_clear(args):
     from .cache import cache_info, clear_cache
 
     directory = cache_info(args.dir)["directory"]
     removed = clear_cache(args.dir)
     print(f"Removed {removed} cached feature vectors from {directory}")
     return 0
+
+
+#: The sub-commands, in the order ``skanimal --help`` lists them: each builds its parser.
+COMMANDS = (_add_train, _add_evaluate, _add_predict, _add_demo, _add_cache)
+
+
+def build_parser():
+    """The :mod:`argparse` parser of the ``skanimal`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Image classifiers by transfer learning: frozen ImageNet CNN features "
+                    "plus a small Keras head, saved as a scikit-learn pipeline.",
+        epilog="Run 'skanimal COMMAND --help' for the options of each command. "
+               "Start with 'skanimal demo'.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                     required=True)
+    for add_command in COMMANDS:
+        add_command(commands)
+    return parser
 
 
 # ---------------------------------------------------------------------------------- main
@@ -811,22 +593,23 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 success, 1 data error (one line on stderr). Usage errors exit with
-        status 2 through :mod:`argparse`.
+        Exit status: 0 success, 1 data error (one line on stderr), 130 interrupted. Usage
+        errors exit with status 2 through :mod:`argparse`.
     """
     args = build_parser().parse_args(argv)
-    if getattr(args, "check", None) is not None:
-        args.check(args, args.command_parser)
     if hasattr(args, "progress"):
         args.progress = _progress(args)  # before stderr becomes a pipe
-    message = None
+    message = usage = None
     with warnings.catch_warnings(), _TensorFlowLogFilter():
         warnings.showwarning = _show_warning
         for module in ("tensorflow", "keras", "scikeras", "absl", "google"):
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
             warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        _quiet_tensorflow_loggers()
         try:
-            status = int(args.func(args) or 0)
+            status = int(args.handler(args) or 0)
+        except UsageError as exc:
+            usage, status = str(exc), 2
         except BrokenPipeError:  # e.g. `skanimal predict ... | head`
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -835,6 +618,8 @@ def main(argv=None):
             message, status = f"error: {_one_line(exc)}", 1
         except KeyboardInterrupt:
             message, status = "interrupted", 130
+    if usage is not None:
+        args.command_parser.error(usage)  # prints the usage and exits with status 2
     if message is not None:
         print(f"{PROG}: {message}", file=sys.stderr)
     return status

@@ -1,4 +1,5 @@
-"""Class-per-folder image data sets: loading, splitting, and a generated demo set.
+"""Class-per-folder image data sets: finding image files, loading, splitting, and a
+generated demo set.
 
 A data set is a :class:`sklearn.utils.Bunch` with ``paths`` (image files), ``target``
 (class name of each) and ``target_names`` (sorted class names), the shape every skanimal
@@ -17,7 +18,8 @@ from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "train_val_test_split", "make_shapes"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "collect_images", "load_image_folder",
+           "train_val_test_split", "make_shapes"]
 
 #: Extensions recognised as images, compared case-insensitively.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -27,9 +29,22 @@ def _is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def _find_images(folder):
-    """Image files below ``folder``, recursively, sorted by their path relative to it;
-    hidden files and anything in a hidden folder are left out. Returns str paths."""
+def find_images(folder):
+    """The image files below a folder, recursively, in a stable order.
+
+    Image files are those with an extension of :data:`IMAGE_EXTENSIONS` (any case); hidden
+    files and anything in a hidden folder are left out.
+
+    Parameters
+    ----------
+    folder : path-like
+
+    Returns
+    -------
+    list of str
+        Sorted by their path relative to ``folder``; empty when there is none (or no such
+        folder).
+    """
     folder = Path(folder)
     files = sorted(
         (p for p in folder.rglob("*") if _is_image_file(p)
@@ -37,6 +52,42 @@ def _find_images(folder):
         key=lambda p: p.relative_to(folder).as_posix(),
     )
     return [os.fspath(p) for p in files]
+
+
+def collect_images(inputs):
+    """Image files from files and folders named by a user, as ``skanimal predict`` takes them.
+
+    Parameters
+    ----------
+    inputs : path-like or sequence of path-like
+        Files, used as given whatever their extension, and folders, searched by
+        :func:`find_images`.
+
+    Returns
+    -------
+    list of str
+        In the order of ``inputs``; a folder's files in :func:`find_images`' order.
+
+    Raises
+    ------
+    ImageFolderError
+        When an input does not exist or a folder holds no image file.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = find_images(item)
+            if not found:
+                raise ImageFolderError(f"no image files in folder {os.fspath(item)!r} "
+                                       f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            paths.extend(found)
+        elif os.path.exists(item):
+            paths.append(os.fspath(item))
+        else:
+            raise ImageFolderError(f"{os.fspath(item)!r} does not exist")
+    return paths
 
 
 def load_image_folder(root, *, on_error="raise"):
@@ -85,7 +136,7 @@ def load_image_folder(root, *, on_error="raise"):
         )
     paths, target = [], []
     for class_dir in class_dirs:
-        files = _find_images(class_dir)
+        files = find_images(class_dir)
         paths.extend(files)
         target.extend([class_dir.name] * len(files))
     if not paths:
@@ -198,11 +249,17 @@ def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
     """
     from PIL import Image, ImageDraw
 
+    from .fileio import atomic_write
+
     unknown = set(classes) - set(SHAPE_CLASSES)
     if unknown:
         raise ValueError(f"classes must be among {SHAPE_CLASSES}, got unknown {sorted(unknown)}.")
     rng = check_random_state(random_state)
     root = Path(root)
+    pil_format = Image.registered_extensions().get(f".{file_format}".lower())
+    if pil_format is None:
+        raise ValueError(f"file_format must be an image extension Pillow writes, such as "
+                         f"'jpg' or 'png', got {file_format!r}.")
     hues = {name: i / len(SHAPE_CLASSES) for i, name in enumerate(SHAPE_CLASSES)}
     for name in classes:
         (root / name).mkdir(parents=True, exist_ok=True)
@@ -211,7 +268,8 @@ def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
             image = Image.fromarray(background)
             draw = ImageDraw.Draw(image)
             hue = (hues[name] + rng.uniform(-0.05, 0.05)) % 1.0
-            colour = tuple(int(c) for c in _hsv_to_rgb(hue, rng.uniform(0.7, 1), rng.uniform(0.8, 1)))
+            rgb = _hsv_to_rgb(hue, rng.uniform(0.7, 1), rng.uniform(0.8, 1))
+            colour = tuple(int(c) for c in rgb)
             half = rng.uniform(0.25, 0.4) * image_size
             cx, cy = rng.uniform(half, image_size - half, size=2)
             box = [cx - half, cy - half, cx + half, cy + half]
@@ -226,7 +284,10 @@ def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
                 bar = half / 3
                 draw.rectangle([cx - half, cy - bar, cx + half, cy + bar], fill=colour)
                 draw.rectangle([cx - bar, cy - half, cx + bar, cy + half], fill=colour)
-            image.save(root / name / f"{name}_{i:03d}.{file_format}")
+            # Regenerable test data: no directory sync per file.
+            with atomic_write(root / name / f"{name}_{i:03d}.{file_format}",
+                              sync_dir=False) as handle:
+                image.save(handle, format=pil_format)
     return load_image_folder(root)
 
 

@@ -18,7 +18,6 @@ named in it. The backbone is not stored: it is rebuilt from its name and weights
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._version import __version__
 from .cache import FEATURE_FORMAT_VERSION
 from .exceptions import IncompatibleModelError
+from .fileio import atomic_write, to_jsonable
 
 __all__ = ["save", "load", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
 
@@ -46,21 +46,6 @@ _FEATURE_PARAMS = ("backbone", "weights", "image_size", "pooling", "precision", 
 _HEAD_PARAMS = ("hidden_layer_sizes", "dropout", "negative_slope", "learning_rate", "optimizer",
                 "loss", "metrics", "epochs", "batch_size", "shuffle", "class_weight",
                 "validation_split", "random_state", "verbose", "warm_start")
-
-
-def _jsonable(value):
-    """Plain JSON for a parameter value, or raise TypeError."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    raise TypeError(type(value).__name__)
 
 
 def _steps(pipeline):
@@ -88,7 +73,7 @@ def _head_params(head):
     for name in _HEAD_PARAMS:
         value = getattr(head, name)
         try:
-            params[name] = _jsonable(value)
+            params[name] = to_jsonable(value)
         except TypeError:
             if name in ("optimizer", "loss", "metrics"):
                 # Their effect is in the saved Keras model; the description needs no copy.
@@ -109,8 +94,10 @@ def save(pipeline, path):
         A fitted ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))``
         (an :class:`~skanimal.AugmentedClassifier` is saved as its fitted pipeline).
     path : path-like
-        File to write, conventionally ``*.skanimal``. Written atomically: a crash never
-        leaves a half-written file under this name.
+        File to write, conventionally ``*.skanimal``; missing parent folders are created.
+        Written atomically (:func:`skanimal.fileio.atomic_write`: a temporary file, synced,
+        then renamed, with normal permissions): a crash never leaves a half-written file
+        under this name.
 
     Returns
     -------
@@ -136,7 +123,8 @@ def save(pipeline, path):
                      "scikit-learn": sklearn.__version__},
         "steps": [
             {"name": features_name, "class": "BottleneckFeatures",
-             "params": {name: _jsonable(getattr(features, name)) for name in _FEATURE_PARAMS},
+             "params": {name: to_jsonable(getattr(features, name))
+                        for name in _FEATURE_PARAMS},
              "feature_shape": list(features.feature_shape_)},
             {"name": head_name, "class": "BottleneckClassifier",
              "params": _head_params(head),
@@ -145,15 +133,15 @@ def save(pipeline, path):
         ],
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".skanimal-save-") as tmp:
+    # Keras writes its native format to a named ``.keras`` file: a scratch copy, outside
+    # the destination folder, which only ever sees the finished archive.
+    with tempfile.TemporaryDirectory(prefix="skanimal-save-") as tmp:
         head_file = Path(tmp) / _HEAD
         head.model_.save(head_file)
-        archive = Path(tmp) / "archive.zip"
-        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with atomic_write(path) as handle, \
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_DESCRIPTION, json.dumps(description, indent=2))
             zf.write(head_file, _HEAD)
-        os.replace(archive, path)
     return path
 
 

@@ -26,12 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_write, to_jsonable
+
 __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_misclassified",
     "evaluate",
     "write_report",
+    "predict_with_proba",
+    "unknown_labels",
+    "compute_metrics",
+    "classification_text",
+    "add_provenance",
+    "write_report_files",
     "REPORT_FILES",
 ]
 
@@ -121,24 +129,10 @@ def _check_lengths(**arrays):
         raise ValueError(f"Inconsistent numbers of samples: {lengths}.")
 
 
-def _to_jsonable(value):
-    """Convert NumPy scalars/arrays and tuples into plain JSON values (NaN → None)."""
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
+def _save_figure(fig, path):
+    """Write ``fig`` as a PNG file, atomically (:func:`skanimal.fileio.atomic_write`)."""
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=REPORT_DPI)
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -342,21 +336,52 @@ def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96):
 # ---------------------------------------------------------------------------------- metrics
 
 
-def _predict(pipeline, X):
-    """Probabilities, predicted labels and classes of ``pipeline`` on ``X`` (one pass)."""
-    proba = np.asarray(pipeline.predict_proba(X))
-    classes = np.asarray(pipeline.classes_)
+def predict_with_proba(estimator, X):
+    """Class probabilities and predicted labels of a fitted classifier, in one pass.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Anything with ``predict_proba`` and ``classes_`` (a skanimal pipeline, its head).
+    X : array-like
+        What ``estimator`` predicts on: images for a pipeline, features for a head.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+        ``estimator.classes_``, the column order of ``proba``.
+    proba : ndarray of shape (n_samples, n_classes)
+        ``estimator.predict_proba(X)``.
+    y_pred : ndarray of shape (n_samples,)
+        The most probable class of each sample (the ``argmax`` of ``proba``).
+    """
+    proba = np.asarray(estimator.predict_proba(X))
+    classes = np.asarray(estimator.classes_)
     return classes, proba, classes[np.argmax(proba, axis=1)]
 
 
-def _unknown_labels(y_true, classes):
-    """Labels of ``y_true`` that are not in ``classes`` (compared as they are, not as text)."""
+def unknown_labels(y_true, classes):
+    """The labels of ``y_true`` that are not among ``classes``, sorted by their text.
+
+    Labels are compared as they are, not as text: a model trained on ``0, 1`` does not know
+    the folder names ``"0", "1"``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+    classes : array-like of shape (n_classes,)
+
+    Returns
+    -------
+    list
+        Empty when every label is known.
+    """
     return sorted(set(np.asarray(y_true, dtype=object).tolist())
                   - set(np.asarray(classes).tolist()), key=str)
 
 
 def _check_known_labels(y_true, classes):
-    unknown = _unknown_labels(y_true, classes)
+    unknown = unknown_labels(y_true, classes)
     if unknown:
         raise ValueError(
             f"y holds classes the model was not trained on: {unknown}; the model knows "
@@ -364,10 +389,32 @@ def _check_known_labels(y_true, classes):
         )
 
 
-def _compute_metrics(y_true, y_pred, proba, classes):
+def compute_metrics(y_true, y_pred, proba, classes):
+    """The metrics of :func:`evaluate` from predictions already made.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted class names.
+    proba : ndarray of shape (n_samples, n_classes)
+        Predicted probabilities, columns in the order of ``classes``.
+    classes : ndarray of shape (n_classes,)
+        The model's classes (``classes_``).
+
+    Returns
+    -------
+    metrics : dict
+        As :func:`evaluate` returns it.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ or ``y_true`` holds a class not in ``classes``.
+    """
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
 
     y_true = np.asarray(y_true, dtype=object)
+    classes = np.asarray(classes)
     _check_lengths(y_true=y_true, y_pred=y_pred, proba=proba)
     _check_known_labels(y_true, classes)
     report = classification_report(y_true, y_pred, labels=classes, output_dict=True,
@@ -387,7 +434,7 @@ def _compute_metrics(y_true, y_pred, proba, classes):
         "weighted_avg": row(report["weighted avg"]),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
-    return _to_jsonable(metrics)
+    return to_jsonable(metrics)
 
 
 def evaluate(pipeline, X, y):
@@ -428,8 +475,21 @@ def evaluate(pipeline, X, y):
     -----
     Predicted labels are the ``argmax`` of ``predict_proba``, computed once for all metrics.
     """
-    classes, proba, y_pred = _predict(pipeline, X)
-    return _compute_metrics(y, y_pred, proba, classes)
+    classes, proba, y_pred = predict_with_proba(pipeline, X)
+    return compute_metrics(y, y_pred, proba, classes)
+
+
+def _jsonable_or_repr(value):
+    """:func:`~skanimal.fileio.to_jsonable`, with ``repr`` for the parts it refuses: a model
+    description only informs a reader, and a callback object must not stop a report."""
+    try:
+        return to_jsonable(value)
+    except TypeError:
+        if isinstance(value, Mapping):
+            return {str(k): _jsonable_or_repr(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_jsonable_or_repr(v) for v in value]
+        return repr(value)
 
 
 def _describe_model(pipeline):
@@ -444,51 +504,85 @@ def _describe_model(pipeline):
                       if value is None or isinstance(value, (str, int, float, bool, tuple,
                                                              list, os.PathLike))}
         description[name] = {"class": type(step).__name__, "params": params}
-    return _to_jsonable(description)
+    return _jsonable_or_repr(description)
 
 
-def _classification_text(y_true, y_pred, classes):
-    """scikit-learn's per-class text report, as the CLI prints it and the report writes it."""
+def classification_text(y_true, y_pred, classes):
+    """scikit-learn's per-class text report, as ``skanimal evaluate`` prints it.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        True and predicted class names.
+    classes : array-like of shape (n_classes,)
+        The rows of the report, in order.
+
+    Returns
+    -------
+    str
+        :func:`~sklearn.metrics.classification_report` with 3 digits (``zero_division=0``).
+    """
     from sklearn.metrics import classification_report
 
     return classification_report(np.asarray(y_true, dtype=object), y_pred, labels=classes,
                                  digits=3, zero_division=0)
 
 
-def _write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
-    """Write the report files for already computed ``metrics`` and predictions."""
+def write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
+    """Write the files of :func:`write_report` from metrics and predictions already made.
+
+    Every file is written atomically (:func:`skanimal.fileio.atomic_write`);
+    ``metrics.json`` last.
+
+    Parameters
+    ----------
+    report_dir : path-like
+        Directory to write to (created if needed); existing report files are overwritten.
+    metrics : dict
+        :func:`add_provenance`'s dict (written as ``metrics.json``).
+    X : sequence of path-like or ndarray of shape (n, h, w, 3)
+        The evaluated images (for ``misclassified.png``).
+    y_true, y_pred : array-like of shape (n_samples,)
+        Their true and predicted class names.
+    history_source : estimator or dict
+        What :func:`plot_history` draws (a note when it has no history).
+
+    Returns
+    -------
+    pathlib.Path
+        ``report_dir``.
+    """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     classes = metrics["classes"]
-    text = _classification_text(y_true, y_pred, classes)
-    (report_dir / "classification_report.txt").write_text(
-        f"Accuracy: {metrics['accuracy']:.4f}\n"
-        f"Log loss: {metrics['log_loss']:.4f}\n"
-        f"Images:   {metrics['n_samples']}\n\n{text}",
-        encoding="utf-8",
-    )
+    text = classification_text(y_true, y_pred, classes)
+    with atomic_write(report_dir / "classification_report.txt", "w") as handle:
+        handle.write(f"Accuracy: {metrics['accuracy']:.4f}\n"
+                     f"Log loss: {metrics['log_loss']:.4f}\n"
+                     f"Images:   {metrics['n_samples']}\n\n{text}")
 
-    fig = plot_confusion_matrix(y_true, y_pred, labels=classes)
-    fig.savefig(report_dir / "confusion_matrix.png", dpi=REPORT_DPI)
+    _save_figure(plot_confusion_matrix(y_true, y_pred, labels=classes),
+                 report_dir / "confusion_matrix.png")
     try:
         fig = plot_history(history_source)
     except ValueError:  # NotFittedError included: nothing to draw
         fig = _message_figure("No training history available\n"
                               f"({type(_final_estimator(history_source)).__name__} "
                               "has no history_)")
-    fig.savefig(report_dir / "training_curves.png", dpi=REPORT_DPI)
-    fig = plot_misclassified(X, y_true, y_pred)
-    fig.savefig(report_dir / "misclassified.png", dpi=REPORT_DPI)
+    _save_figure(fig, report_dir / "training_curves.png")
+    _save_figure(plot_misclassified(X, y_true, y_pred), report_dir / "misclassified.png")
 
-    with open(report_dir / "metrics.json", "w", encoding="utf-8") as handle:
-        json.dump(metrics, handle, indent=2, ensure_ascii=False, allow_nan=False)
-        handle.write("\n")
+    # ensure_ascii=False keeps class names readable; fileio.write_json would escape them.
+    text = json.dumps(to_jsonable(metrics), indent=2, ensure_ascii=False, allow_nan=False)
+    with atomic_write(report_dir / "metrics.json", "w") as handle:
+        handle.write(text + "\n")
+    return report_dir
 
 
 def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=None):
     """Evaluate a fitted pipeline on held-out images and write a report directory.
 
-    Files written in ``report_dir`` (created if needed):
+    Files written in ``report_dir`` (created if needed), each atomically:
 
     - ``metrics.json``: everything :func:`evaluate` returns, plus ``sizes``, ``timings``,
       ``model`` (each step's class and simple parameters), ``skanimal_version``,
@@ -521,18 +615,36 @@ def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=No
     metrics : dict
         The content of ``metrics.json``.
     """
-    classes, proba, y_pred = _predict(pipeline, X_test)
-    metrics = _compute_metrics(y_test, y_pred, proba, classes)
-    metrics = _complete_metrics(metrics, pipeline, sizes=sizes, timings=timings)
-    _write_report_files(report_dir, metrics, X_test, y_test, y_pred, pipeline)
+    classes, proba, y_pred = predict_with_proba(pipeline, X_test)
+    metrics = compute_metrics(y_test, y_pred, proba, classes)
+    metrics = add_provenance(metrics, pipeline, sizes=sizes, timings=timings)
+    write_report_files(report_dir, metrics, X_test, y_test, y_pred, pipeline)
     return metrics
 
 
-def _complete_metrics(metrics, pipeline, *, sizes=None, timings=None):
-    """Add the provenance entries of metrics.json to :func:`evaluate`'s dict."""
+def add_provenance(metrics, pipeline, *, sizes=None, timings=None):
+    """:func:`evaluate`'s metrics plus the provenance entries of ``metrics.json``.
+
+    Parameters
+    ----------
+    metrics : dict
+        As :func:`evaluate` or :func:`compute_metrics` return it.
+    pipeline : estimator
+        The evaluated model (its steps and simple parameters are recorded).
+    sizes : dict, optional
+        Data set sizes; defaults to ``{"test": metrics["n_samples"]}``.
+    timings : dict, optional
+        Durations in seconds.
+
+    Returns
+    -------
+    dict
+        A new dict: ``skanimal_version``, ``created`` (UTC, ISO 8601), the metrics,
+        ``sizes``, ``timings``, ``model`` and ``files`` (``REPORT_FILES``).
+    """
     from ._version import __version__
 
-    return _to_jsonable({
+    return to_jsonable({
         "skanimal_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **metrics,

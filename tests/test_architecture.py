@@ -103,10 +103,7 @@ def test_private_apis_of_other_libraries_only_in_compat():
 
 #: Modules owned by other work in progress (issue 10, items 4 and 5), still importing
 #: underscore names across modules; the lead removes an entry once its branch has merged.
-KNOWN_CROSS_MODULE_PRIVATE_IMPORTS = {
-    "cli.py": "cli.py imports report's and datasets' underscore helpers (issue 10 item 4, "
-              "arch-cli branch makes them public)",
-}
+KNOWN_CROSS_MODULE_PRIVATE_IMPORTS = {}
 
 
 @pytest.mark.parametrize("module", [

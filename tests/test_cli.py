@@ -2,13 +2,16 @@
 
 TensorFlow makes each subprocess cost several seconds, so one ``train`` run (module fixture)
 serves every test that needs a model, and cheap checks (``--help``, argument errors, the
-table output) call :func:`skanimal.cli.main` in-process.
+table output) call :func:`skanimal.cli.main` in-process. Tests that run a subprocess or need
+the trained model are marked ``slow``; the workflow under the commands is tested in-process
+by ``test_workflow.py``.
 """
 
 import csv
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +96,9 @@ def test_train_prints_scores_and_saves_model_and_report(trained, data_dir):
         line = next(line for line in out.splitlines() if line.startswith(part))
         assert "accuracy" in line and "loss" in line
     assert f"Saved the model to {trained['model']}" in out
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(trained["model"].stat().st_mode) == 0o666 & ~umask  # not 0600
 
     pipe = joblib.load(trained["model"])
     assert [name for name, _ in pipe.steps] == ["bottleneckfeatures", "bottleneckclassifier"]
@@ -130,6 +136,20 @@ def test_train_missing_data_dir_is_a_one_line_error(env, workdir):
     assert_one_line_error(result, str(missing))
     assert result.stdout == ""
     assert not (workdir / "never.joblib").exists()
+
+
+def test_data_errors_before_any_work_are_one_line_in_process(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    assert main(["train", str(missing), "-o", str(tmp_path / "m.joblib"), *COMMON]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("skanimal: error: ") and str(missing) in err
+    assert main(["predict", str(tmp_path / "m.joblib"), str(missing)]) == 1
+    assert capsys.readouterr().err == f"skanimal: error: {str(missing)!r} does not exist\n"
+    assert main(["evaluate", str(tmp_path / "m.joblib"), str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skanimal: error: model file ") and "does not exist" in err
+    assert not (tmp_path / "m.joblib").exists()
 
 
 # ----------------------------------------------------------------------------- evaluate

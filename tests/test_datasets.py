@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from skanimal import ImageFolderError, load_image_folder, make_shapes, train_val_test_split
+from skanimal.datasets import collect_images, find_images
 
 
 def _write(path, colour=(255, 0, 0)):
@@ -72,3 +73,50 @@ def test_make_shapes_writes_loadable_balanced_set(tmp_path):
     assert len(data.paths) == 6
     with Image.open(data.paths[0]) as image:
         assert image.size == (20, 20)
+
+
+def test_find_images_is_recursive_sorted_and_skips_hidden(tmp_path):
+    _write(tmp_path / "b.png")
+    _write(tmp_path / "a" / "z.JPG")
+    _write(tmp_path / ".hidden" / "x.png")
+    _write(tmp_path / ".dot.png")
+    (tmp_path / "notes.txt").write_text("x")
+    assert find_images(tmp_path) == [str(tmp_path / "a" / "z.JPG"), str(tmp_path / "b.png")]
+    assert find_images(tmp_path / "missing") == []
+
+
+def test_collect_images_keeps_input_order_and_names_the_bad_input(tmp_path):
+    _write(tmp_path / "folder" / "b.png")
+    _write(tmp_path / "folder" / "a.png")
+    odd = tmp_path / "photo.data"  # named explicitly: used whatever its extension
+    odd.write_bytes(b"x")
+    assert collect_images([odd, tmp_path / "folder"]) == [
+        str(odd), str(tmp_path / "folder" / "a.png"), str(tmp_path / "folder" / "b.png")]
+    assert collect_images(str(odd)) == [str(odd)]
+    with pytest.raises(ImageFolderError, match=r"'.*nowhere' does not exist"):
+        collect_images([odd, tmp_path / "nowhere"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageFolderError, match="no image files in folder .*empty"):
+        collect_images([tmp_path / "empty"])
+
+
+def test_make_shapes_writes_whole_files_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from skanimal.fileio import TMP_PREFIX
+
+    umask = os.umask(0o022)
+    try:
+        data = make_shapes(tmp_path, n_per_class=2, image_size=16, classes=("square",),
+                           file_format="png")
+    finally:
+        os.umask(umask)
+    assert [p.rsplit("/", 1)[-1] for p in data.paths] == ["square_000.png", "square_001.png"]
+    for path in data.paths:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+    assert not [p for p in (tmp_path / "square").iterdir() if p.name.startswith(TMP_PREFIX)]
+    with pytest.raises(ValueError, match="file_format"):
+        make_shapes(tmp_path, n_per_class=1, file_format="nope")

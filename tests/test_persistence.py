@@ -129,3 +129,33 @@ def test_joblib_pickle_records_versions(fitted, tmp_path):
     features = joblib.load(path)[0]
     assert features.versions_ == {"skanimal": skanimal.__version__, "keras": keras.__version__,
                                   "scikit-learn": sklearn.__version__}
+
+
+def test_save_is_atomic_with_normal_permissions(fitted, tmp_path):
+    import os
+    import stat
+
+    from skanimal.fileio import TMP_PREFIX
+
+    path = tmp_path / "new" / "shapes.skanimal"
+    umask = os.umask(0o022)
+    try:
+        assert skanimal.save(fitted, path) == path
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert os.listdir(path.parent) == ["shapes.skanimal"]  # no temporary file left
+    assert not any(name.startswith(TMP_PREFIX) for name in os.listdir(tmp_path))
+
+
+def test_parameters_json_cannot_hold_are_refused_and_nothing_is_written(fitted, tmp_path):
+    head = fitted[-1]
+    previous = head.class_weight
+    head.class_weight = {"circle": object()}
+    try:
+        with pytest.raises(TypeError, match=r"class_weight=.* cannot be stored without "
+                                            r"pickle; use joblib.dump"):
+            skanimal.save(fitted, tmp_path / "x.skanimal")
+    finally:
+        head.class_weight = previous
+    assert list(tmp_path.iterdir()) == []

@@ -22,10 +22,15 @@ import skanimal
 from skanimal import BottleneckClassifier, BottleneckFeatures
 from skanimal.report import (
     REPORT_FILES,
+    add_provenance,
+    classification_text,
+    compute_metrics,
     evaluate,
     plot_confusion_matrix,
     plot_history,
     plot_misclassified,
+    predict_with_proba,
+    unknown_labels,
     write_report,
 )
 
@@ -265,3 +270,69 @@ def test_write_report_for_a_classifier_without_history(split, tmp_path):
     for name in REPORT_FILES:
         if name.endswith(".png"):
             assert_real_png(tmp_path / name)
+
+
+def test_report_files_are_atomic_with_normal_permissions(fitted, split, tmp_path):
+    import os
+    import stat
+
+    from skanimal.fileio import TMP_PREFIX
+
+    _, X_test, _, y_test = split
+    umask = os.umask(0o022)
+    try:
+        write_report(fitted, X_test, y_test, tmp_path)
+    finally:
+        os.umask(umask)
+    for name in REPORT_FILES:
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_model_description_keeps_values_json_cannot_hold_as_text(split, tmp_path):
+    """A callback object among the parameters must not stop the report."""
+    from sklearn.dummy import DummyClassifier
+
+    class Marker:
+        def __repr__(self):
+            return "<marker>"
+
+    class TaggedDummy(DummyClassifier):
+        def __init__(self, strategy="prior", tags=None):
+            super().__init__(strategy=strategy)
+            self.tags = tags
+
+    _, X_test, _, y_test = split
+    pipe = make_pipeline(BottleneckFeatures(weights=None, image_size=SMALL),
+                         TaggedDummy(tags=[1, Marker()]))
+    pipe.fit(X_test, y_test)
+    metrics = write_report(pipe, X_test, y_test, tmp_path)
+    assert metrics["model"]["taggeddummy"]["params"]["tags"] == [1, "<marker>"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+# ----------------------------------------------------------- building blocks of a report
+
+
+def test_report_building_blocks_agree_with_evaluate(fitted, split):
+    _, X_test, _, y_test = split
+    classes, proba, y_pred = predict_with_proba(fitted, X_test)
+    np.testing.assert_array_equal(classes, fitted.classes_)
+    np.testing.assert_allclose(proba, fitted.predict_proba(X_test))
+    np.testing.assert_array_equal(y_pred, fitted.predict(X_test))
+    metrics = compute_metrics(y_test, y_pred, proba, classes)
+    assert metrics == evaluate(fitted, X_test, y_test)
+    text = classification_text(y_test, y_pred, classes)
+    assert text == classification_report(y_test, y_pred, labels=classes, digits=3,
+                                         zero_division=0)
+    complete = add_provenance(metrics, fitted, sizes={"test": 24}, timings={"fit_s": 2})
+    assert {k: complete[k] for k in metrics} == metrics
+    assert complete["sizes"] == {"test": 24} and complete["timings"] == {"fit_s": 2}
+    assert complete["files"] == list(REPORT_FILES)
+    assert complete["skanimal_version"] == skanimal.__version__
+
+
+def test_unknown_labels_compares_values_not_text():
+    assert unknown_labels(["cat", "dog", "emu", "cat"], np.array(["cat", "dog"])) == ["emu"]
+    assert unknown_labels(["0", "1"], np.array([0, 1])) == ["0", "1"]
+    assert unknown_labels([1, 0], np.array([0, 1])) == []

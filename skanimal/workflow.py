@@ -1,0 +1,568 @@
+"""The ``skanimal`` commands as Python functions: train, evaluate, predict, demo.
+
+Each function does all of one command's work — load, split, extract, train, score, report,
+save — and returns a small result object holding what the command prints; the command line
+(``skanimal.cli``) only parses its arguments, calls one of these and prints the result.
+
+>>> from skanimal import workflow
+>>> result = workflow.train("photos/", "animals.joblib", log=print)   # doctest: +SKIP
+>>> result.scores["test"]["accuracy"]                                 # doctest: +SKIP
+0.95
+>>> workflow.predict("animals.joblib", ["new_photo.jpg"]).top(1)      # doctest: +SKIP
+[('new_photo.jpg', [('cat', 0.97)])]
+
+Progress messages (what is being loaded, split, extracted, trained) go to the ``log``
+callable, one line per call; ``log=None`` (the default) keeps a function silent. Data errors
+(a missing folder, a file that is not a model, classes a model does not know) raise
+:class:`~skanimal.SkanimalError` subclasses with a one-line message naming the file.
+
+Only load model files you trust: joblib files can run code when loaded (see
+:func:`skanimal.load` for the pickle-free format).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import collect_images, load_image_folder
+from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
+from .fileio import atomic_write
+from .report import (
+    add_provenance,
+    classification_text,
+    compute_metrics,
+    predict_with_proba,
+    unknown_labels,
+    write_report_files,
+)
+
+__all__ = [
+    "train",
+    "evaluate",
+    "predict",
+    "demo",
+    "load_model",
+    "save_model",
+    "TrainResult",
+    "EvaluateResult",
+    "PredictResult",
+    "DemoResult",
+]
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    pipeline : Pipeline
+        The fitted ``BottleneckFeatures`` → ``BottleneckClassifier`` pipeline, as saved.
+    model_path : pathlib.Path
+        The file the pipeline was saved to.
+    model_bytes : int
+        Its size.
+    sizes : dict
+        Number of images of each part: ``{"train": ..., "val": ..., "test": ...}``.
+    scores : dict
+        :func:`skanimal.report.evaluate`-style metrics of the ``"val"`` and ``"test"``
+        parts (a part of size 0 has no entry).
+    timings : dict
+        ``extract_s``, ``fit_s`` and ``total_s``, in seconds.
+    test : Bunch
+        The test part (``paths``, ``target``, ``target_names``).
+    report_dir : pathlib.Path or None
+        Where the test-set report was written, if asked for.
+    """
+
+    pipeline: object
+    model_path: Path
+    model_bytes: int
+    sizes: dict
+    scores: dict
+    timings: dict
+    test: object
+    report_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What :func:`evaluate` measured.
+
+    Attributes
+    ----------
+    metrics : dict
+        :func:`skanimal.report.evaluate`'s metrics (``accuracy``, ``log_loss``,
+        ``per_class``...); with the provenance entries of ``metrics.json`` when a report
+        was written.
+    classification_report : str
+        scikit-learn's per-class text report (:func:`skanimal.report.classification_text`).
+    report_dir : pathlib.Path or None
+        Where the report files were written, if asked for.
+    """
+
+    metrics: dict
+    classification_report: str
+    report_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What :func:`predict` found: class probabilities of each image.
+
+    Attributes
+    ----------
+    paths : list of str
+        The images, in the order of the inputs (folders expanded).
+    classes : ndarray of shape (n_classes,)
+        The model's classes, the column order of ``proba``.
+    proba : ndarray of shape (n_images, n_classes)
+        Predicted class probabilities.
+    """
+
+    paths: list
+    classes: np.ndarray = field(repr=False)
+    proba: np.ndarray = field(repr=False)
+
+    @property
+    def labels(self):
+        """ndarray of shape (n_images,): the most probable class of each image."""
+        return self.classes[np.argmax(self.proba, axis=1)]
+
+    def top(self, k):
+        """The ``k`` most probable classes of each image, best first.
+
+        Parameters
+        ----------
+        k : int
+            Capped at the number of classes. Ties keep the order of ``classes``.
+
+        Returns
+        -------
+        list of (str, list of (label, float))
+            ``(path, [(label, probability), ...])`` for each image.
+        """
+        k = min(int(k), len(self.classes))
+        order = np.argsort(-self.proba, axis=1, kind="stable")[:, :k]
+        return [(path, [(self.classes[j], float(self.proba[i, j])) for j in order[i]])
+                for i, path in enumerate(self.paths)]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`demo` did.
+
+    Attributes
+    ----------
+    train : TrainResult
+        The training run on the generated set.
+    workdir : pathlib.Path or None
+        The folder holding the images, model and report; None when it was temporary (and
+        is deleted).
+    weights : str or None
+        The backbone weights used (``"imagenet"``, or None for random weights).
+    sample : list of str
+        A few test images predicted with the reloaded model.
+    predicted : ndarray
+        The reloaded model's predictions for ``sample``.
+    same_predictions : bool
+        Whether the reloaded model predicts ``sample`` as the trained one did.
+    """
+
+    train: TrainResult
+    workdir: Path | None
+    weights: str | None
+    sample: list
+    predicted: np.ndarray = field(repr=False)
+    same_predictions: bool = True
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _say(log, message):
+    if log is not None:
+        log(message)
+
+
+def _class_counts(target):
+    names, counts = np.unique(np.asarray(target, dtype=str), return_counts=True)
+    return ", ".join(f"{name} {count}" for name, count in zip(names, counts))
+
+
+def _load_data(data_dir, log):
+    data = load_image_folder(data_dir)
+    _say(log, f"Loaded {len(data.paths)} images of {len(data.target_names)} classes from "
+              f"{data_dir}: {_class_counts(data.target)}")
+    return data
+
+
+def _features_step(pipeline):
+    from .features import BottleneckFeatures
+
+    for _, step in getattr(pipeline, "steps", []):
+        if isinstance(step, BottleneckFeatures):
+            return step
+    return None
+
+
+def _set_progress(pipeline, progress):
+    if progress is not None:
+        _features_step(pipeline).set_params(verbose=int(bool(progress)))
+
+
+def _check_known_classes(target, classes, data_dir):
+    # The report's own test, so a mismatch is this one line rather than its ValueError later
+    # (e.g. a model trained on integer labels, folders named "0", "1").
+    unknown = unknown_labels(target, classes)
+    if unknown:
+        raise ImageFolderError(
+            f"{data_dir} has classes the model was not trained on: {unknown} "
+            f"(the model knows {np.asarray(classes).tolist()})"
+        )
+
+
+def _resolve_model(model):
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    return model
+
+
+# ------------------------------------------------------------------------------ model files
+
+
+def load_model(path):
+    """Load a pipeline saved by :func:`train` (or ``joblib.dump``), checking what it is.
+
+    Parameters
+    ----------
+    path : path-like
+        A joblib file holding a fitted pipeline of :class:`~skanimal.BottleneckFeatures`
+        and a classifier (a saved ``GridSearchCV`` of one works too). Only load files you
+        trust: unpickling can run code.
+
+    Returns
+    -------
+    Pipeline
+        The fitted pipeline (a search's ``best_estimator_``).
+
+    Raises
+    ------
+    IncompatibleModelError
+        When the file is missing, is a folder, cannot be unpickled, holds something else
+        than a fitted skanimal pipeline, or was made with incompatible features.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise IncompatibleModelError(f"model file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise IncompatibleModelError(f"model file {str(path)!r} is a directory")
+    import joblib
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        model = joblib.load(path)
+    except SkanimalError:
+        raise
+    except Exception as exc:  # pickle, EOF, KeyError, ImportError... all mean "not ours"
+        raise IncompatibleModelError(
+            f"{str(path)!r} is not a skanimal model file ({type(exc).__name__}: {exc})"
+        ) from exc
+    model = getattr(model, "best_estimator_", model)  # a saved GridSearchCV works too
+    if not (isinstance(model, Pipeline) and _features_step(model) is not None
+            and hasattr(model, "predict_proba")):
+        raise IncompatibleModelError(
+            f"{str(path)!r} is not a skanimal model: expected a pipeline of BottleneckFeatures "
+            f"and a classifier (as saved by 'skanimal train'), found {type(model).__name__}"
+        )
+    try:
+        check_is_fitted(model)
+    except Exception as exc:
+        raise IncompatibleModelError(f"the model in {str(path)!r} is not fitted") from exc
+    return model
+
+
+def save_model(pipeline, path):
+    """Save a pipeline with :func:`joblib.dump`, atomically.
+
+    Written through :func:`skanimal.fileio.atomic_write`: a temporary file beside ``path``,
+    synced, then renamed, with normal permissions; missing parent folders are created.
+
+    Parameters
+    ----------
+    pipeline : estimator
+        What to save (any picklable object).
+    path : path-like
+        Destination file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import joblib
+
+    with atomic_write(path) as handle:
+        joblib.dump(pipeline, handle)
+    return Path(path)
+
+
+# -------------------------------------------------------------------------------- workflows
+
+
+def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
+          weights="imagenet", image_size=None, pooling=None, epochs=7, batch_size=50,
+          learning_rate=1e-4, random_state=0, report_dir=None, cache=True, progress=False,
+          log=None):
+    """Train a classifier on a class-per-folder image set and save it (``skanimal train``).
+
+    The images are split into stratified train, validation and test parts
+    (:func:`skanimal.train_val_test_split`); the features of every image are extracted once
+    (and cached); the head trains on the train part with the validation part as Keras
+    ``validation_data``, and is scored on the validation and test parts. The fitted
+    ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))`` is saved with
+    :func:`save_model`.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Class-per-folder image set (:func:`skanimal.load_image_folder`).
+    output : path-like
+        Where to save the fitted pipeline (joblib).
+    val_size, test_size : float or int, default=0.1
+        Passed to :func:`skanimal.train_val_test_split`; 0 leaves a part out.
+    backbone, weights, image_size, pooling, cache
+        See :class:`skanimal.BottleneckFeatures`.
+    epochs, batch_size, learning_rate, random_state
+        See :class:`skanimal.BottleneckClassifier`; ``random_state`` also seeds the split.
+    report_dir : path-like, optional
+        Also write the test-set report there (:func:`skanimal.report.write_report`'s
+        files); needs a test part.
+    progress : bool, default=False
+        Show a progress bar while extracting features (the saved model stays quiet).
+    log : callable, optional
+        Called with one line of text at each step (e.g. ``print``).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    SkanimalError
+        For a missing or badly laid out folder, a single class, sizes that leave a part
+        empty or no training images, unreadable images or unavailable weights.
+    """
+    from sklearn.pipeline import make_pipeline
+
+    from .classifier import BottleneckClassifier
+    from .datasets import train_val_test_split
+    from .features import BottleneckFeatures
+
+    start = time.perf_counter()
+    data = _load_data(data_dir, log)
+    if len(data.target_names) < 2:
+        raise ImageFolderError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
+                               "classifier needs at least two class sub-folders")
+    try:
+        parts = train_val_test_split(data, val_size=val_size, test_size=test_size,
+                                     random_state=random_state)
+    except ValueError as exc:
+        raise ImageFolderError(f"cannot split {len(data.paths)} images into train/validation/"
+                               f"test parts: {exc}") from exc
+    train_part, val_part, test_part = parts
+    sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
+             "test": len(test_part.paths)}
+    _say(log, f"Split (stratified, random_state={random_state}): {sizes['train']} train, "
+              f"{sizes['val']} validation, {sizes['test']} test")
+    if report_dir is not None and not sizes["test"]:
+        raise ImageFolderError("a report needs a test part: use a test size > 0")
+
+    features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
+                                  pooling=pooling, cache=cache, verbose=int(bool(progress)))
+    features.fit()
+    height, width = features.image_size_
+    weights_name = "none" if weights is None else weights
+    _say(log, f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
+              f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
+    t0 = time.perf_counter()
+    everything = np.concatenate([train_part.paths, val_part.paths, test_part.paths])
+    matrix = features.transform(everything)
+    extract_s = time.perf_counter() - t0
+    bounds = np.cumsum([0, sizes["train"], sizes["val"], sizes["test"]])
+    F_train, F_val, F_test = (matrix[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    _say(log, f"Extracted features of {len(everything)} images in {extract_s:.1f} s")
+
+    head = BottleneckClassifier(epochs=epochs, batch_size=batch_size,
+                                learning_rate=learning_rate, random_state=random_state)
+    t0 = time.perf_counter()
+    head.fit(F_train, train_part.target,
+             validation_data=(F_val, val_part.target) if sizes["val"] else None)
+    fit_s = time.perf_counter() - t0
+    history = head.history_
+    _say(log, f"Trained the classifier head for {epochs} epochs in {fit_s:.1f} s "
+              f"(last epoch: training loss {history['loss'][-1]:.4f}, accuracy "
+              f"{history['accuracy'][-1]:.3f})")
+    features.set_params(verbose=0)  # the saved model stays quiet in Python
+    pipeline = make_pipeline(features, head)
+
+    scores, test_predicted = {}, None
+    for key, F, part in (("val", F_val, val_part), ("test", F_test, test_part)):
+        if len(part.paths):
+            classes, proba, predicted = predict_with_proba(head, F)
+            scores[key] = compute_metrics(part.target, predicted, proba, classes)
+            if key == "test":
+                test_predicted = predicted
+
+    model_path = save_model(pipeline, output)
+    model_bytes = model_path.stat().st_size
+    timings = {"extract_s": round(extract_s, 3), "fit_s": round(fit_s, 3),
+               "total_s": round(time.perf_counter() - start, 3)}
+    if report_dir is not None:
+        metrics = add_provenance(scores["test"], pipeline, sizes=sizes, timings=timings)
+        if "val" in scores:
+            metrics["validation"] = {k: scores["val"][k] for k in ("accuracy", "log_loss")}
+        write_report_files(report_dir, metrics, test_part.paths, test_part.target,
+                           test_predicted, pipeline)
+        report_dir = Path(report_dir)
+    return TrainResult(pipeline=pipeline, model_path=model_path, model_bytes=model_bytes,
+                       sizes=sizes, scores=scores, timings=timings, test=test_part,
+                       report_dir=report_dir)
+
+
+def evaluate(model, data_dir, *, report_dir=None, progress=None, log=None):
+    """Score a saved model on every image of a class-per-folder set (``skanimal evaluate``).
+
+    Parameters
+    ----------
+    model : path-like or fitted Pipeline
+        A file saved by :func:`train` (loaded with :func:`load_model`), or a fitted
+        skanimal pipeline.
+    data_dir : path-like
+        Class-per-folder image set; it may not hold classes the model does not know.
+    report_dir : path-like, optional
+        Also write the report files of :func:`skanimal.report.write_report` there.
+    progress : bool, optional
+        Show a progress bar while extracting features; None leaves the model's setting.
+    log : callable, optional
+        Called with one line of text at each step (e.g. ``print``).
+
+    Returns
+    -------
+    EvaluateResult
+
+    Raises
+    ------
+    SkanimalError
+        For a file that is not a skanimal model, a missing or badly laid out folder,
+        classes the model does not know, or unreadable images.
+    """
+    pipeline = _resolve_model(model)
+    data = _load_data(data_dir, log)
+    _check_known_classes(data.target, pipeline.classes_, data_dir)
+    _set_progress(pipeline, progress)
+    classes, proba, predicted = predict_with_proba(pipeline, data.paths)
+    metrics = compute_metrics(data.target, predicted, proba, classes)
+    text = classification_text(data.target, predicted, classes)
+    if report_dir is not None:
+        metrics = add_provenance(metrics, pipeline, sizes={"evaluated": len(data.paths)})
+        write_report_files(report_dir, metrics, data.paths, data.target, predicted, pipeline)
+        report_dir = Path(report_dir)
+    return EvaluateResult(metrics=metrics, classification_report=text, report_dir=report_dir)
+
+
+def predict(model, inputs, *, progress=None):
+    """Class probabilities of images with a saved model (``skanimal predict``).
+
+    Parameters
+    ----------
+    model : path-like or fitted Pipeline
+        A file saved by :func:`train` (loaded with :func:`load_model`), or a fitted
+        skanimal pipeline.
+    inputs : path-like or sequence of path-like
+        Image files (used whatever their extension) and folders (searched recursively, see
+        :func:`skanimal.datasets.collect_images`).
+    progress : bool, optional
+        Show a progress bar while extracting features; None leaves the model's setting.
+
+    Returns
+    -------
+    PredictResult
+        Use :meth:`PredictResult.top` for the most probable classes of each image.
+
+    Raises
+    ------
+    SkanimalError
+        For a missing input, a folder without images, a file that is not a skanimal model
+        or an unreadable image.
+    """
+    paths = collect_images(inputs)  # before loading the model: a typo fails fast
+    pipeline = _resolve_model(model)
+    _set_progress(pipeline, progress)
+    classes, proba, _ = predict_with_proba(pipeline, paths)
+    return PredictResult(paths=paths, classes=classes, proba=proba)
+
+
+def _demo_weights(image_size, log):
+    from .backbones import imagenet_available
+
+    if imagenet_available(image_size=image_size):
+        return "imagenet"
+    _say(log, "Note: the ImageNet weights cannot be downloaded here and no copy is cached; "
+              "using random weights (weights=None) instead, which is fine for this easy set.")
+    return None
+
+
+def demo(workdir=None, *, log=None):
+    """The quick start on a generated image set, offline (``skanimal demo``).
+
+    Generates a class-per-folder set of coloured shapes (:func:`skanimal.make_shapes`),
+    trains on it with :func:`train`, then reloads the saved model and predicts a few test
+    images with it. Uses the ImageNet weights when Keras has them and random weights (fine
+    for this easy set) when they cannot be downloaded.
+
+    Parameters
+    ----------
+    workdir : path-like, optional
+        Keep the images (``shapes/``), the model (``shapes.joblib``) and a report
+        (``report/``) here; by default a temporary folder, deleted afterwards (no report).
+    log : callable, optional
+        Called with one line of text at each step (e.g. ``print``).
+
+    Returns
+    -------
+    DemoResult
+    """
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="skanimal-demo-") as temporary:
+            return _demo(Path(temporary), keep=False, log=log)
+    return _demo(Path(workdir), keep=True, log=log)
+
+
+def _demo(workdir, *, keep, log):
+    from .datasets import make_shapes
+
+    image_size = 64
+    _say(log, f"Generating a class-per-folder set of coloured shapes in {workdir / 'shapes'}")
+    make_shapes(workdir / "shapes", n_per_class=40, image_size=image_size)
+    weights = _demo_weights((image_size, image_size), log)
+    model_path = workdir / "shapes.joblib"
+    trained = train(workdir / "shapes", model_path, val_size=0.1, test_size=0.25,
+                    weights=weights, image_size=(image_size, image_size), epochs=30,
+                    learning_rate=1e-3, random_state=0,
+                    report_dir=workdir / "report" if keep else None, log=log)
+    sample = list(trained.test.paths[:3])
+    predicted = load_model(model_path).predict(sample)
+    same = bool(np.array_equal(predicted, trained.pipeline.predict(sample)))
+    return DemoResult(train=trained, workdir=workdir if keep else None, weights=weights,
+                      sample=sample, predicted=predicted, same_predictions=same)

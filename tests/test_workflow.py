@@ -1,0 +1,196 @@
+"""skanimal.workflow: the commands' work as Python functions, run in-process."""
+
+import json
+import os
+import pickle
+import stat
+
+import joblib
+import numpy as np
+import pytest
+
+from skanimal import (
+    ImageFolderError,
+    IncompatibleModelError,
+    load_image_folder,
+    make_shapes,
+    workflow,
+)
+from skanimal.datasets import find_images
+from skanimal.fileio import TMP_PREFIX
+from skanimal.report import REPORT_FILES
+from skanimal.report import evaluate as report_evaluate
+
+SMALL = dict(weights=None, image_size=(32, 32))
+
+
+def normal_mode():
+    """The permissions of a newly created file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workflow") / "shapes"
+    make_shapes(root, n_per_class=8, image_size=32)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir):
+    lines = []
+    output = data_dir.parent / "models" / "shapes.joblib"
+    result = workflow.train(data_dir, output, val_size=0.25, test_size=0.25, epochs=10,
+                            learning_rate=3e-3, report_dir=data_dir.parent / "report",
+                            log=lines.append, **SMALL)
+    return result, lines
+
+
+def test_train_result_holds_what_the_command_prints(trained, data_dir):
+    result, lines = trained
+    assert result.sizes == {"train": 16, "val": 8, "test": 8}
+    assert set(result.scores) == {"val", "test"}
+    assert result.scores["test"]["n_samples"] == 8
+    assert 0 <= result.scores["test"]["accuracy"] <= 1
+    assert set(result.timings) == {"extract_s", "fit_s", "total_s"}
+    assert list(result.test.paths) and set(result.test.target) <= set(result.pipeline.classes_)
+    # the log narrates each step, in order, one line per call
+    assert [line.split()[0] for line in lines] == ["Loaded", "Split", "Extracting",
+                                                   "Extracted", "Trained"]
+    assert "(32x32 px, weights=none, pooling=none" in lines[2]
+
+
+def test_train_saves_an_atomic_model_with_normal_permissions(trained):
+    result, _ = trained
+    assert result.model_path.is_file()
+    assert result.model_bytes == result.model_path.stat().st_size
+    assert mode(result.model_path) == normal_mode()  # not mkstemp's 0600
+    assert not [p for p in result.model_path.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert result.pipeline[0].verbose == 0
+    reloaded = workflow.load_model(result.model_path)
+    sample = list(result.test.paths[:4])
+    np.testing.assert_array_equal(reloaded.predict_proba(sample),
+                                  result.pipeline.predict_proba(sample))
+
+
+def test_train_report_agrees_with_the_scores(trained):
+    result, _ = trained
+    assert sorted(p.name for p in result.report_dir.iterdir()) == sorted(REPORT_FILES)
+    metrics = json.loads((result.report_dir / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(result.scores["test"]["accuracy"])
+    assert metrics["validation"]["log_loss"] == pytest.approx(result.scores["val"]["log_loss"])
+    assert metrics["sizes"] == result.sizes
+    for name in REPORT_FILES:
+        assert mode(result.report_dir / name) == normal_mode()
+
+
+def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
+    result, _ = trained
+    lines = []
+    evaluated = workflow.evaluate(result.model_path, data_dir, report_dir=tmp_path / "r",
+                                  log=lines.append)
+    data = load_image_folder(data_dir)
+    expected = report_evaluate(result.pipeline, data.paths, data.target)
+    for key in ("accuracy", "log_loss"):
+        assert evaluated.metrics[key] == pytest.approx(expected[key]), key
+    for key in ("per_class", "confusion_matrix", "n_samples", "classes"):
+        assert evaluated.metrics[key] == expected[key], key
+    assert evaluated.metrics["sizes"] == {"evaluated": 32}
+    assert "precision" in evaluated.classification_report
+    assert lines == [f"Loaded 32 images of 4 classes from {data_dir}: circle 8, cross 8, "
+                     "square 8, triangle 8"]
+    assert evaluated.report_dir == tmp_path / "r"
+    assert (tmp_path / "r" / "metrics.json").is_file()
+
+
+def test_evaluate_accepts_a_pipeline_and_refuses_unknown_classes(trained, tmp_path):
+    result, _ = trained
+    other = tmp_path / "other"
+    make_shapes(other, n_per_class=2, image_size=32, classes=("circle",))
+    (other / "hexagon").mkdir()
+    (other / "circle" / "circle_000.jpg").replace(other / "hexagon" / "h.jpg")
+    with pytest.raises(ImageFolderError, match=r"not trained on: \['hexagon'\]"):
+        workflow.evaluate(result.pipeline, other)
+
+
+def test_predict_ranks_classes_like_predict_proba(trained, data_dir):
+    result, _ = trained
+    folder = data_dir / "square"
+    single = data_dir / "cross" / "cross_000.jpg"
+    predicted = workflow.predict(result.pipeline, [folder, single])
+    assert predicted.paths == [*find_images(folder), str(single)]
+    proba = result.pipeline.predict_proba(predicted.paths)
+    np.testing.assert_allclose(predicted.proba, proba, rtol=1e-6)
+    np.testing.assert_array_equal(predicted.labels, result.pipeline.predict(predicted.paths))
+    rows = predicted.top(2)
+    assert [path for path, _ in rows] == predicted.paths
+    for (_, ranked), row in zip(rows, proba):
+        best = np.argsort(-row, kind="stable")[:2]
+        assert [label for label, _ in ranked] == list(result.pipeline.classes_[best])
+        assert ranked[0][1] == pytest.approx(row.max(), rel=1e-6)
+    assert len(predicted.top(99)[0][1]) == 4  # capped at the number of classes
+    # a single path is one input, not a sequence of characters
+    assert workflow.predict(result.model_path, str(single)).paths == [str(single)]
+
+
+def test_load_model_refuses_what_is_not_a_fitted_skanimal_pipeline(tmp_path):
+    from sklearn.pipeline import make_pipeline
+
+    from skanimal import BottleneckClassifier, BottleneckFeatures
+
+    with pytest.raises(IncompatibleModelError, match="does not exist"):
+        workflow.load_model(tmp_path / "missing.joblib")
+    with pytest.raises(IncompatibleModelError, match="is a directory"):
+        workflow.load_model(tmp_path)
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"not a pickle")
+    with pytest.raises(IncompatibleModelError, match="not a skanimal model file"):
+        workflow.load_model(garbage)
+    a_dict = tmp_path / "dict.joblib"
+    joblib.dump({"just": "a dict"}, a_dict)
+    with pytest.raises(IncompatibleModelError, match="found dict"):
+        workflow.load_model(a_dict)
+    unfitted = tmp_path / "unfitted.joblib"
+    joblib.dump(make_pipeline(BottleneckFeatures(**SMALL), BottleneckClassifier()), unfitted)
+    with pytest.raises(IncompatibleModelError, match="not fitted"):
+        workflow.load_model(unfitted)
+
+
+def test_save_model_replaces_atomically_or_not_at_all(tmp_path):
+    path = tmp_path / "sub" / "model.joblib"
+    old = os.umask(0o027)
+    try:
+        workflow.save_model({"version": 1}, path)
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o640  # the umask's permissions, not 0600
+    assert joblib.load(path) == {"version": 1}
+    with pytest.raises(pickle.PicklingError):
+        workflow.save_model({"unpicklable": lambda: None}, path)
+    assert joblib.load(path) == {"version": 1}  # the old file is intact
+    assert os.listdir(path.parent) == ["model.joblib"]  # no temporary file left
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(val_size=0.5, test_size=0.5), "cannot split 16 images"),
+    (dict(val_size=4, test_size=0, report_dir="r"), "a report needs a test part"),
+])
+def test_train_data_errors_come_before_any_work(tmp_path, kwargs, match):
+    data = tmp_path / "shapes"
+    make_shapes(data, n_per_class=4, image_size=32)
+    with pytest.raises(ImageFolderError, match=match):
+        workflow.train(data, tmp_path / "m.joblib", **SMALL, **kwargs)
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_train_needs_two_classes(tmp_path):
+    make_shapes(tmp_path / "one", n_per_class=3, image_size=32, classes=("circle",))
+    with pytest.raises(ImageFolderError, match="only one class"):
+        workflow.train(tmp_path / "one", tmp_path / "m.joblib", **SMALL)
+
