@@ -93,7 +93,8 @@ def main(argv=None):
             try:
                 parallel = transformer(-1)
                 with parallel_config(backend="dask"):
-                    result, first, warm = _timed(lambda: parallel.transform(paths), args.repeats)
+                    result, first, warm = _timed(lambda p=parallel: p.transform(paths),
+                                                 args.repeats)
                 threads = ", ".join(_worker_threads(client))
                 same = np.allclose(result, reference, rtol=0, atol=1e-6)
                 rows.append((f"dask, {n_workers} worker{'s' * (n_workers > 1)}",

@@ -463,7 +463,7 @@ def section_process(ctx):
         log(f"5: cold process disturbed (others used {cold_dist:.0%} of the CPU)")
     warm_runs = []
     for _ in range(ctx.cfg["warm_repeats"]):
-        for attempt in range(1 + ctx.retries):
+        for _attempt in range(1 + ctx.retries):
             log("5: warm process ...")
             run = run_child(SCRIPT, [*args, cache])
             if run[2] <= DISTURBED:

@@ -120,7 +120,7 @@ _FP_DIR_LEN = 16
 
 _KEY_RE = re.compile(r"[0-9a-f]{16,128}")
 _FINGERPRINT_RE = re.compile(r"[0-9a-f]{16,128}")
-_FP_DIR_RE = re.compile(r"[0-9a-f]{%d}" % _FP_DIR_LEN)
+_FP_DIR_RE = re.compile(rf"[0-9a-f]{{{_FP_DIR_LEN}}}")
 _SHARD_RE = re.compile(r"[0-9a-f]{2}")
 _ENTRY_RE = re.compile(r"([0-9a-f]{16,128})" + re.escape(_SUFFIX))
 

@@ -297,7 +297,7 @@ def test_parameters_clone_and_tags(data):
     assert not hasattr(copy, "estimator_") and copy.estimator is not model.estimator
     assert hasattr(model, "predict_proba") and not hasattr(model, "decision_function")
     with pytest.raises(AttributeError):
-        model.classes_  # not fitted
+        _ = model.classes_  # not fitted
     assert "AugmentedClassifier" in repr(model)
 
 

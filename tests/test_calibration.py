@@ -17,7 +17,7 @@ def brute_force(proba, y_true, classes, precision):
 def test_definition_on_random_data():
     rng = np.random.default_rng(0)
     classes = np.array(["a", "b", "c"])
-    for trial in range(40):
+    for _trial in range(40):
         n = rng.integers(1, 60)
         proba = rng.dirichlet(np.ones(3) * rng.uniform(0.2, 3), size=n).round(2)  # ties
         noise = rng.uniform(0, 1, n) < rng.uniform(0, 0.5)

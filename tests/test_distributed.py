@@ -22,8 +22,13 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validat
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
 import skanimal  # noqa: E402
-from skanimal import BottleneckFeatures, ImageLoadError, cache_info, make_shapes  # noqa: E402
-from skanimal import _parallel  # noqa: E402
+from skanimal import (  # noqa: E402
+    BottleneckFeatures,
+    ImageLoadError,
+    _parallel,  # noqa: E402
+    cache_info,
+    make_shapes,
+)
 
 SMALL = (32, 32)
 #: 40 images in batches of 4: 10 batches, which chunk_bounds splits into 5 chunks of 8 on

@@ -378,7 +378,7 @@ def test_sigkill_at_many_moments_then_rerun(tmp_path, cross_device):
         child.wait()
 
         # Right after the kill: every photo is complete somewhere; no partial file anywhere.
-        def present():
+        def present(root=root, out=out, data=data):
             found = {}
             for path in [*root.joinpath("in").iterdir(), *out.rglob("*")]:
                 if path.is_file() and not path.name.startswith(fileio.TMP_PREFIX):

@@ -11,7 +11,7 @@ from sklearn.base import is_classifier
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, check_cv, train_test_split
 from sklearn.pipeline import make_pipeline
 
-from skanimal import BottleneckClassifier, BottleneckFeatures, load_image_folder
+from skanimal import BottleneckClassifier, BottleneckFeatures
 
 from .conftest import SMALL
 
