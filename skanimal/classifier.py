@@ -32,10 +32,10 @@ keep private (seeding, optimizer routing) is reached through :mod:`skanimal.comp
 import contextlib
 import inspect
 import math
-from types import MappingProxyType
 from collections import defaultdict
 from collections.abc import Mapping
 from numbers import Integral, Real
+from types import MappingProxyType
 
 import keras
 import numpy as np
@@ -395,8 +395,8 @@ class BottleneckClassifier(KerasClassifier):
         self : BottleneckClassifier
             The fitted classifier.
         """
-        X, y = indexable(X, y)
-        early = self._early_stopping_on(len(y))
+        # y=None or a y of the wrong length fail in _fit's validation, with its messages
+        early = self._early_stopping_on(len(y) if hasattr(y, "__len__") else 0)
         split = self.validation_split
         if split is None:
             split = EARLY_STOPPING_VALIDATION if early else 0.0
@@ -410,7 +410,7 @@ class BottleneckClassifier(KerasClassifier):
             )
         epochs = kwargs.get("epochs", getattr(self, "fit__epochs", self.epochs))
         if epochs == "auto":
-            epochs = self._auto_epochs(len(y), early)
+            epochs = self._auto_epochs(len(y) if hasattr(y, "__len__") else 0, early)
         kwargs["epochs"] = epochs
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
         self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
