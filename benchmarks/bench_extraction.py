@@ -588,8 +588,9 @@ def section_agreement(ctx):
     return {"6b": [
         "bfloat16 vs float32 predictions of a head trained on float32 features",
         f"{100 * agreement:.2f} %", "≥ 99 %", verdict(agreement >= 0.99),
-        f"{int(np.sum(~agree))}/{len(paths)} {source} images differ (LogisticRegression, 2-fold "
-        f"cross-fitted; accuracy f32 {np.mean(p32 == y):.0%}, bf16 {np.mean(p16 == y):.0%}); "
+        f"{int(np.sum(~agree))}/{len(paths)} images differ ({source}; LogisticRegression, "
+        f"2-fold cross-fitted; accuracy f32 {np.mean(p32 == y):.1%}, bf16 "
+        f"{np.mean(p16 == y):.1%}); "
         f"float32 top-2 probability margin of the flipped: {flipped} (median of all "
         f"{np.median(margin):.3f}); feature rel. error median {np.median(rel):.2%}, max "
         f"{rel.max():.2%}; with StandardScaler before the head: {100 * scaled_agreement:.2f} %"]}
