@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "CALIBRATION_SIZE", "INSTALL_HINT", "Int8Backbone", "calibration_sample", "compiled_model",
     "engine_versions", "quantization_recipe", "quantize_backbone", "require_openvino",
+    "to_openvino",
 ]
 
 #: Most images ``fit`` calibrates on (NNCF's own default subset size). More barely moves the
@@ -290,8 +291,20 @@ def compiled_model(int8_backbone, *, num_threads=None):
     return entry
 
 
-def _to_openvino(backbone):
-    """The float model of ``backbone`` as an OpenVINO model: uint8 pixels in, features out."""
+def to_openvino(backbone):
+    """The float model of ``backbone`` as an (uncompiled) ``openvino.Model``.
+
+    Its input is the ``uint8`` RGB pixels (any batch size); the backbone's own
+    ``preprocess_input`` runs inside the graph.
+
+    Parameters
+    ----------
+    backbone : skanimal.backbones.Backbone
+
+    Returns
+    -------
+    openvino.Model
+    """
     ov = require_openvino()
     import tensorflow as tf
 
@@ -340,7 +353,7 @@ def quantize_backbone(backbone, calibration_pixels, calibration_keys, *, verbose
     )
 
     try:
-        float_model = _to_openvino(backbone)
+        float_model = to_openvino(backbone)
     except Exception as exc:  # the converter raises its own types for unsupported ops
         raise ValueError(
             f"OpenVINO cannot convert backbone {backbone.spec.name!r} for precision='int8': "

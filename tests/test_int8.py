@@ -119,7 +119,8 @@ def test_worker_processes_use_the_fitted_int8_model(fitted, shapes):
     serial = fitted.transform(shapes.paths)
     parallel = clone(fitted).set_params(n_jobs=2)
     parallel.quantized_backbone_ = fitted.quantized_backbone_
-    parallel.feature_shape_, parallel.n_features_out_ = fitted.feature_shape_, fitted.n_features_out_
+    parallel.feature_shape_ = fitted.feature_shape_
+    parallel.n_features_out_ = fitted.n_features_out_
     np.testing.assert_array_equal(parallel.transform(shapes.paths), serial)
 
 
