@@ -272,17 +272,23 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 "call fit(X) with (a sample of) the images you will transform."
             )
         images = check_images(X)
-        is_array = isinstance(images, np.ndarray)
         size = self._resolved_image_size()
+
+        def key(i):
+            if isinstance(images, np.ndarray):
+                return hash_array_row(images[i])
+            return _item_key(images[i], read_item_bytes(images[i], index=i))
+
+        def pixels_of(i):  # a calibration image is read again: fit keeps no bytes of all X
+            if isinstance(images, np.ndarray):
+                return resize_array_batch(images[i:i + 1], size)[0]
+            data = read_item_bytes(images[i], index=i)
+            return decode_item(images[i], data, size, index=i)
+
         with ThreadPoolExecutor(_decode_threads(), thread_name_prefix="skanimal-decode") as pool:
-            keys = list(pool.map(lambda i: _content_key(images, i, 0, is_array),
-                                 range(len(images))))
+            keys = list(pool.map(key, range(len(images))))
             sample = calibration_sample(keys)
-            if is_array:
-                pixels = resize_array_batch(images[sample], size)
-            else:
-                pixels = load_pixels([images[i] for i in sample], size, indices=sample,
-                                     executor=pool)
+            pixels = np.stack(list(pool.map(pixels_of, sample)))
         backbone = get_backbone(self.backbone, weights=self.weights, image_size=size,
                                 pooling=self.pooling, precision="float32")
         self.quantized_backbone_ = quantize_backbone(backbone, pixels, [keys[i] for i in sample],
@@ -517,13 +523,18 @@ def _prepare(images, i, offset, size, store):
     data = read_item_bytes(item, index=index)
     key = None
     if store is not None:
-        # An ImageItem keys itself (an augmented copy: source content, parameters and
-        # seed), so a changed source file gets new keys for its copies too.
-        key = item.content_key(data) if isinstance(item, ImageItem) else hash_bytes(data)
+        key = _item_key(item, data)
         cached = store.get(key)
         if cached is not None:
             return key, cached, None
     return key, None, decode_item(item, data, size, index=index)
+
+
+def _item_key(item, data):
+    """Content key of an image item whose file holds ``data``."""
+    # An ImageItem keys itself (an augmented copy: source content, parameters and seed), so
+    # a changed source file gets new keys for its copies too.
+    return item.content_key(data) if isinstance(item, ImageItem) else hash_bytes(data)
 
 
 def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None, quantized=None):
