@@ -220,8 +220,10 @@ class Int8Backbone:
         pixels = np.ascontiguousarray(pixels)
         entry = compiled_model(self)
         with entry.lock:  # one infer request per compiled model; calls may come from threads
+            # share_outputs=False (the default): the result is already a copy of the
+            # request's buffer, which the next call overwrites.
             outputs = entry.request.infer({0: pixels}, share_inputs=True)
-            result = np.array(outputs[0], dtype=np.float32, copy=True)
+            result = np.asarray(outputs[0], dtype=np.float32)
         return result.reshape(len(pixels), -1)
 
     def files(self):
