@@ -1,7 +1,7 @@
 """The int8 engine: a backbone quantized with NNCF and run by OpenVINO.
 
 ``BottleneckFeatures(precision="int8")`` uses it. :func:`quantize_backbone` converts a built
-float32 Keras backbone (:class:`skanimal.backbones.Backbone`) to OpenVINO, with the backbone's
+float32 Keras backbone (``skanimal.backbones.Backbone``) to OpenVINO, with the backbone's
 own ``preprocess_input`` moved inside the graph so it takes the ``uint8`` pixels as they come
 from the decoder, and quantizes it with NNCF post-training quantization on calibration pixels.
 The result, an :class:`Int8Backbone`, is the quantized model as OpenVINO IR bytes (XML +
@@ -150,8 +150,8 @@ def quantization_recipe(calibration_keys):
 class Int8Backbone:
     """A quantized backbone: OpenVINO IR (XML + weights) taking ``uint8`` RGB pixels.
 
-    Duck-types :class:`skanimal.backbones.Backbone` where ``BottleneckFeatures`` uses it
-    (:meth:`features`, :attr:`feature_shape`, :attr:`n_features`). Pickles as its bytes only;
+    Duck-types ``skanimal.backbones.Backbone`` where ``BottleneckFeatures`` uses it
+    (:meth:`features`, ``feature_shape``, :attr:`n_features`). Pickles as its bytes only;
     the compiled model is per process (:func:`compiled_model`).
 
     Parameters
@@ -263,7 +263,7 @@ def compiled_model(int8_backbone, *, num_threads=None):
     num_threads : int, optional
         Inference threads; by default OpenVINO uses every core, except in a joblib/Dask
         worker process, where it gets the same share of the cores as TensorFlow would
-        (:func:`skanimal._parallel.plan_tf_threads`).
+        (``skanimal._parallel.plan_tf_threads``).
 
     Returns
     -------
