@@ -223,12 +223,13 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     # -- estimator API -----------------------------------------------------------------------
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
-        """Build (or reuse) the frozen backbone; nothing is learned from ``X``.
+        """Build (or reuse) the frozen backbone; only ``precision="int8"`` learns from ``X``.
 
         Parameters
         ----------
         X : sequence of path-like or ndarray of shape (n, h, w, 3), optional
-            Images; validated but not read.
+            Images; validated but not read, except with ``precision="int8"``, which
+            requires them and calibrates its quantization on (up to 300 of) them.
         y : ignored
 
         Returns
