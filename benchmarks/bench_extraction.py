@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_extraction.py            # full run (~10 min on 2 CPU cores)
     python benchmarks/bench_extraction.py --quick    # smoke run (~2-3 min)
     python benchmarks/bench_extraction.py --json results.json
+    python benchmarks/bench_extraction.py --int8     # only the int8 rows (9-11; openvino extra)
 
 Everything is built in a temporary directory: generated JPEGs at 256 px and at 12 megapixels
 (4000×3000, textured + noisy so they compress like photos: ~20 KB and ~3.5 MB), plus the real
@@ -59,10 +60,11 @@ CONFIGS = {
     # n_speed: 256-px images of the speed / cache comparisons (a multiple of BATCH_SIZE);
     # n_big: 12-MP images; mem: image counts of the peak-memory pair; agree_max: labelled
     # images used for the bfloat16 agreement check (half train, half held out).
+    # n_mobile: 256-px images of the MobileNetV2 int8 end-to-end row (it runs ~20× VGG16).
     "full": dict(n_speed=64, n_big=64, repeats=3, warm_repeats=2, mem=(200, 800),
-                 search_epochs=3, agree_max=240),
+                 search_epochs=3, agree_max=240, n_mobile=512),
     "quick": dict(n_speed=16, n_big=16, repeats=1, warm_repeats=1, mem=(50, 200),
-                  search_epochs=2, agree_max=160),
+                  search_epochs=2, agree_max=160, n_mobile=128),
 }
 GRID = {"bottleneckclassifier__learning_rate": [1e-4, 3e-4, 1e-3, 3e-3]}
 
@@ -266,14 +268,16 @@ class Context:
 
 SECTIONS = {  # comparison number -> section that measures it
     "1": "speed", "2": "speed", "6a": "speed", "7": "speed", "3": "search", "4": "search",
-    "5": "process", "6b": "agreement", "8": "memory",
+    "5": "process", "6b": "agreement", "8": "memory", "9": "int8", "10": "int8", "11": "int8",
 }
-ROW_ORDER = ["1", "2", "3", "4", "5", "6a", "6b", "7", "8"]
+ROW_ORDER = ["1", "2", "3", "4", "5", "6a", "6b", "7", "8", "9", "10", "11"]
 
 
 def main(args):
     cfg = dict(CONFIGS["quick" if args.quick else "full"])
     cfg["retries"] = args.retries
+    if args.int8:
+        args.only = "9,10,11"
     if args.only:
         wanted = {c.strip() for c in args.only.split(",") if c.strip()}
         if "6" in wanted:
@@ -283,6 +287,7 @@ def main(args):
             sys.exit(f"--only: unknown comparison(s) {sorted(unknown)}; choose from {ROW_ORDER}")
         sections = {SECTIONS[c] for c in wanted}
     else:
+        wanted = set(ROW_ORDER)
         sections = set(SECTIONS.values())
     workdir = Path(tempfile.mkdtemp(prefix="skanimal-bench-"))
     # Nothing may touch the user's real cache, whatever an estimator defaults to.
@@ -293,6 +298,7 @@ def main(args):
     rows = {}
     try:
         ctx = Context(cfg, workdir, results)
+        ctx.wanted = wanted
         ctx.generate(sections)
         if sections - {"process", "memory"}:
             ctx.start_keras()
@@ -306,6 +312,8 @@ def main(args):
             rows.update(section_agreement(ctx))
         if "memory" in sections:
             rows.update(section_memory(ctx))
+        if "int8" in sections:
+            rows.update(section_int8(ctx))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -596,6 +604,245 @@ def section_agreement(ctx):
         f"{rel.max():.2%}; with StandardScaler before the head: {100 * scaled_agreement:.2f} %"]}
 
 
+# ==================================================================== int8 (OpenVINO)
+MOBILENET_WEIGHTS = (REPO_ROOT / ".." / "shared" / "weights"
+                     / "mobilenet_v2_1.0_pretrained_notop.weights.h5").resolve()
+
+
+def interleaved(ctx, measures, counts, label, repeats=None):
+    """Time ``measures`` (name -> fn) interleaved over the repeats; medians per name of
+    img/s (wall) and CPU ms per image, with the worst foreign CPU share."""
+    repeats = repeats or ctx.cfg["repeats"]
+    walls = {name: [] for name in measures}
+    cpus = {name: [] for name in measures}
+    disturbed = {name: 0.0 for name in measures}
+    for r in range(repeats):
+        for name, fn in measures.items():
+            sw, _ = timed(fn, ctx.retries, name)
+            walls[name].append(sw.seconds)
+            cpus[name].append(sw.cpu)
+            disturbed[name] = max(disturbed[name], sw.foreign_share)
+            log(f"{label} repeat {r + 1}/{repeats} {name}: {counts[name] / sw.seconds:.1f} img/s "
+                f"(CPU {1e3 * sw.cpu / counts[name]:.2f} ms/img; others used "
+                f"{sw.foreign_share:.0%} of the CPU)")
+    rate = {name: counts[name] / median(t) for name, t in walls.items()}
+    cpu_ms = {name: 1e3 * median(t) / counts[name] for name, t in cpus.items()}
+    return rate, cpu_ms, disturbed
+
+
+def section_int8(ctx):
+    """Comparisons 9-11: precision="int8" (OpenVINO + NNCF) speed, agreement and ceiling."""
+    try:
+        from skanimal.openvino_engine import require_openvino
+
+        require_openvino(quantize=True)
+    except ImportError as exc:
+        note = f"skipped: {exc}"
+        return {key: [title, "—", target, "skipped", note] for key, title, target in (
+            ("9", "VGG16 int8 vs float32 transform", "≥ 3.0×"),
+            ("10", "int8 vs float32 prediction agreement", "≥ 99 %"),
+            ("11", "MobileNetV2 int8 end to end vs its ceiling", "≥ 0.90"))}
+    rows = {}
+    if "9" in ctx.wanted:
+        rows["9"] = int8_speed(ctx)
+    if "10" in ctx.wanted:
+        rows["10"] = agreement_int8(ctx)
+    if "11" in ctx.wanted:
+        rows["11"] = int8_ceiling(ctx)
+    return rows
+
+
+def int8_speed(ctx):
+    """Comparison 9: VGG16 int8 vs float32, transform of 256-px JPEG paths, cache off; and
+    the bare networks of both engines in float32 and bfloat16."""
+    np = ctx.np
+    BF = ctx.BottleneckFeatures
+    log(f"9: quantizing VGG16 (calibration: the {len(ctx.small)} speed images) ...")
+    with Stopwatch() as fit_sw:
+        int8 = BF(weights=None, precision="int8", cache=False, batch_size=BATCH_SIZE).fit(ctx.small)
+    float32 = BF(weights=None, cache=False, batch_size=BATCH_SIZE).fit()
+    int8.transform(ctx.warm_paths)  # compile + first (full and partial) batches
+    measures = {"vgg16_f32": lambda: float32.transform(ctx.small),
+                "vgg16_int8": lambda: int8.transform(ctx.small)}
+    counts = {name: len(ctx.small) for name in measures}
+    # Bare networks on pre-decoded pixels: OpenVINO float32 and bfloat16 beside TensorFlow's,
+    # to decide whether an engine="openvino" for them would be worth having.
+    import openvino as ov
+
+    from skanimal.backbones import get_backbone
+    from skanimal.images import decode_image, read_image_bytes
+    from skanimal.openvino_engine import to_openvino
+
+    pixels = np.stack([decode_image(read_image_bytes(p), IMAGE_SIZE) for p in ctx.small])
+    ov_float = to_openvino(get_backbone("vgg16", weights=None))
+    core = ov.Core()
+    compiled = {hint: core.compile_model(ov_float, "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                           "PERFORMANCE_HINT": "LATENCY"})
+                for hint in ("f32", "bf16")}
+    tf_bf16 = get_backbone("vgg16", weights=None, precision="bfloat16")
+    tf_f32 = get_backbone("vgg16", weights=None)
+
+    def batches(fn):
+        return lambda: [fn(pixels[i:i + BATCH_SIZE]) for i in range(0, len(pixels), BATCH_SIZE)]
+
+    bare = {"tf_f32_bare": batches(tf_f32.features), "tf_bf16_bare": batches(tf_bf16.features),
+            "ov_f32_bare": batches(compiled["f32"]), "ov_bf16_bare": batches(compiled["bf16"])}
+    for fn in bare.values():
+        fn()  # warm-up
+    measures.update(bare)
+    counts.update({name: len(pixels) for name in bare})
+    rate, cpu_ms, dist = interleaved(ctx, measures, counts, "9")
+    r9 = rate["vgg16_int8"] / rate["vgg16_f32"]
+    r9_cpu = cpu_ms["vgg16_f32"] / cpu_ms["vgg16_int8"]
+    d9 = max(dist["vgg16_int8"], dist["vgg16_f32"])
+    ctx.results["int8_speed"] = {"rate": rate, "cpu_ms": cpu_ms, "others": dist,
+                                 "fit_s": fit_sw.seconds}
+    return [
+        "VGG16 precision='int8' vs 'float32': transform 256-px JPEGs (cache off)",
+        fmt_ratio(r9), "≥ 3.0×", verdict(r9 >= 3.0, d9, r9_cpu >= 3.0),
+        f"int8 {rate['vgg16_int8']:.1f} img/s, f32 {rate['vgg16_f32']:.1f} img/s (n="
+        f"{len(ctx.small)}); CPU-time ratio {fmt_ratio(r9_cpu)} ({cpu_ms['vgg16_f32']:.0f} vs "
+        f"{cpu_ms['vgg16_int8']:.0f} ms/img); {others(d9)}; int8 fit (quantization on "
+        f"{len(ctx.small)} images) {fit_sw.seconds:.0f} s. Bare networks on decoded pixels, "
+        f"CPU ms/img: TF f32 {cpu_ms['tf_f32_bare']:.0f}, OpenVINO f32 "
+        f"{cpu_ms['ov_f32_bare']:.0f}; TF bf16 {cpu_ms['tf_bf16_bare']:.0f}, OpenVINO bf16 "
+        f"{cpu_ms['ov_bf16_bare']:.0f}"]
+
+
+def int8_ceiling(ctx):
+    """Comparison 11: MobileNetV2 int8 end to end vs its ceiling (decode CPU on top of the
+    network's), with cache off; a cold cache reported beside it."""
+    np = ctx.np
+    BF = ctx.BottleneckFeatures
+    from skanimal.images import decode_image, read_image_bytes
+
+    n = ctx.cfg["n_mobile"]
+    log(f"11: {n} 256-px JPEGs, MobileNetV2 int8 (random weights: same cost) ...")
+    paths, _, _ = make_photo_folder(ctx.workdir / "mobile256", n, (256, 256), seed=5)
+    mobile = BF("mobilenet_v2", weights=None, precision="int8", cache=False,
+                batch_size=BATCH_SIZE).fit(paths[:64])
+    quantized = mobile.quantized_backbone_
+    decoded = np.stack([decode_image(read_image_bytes(p), IMAGE_SIZE) for p in paths])
+    mobile.transform(ctx.warm_paths)
+
+    def cold_cache():
+        directory = fresh_dir(ctx.workdir, "cache-int8")
+        twin = BF("mobilenet_v2", weights=None, precision="int8", cache=directory,
+                  batch_size=BATCH_SIZE)
+        twin.quantized_backbone_ = quantized
+        twin._set_fitted(mobile.feature_shape_)
+        return twin.transform(paths)
+
+    def bare_net():
+        return [quantized.features(decoded[i:i + BATCH_SIZE])
+                for i in range(0, len(decoded), BATCH_SIZE)]
+
+    measures = {"mobile_bare": bare_net, "mobile_e2e": lambda: mobile.transform(paths),
+                "mobile_cold_cache": cold_cache}
+    # Cheap (seconds per repeat) and noisy at hundreds of images per second: more repeats.
+    repeats = 2 * ctx.cfg["repeats"] - 1
+    rate, cpu_ms, dist = interleaved(ctx, measures, {name: n for name in measures}, "11",
+                                     repeats=repeats)
+    # The ceiling, as for 12-MP JPEGs: the network keeps every core busy, so reading and
+    # decoding can only add their CPU time: (net + 0) / (net + read + decode) per image.
+    decode_ms = decode_cpu_ms(paths)
+    ceiling = cpu_ms["mobile_bare"] / (cpu_ms["mobile_bare"] + decode_ms)
+    # With a cold cache each image is also hashed and its entry written (checksum, fsync).
+    cache_ms = cache_cpu_ms(paths, bare_net()[0], ctx.workdir)
+    cache_ceiling = cpu_ms["mobile_bare"] / (cpu_ms["mobile_bare"] + decode_ms + cache_ms)
+    r11_cold = rate["mobile_cold_cache"] / rate["mobile_bare"]
+    r11 = rate["mobile_e2e"] / rate["mobile_bare"]
+    r11_cpu = cpu_ms["mobile_bare"] / cpu_ms["mobile_e2e"]
+    d11 = max(dist["mobile_e2e"], dist["mobile_bare"])
+    ctx.results["int8_mobile"] = {"rate": rate, "cpu_ms": cpu_ms, "others": dist,
+                                  "decode_ms": decode_ms, "ceiling": ceiling}
+    return [
+        "MobileNetV2 int8: transform 256-px JPEGs (cache off) vs bare network, / its ceiling",
+        f"{r11 / ceiling:.2f}", "≥ 0.90",
+        verdict(r11 / ceiling >= 0.90, d11, r11_cpu / ceiling >= 0.90),
+        f"transform {rate['mobile_e2e']:.0f} img/s vs bare int8 network on decoded pixels "
+        f"{rate['mobile_bare']:.0f} img/s = {fmt_ratio(r11)}; ceiling (net + 0) / (net + "
+        f"read+decode) = {cpu_ms['mobile_bare']:.2f} / ({cpu_ms['mobile_bare']:.2f} + "
+        f"{decode_ms:.2f}) ms CPU/img = {ceiling:.2f}; by CPU time {fmt_ratio(r11_cpu)} = "
+        f"{r11_cpu / ceiling:.2f} of it; cold cache (hash + write 62720 features/img): "
+        f"{rate['mobile_cold_cache']:.0f} img/s = {fmt_ratio(r11_cold)} of bare, its ceiling "
+        f"adds {cache_ms:.2f} ms CPU/img for hash + entry: {cache_ceiling:.2f}, so "
+        f"{r11_cold / cache_ceiling:.2f} of it (by CPU time "
+        f"{cpu_ms['mobile_bare'] / cpu_ms['mobile_cold_cache'] / cache_ceiling:.2f}); "
+        f"n={n}, median of {repeats} repeats; {others(max(d11, dist['mobile_cold_cache']))}"]
+
+
+def decode_cpu_ms(paths, sample=64, repeats=3):
+    """Read + decode + resize CPU milliseconds per 256-px JPEG, one thread, best of repeats."""
+    from skanimal.images import decode_image, read_image_bytes
+
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for path in paths[:sample]:
+            decode_image(read_image_bytes(path), IMAGE_SIZE)
+        best = min(best, (time.process_time() - start) / len(paths[:sample]))
+    return best * 1e3
+
+
+def cache_cpu_ms(paths, features, workdir, sample=64):
+    """Hash + cache-entry write CPU milliseconds per image (one thread, fresh store)."""
+    from skanimal.cache import FeatureCache, hash_bytes
+    from skanimal.images import read_image_bytes
+
+    store = FeatureCache(fresh_dir(workdir, "cache-cost"), "0" * 64)
+    data = [read_image_bytes(path) for path in paths[:sample]]  # read once, with the decode
+    start = time.process_time()
+    for i, content in enumerate(data):
+        store.put(hash_bytes(content), features[i % len(features)])
+    return 1e3 * (time.process_time() - start) / len(paths[:sample])
+
+
+def agreement_int8(ctx):
+    """Comparison 10: predictions from int8 vs float32 features, shared MobileNetV2 weights."""
+    np = ctx.np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    title = "int8 vs float32 predictions of a head trained on float32 features"
+    if not (ANIMALS_DEV.is_dir() and MOBILENET_WEIGHTS.is_file()):
+        return [title, "—", "≥ 99 %", "skipped", f"needs {ANIMALS_DEV} and {MOBILENET_WEIGHTS}"]
+    from skanimal import load_image_folder
+
+    data = load_image_folder(ANIMALS_DEV)
+    paths, y = np.asarray(data.paths), np.asarray(data.target)
+    BF = ctx.BottleneckFeatures
+    results = {}
+    for pooling in (None, "avg"):
+        params = dict(weights=str(MOBILENET_WEIGHTS), pooling=pooling, cache=False,
+                      batch_size=BATCH_SIZE)
+        f32 = BF("mobilenet_v2", **params).fit().transform(list(paths))
+        p32 = np.empty(len(paths), dtype=object)
+        p8 = np.empty(len(paths), dtype=object)
+        cos = np.empty(len(paths))
+        # Cross-fitted: each fold's head AND int8 calibration see only its training images.
+        for train, test in StratifiedKFold(2, shuffle=True, random_state=0).split(paths, y):
+            log(f"10: pooling={pooling}: quantizing on {len(train)} training photos ...")
+            int8 = BF("mobilenet_v2", precision="int8", **params).fit(list(paths[train]))
+            q8 = int8.transform(list(paths[test]))
+            head = LogisticRegression(max_iter=5000, random_state=0).fit(f32[train], y[train])
+            p32[test], p8[test] = head.predict(f32[test]), head.predict(q8)
+            cos[test] = np.sum(q8 * f32[test], 1) / (np.linalg.norm(q8, axis=1)
+                                                      * np.linalg.norm(f32[test], axis=1))
+        results[pooling] = (float(np.mean(p32 == p8)), int(np.sum(p32 != p8)), cos,
+                            float(np.mean(p32 == y)), float(np.mean(p8 == y)))
+    ctx.results["int8_agreement"] = {str(k): v[:2] + (float(np.median(v[2])),) + v[3:]
+                                     for k, v in results.items()}
+    agreement, flips, cos, acc32, acc8 = results[None]
+    avg = results["avg"]
+    return [title, f"{100 * agreement:.2f} %", "≥ 99 %", verdict(agreement >= 0.99),
+            f"shared pretrained MobileNetV2, animals-dev, {flips}/{len(paths)} differ "
+            f"(pooling=None, LogisticRegression, 2-fold cross-fitted, int8 calibrated on the "
+            f"training fold; accuracy f32 {acc32:.1%}, int8 {acc8:.1%}); feature cosine median "
+            f"{np.median(cos):.3f}, min {cos.min():.3f}; pooling='avg': {100 * avg[0]:.2f} % "
+            f"({avg[1]} differ), cosine median {np.median(avg[2]):.3f}"]
+
+
 def section_search(ctx):
     """Comparisons 3 and 4: cached GridSearchCV cold / warm / naive vs one cold transform."""
     cfg, workdir, counter, timer = ctx.cfg, ctx.workdir, ctx.counter, ctx.timer
@@ -700,6 +947,8 @@ def parse_args(argv=None):
     parser.add_argument("--retries", type=int, default=1,
                         help="re-run a timing disturbed by other processes up to this many "
                              "times, keeping the least disturbed run (default 1)")
+    parser.add_argument("--int8", action="store_true",
+                        help="only the precision='int8' rows (9-11; needs skanimal[openvino])")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     # Hidden: the child-process mode used by comparisons 5 and 8.

@@ -7,7 +7,10 @@ shared with others, :func:`save` writes a single ``.skanimal`` file (a zip archi
 * ``skanimal.json`` — a JSON description of the pipeline: the class and parameters of each
   step, the head's classes and input width, the training history, the versions of skanimal,
   Keras and scikit-learn that made it, and the feature format;
-* ``head.keras`` — the trained head in Keras' native format.
+* ``head.keras`` — the trained head in Keras' native format;
+* ``int8_model.xml`` and ``int8_model.bin`` — only for ``precision="int8"``: the quantized
+  backbone as OpenVINO IR, which (unlike the float backbone) cannot be rebuilt from its
+  name: it depends on the images ``fit`` calibrated on. Reading IR runs no code either.
 
 :func:`load` rebuilds the pipeline from those, with ``keras.saving.load_model(...,
 safe_mode=True)``: nothing in the file is executed, and only skanimal's own estimators can be
@@ -134,6 +137,12 @@ def save(pipeline, path):
              "confidence_threshold": getattr(head, "confidence_threshold_", None)},
         ],
     }
+    int8_files = {}
+    if features.precision == "int8":
+        quantized = features.quantized_backbone_
+        int8_files = quantized.files()
+        description["steps"][0]["int8_model"] = {
+            "files": sorted(int8_files), "sha256": quantized.digest, "recipe": quantized.recipe}
     path = Path(path)
     # Keras writes its native format to a named ``.keras`` file: a scratch copy, outside
     # the destination folder, which only ever sees the finished archive.
@@ -144,6 +153,8 @@ def save(pipeline, path):
                 zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_DESCRIPTION, json.dumps(description, indent=2))
             zf.write(head_file, _HEAD)
+            for name, data in int8_files.items():
+                zf.writestr(name, data)
     return path
 
 
@@ -159,6 +170,8 @@ def _read(path):
                 )
             description = json.loads(zf.read(_DESCRIPTION).decode("utf-8"))
             head_bytes = zf.read(_HEAD)
+            int8_files = {name: zf.read(name) for name in names
+                          if name in ("int8_model.xml", "int8_model.bin")}
     except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IncompatibleModelError(
             f"{str(path)!r} is not a skanimal model file: {exc}"
@@ -179,7 +192,7 @@ def _read(path):
             f"skanimal {__version__} computes format {FEATURE_FORMAT_VERSION}, so its head would "
             "predict garbage. Retrain the model."
         )
-    return description, head_bytes
+    return description, head_bytes, int8_files
 
 
 def _restore_head(spec, model):
@@ -191,6 +204,25 @@ def _restore_head(spec, model):
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
     return head
+
+
+def _restore_int8(path, spec, files):
+    from .openvino_engine import Int8Backbone
+
+    try:
+        info = spec["int8_model"]
+        quantized = Int8Backbone.from_files(files, spec["feature_shape"], info.get("recipe"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IncompatibleModelError(
+            f"{str(path)!r} is an int8 model without its quantized backbone "
+            f"(int8_model.xml/.bin): {exc}"
+        ) from exc
+    if quantized.digest != info.get("sha256"):
+        raise IncompatibleModelError(
+            f"{str(path)!r}: the stored int8 backbone does not match its checksum; the file "
+            "is damaged."
+        )
+    return quantized
 
 
 def load(path):
@@ -216,7 +248,7 @@ def load(path):
 
     from .features import BottleneckFeatures
 
-    description, head_bytes = _read(path)
+    description, head_bytes, int8_files = _read(path)
     try:
         features_spec, head_spec = description["steps"]
         if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
@@ -231,6 +263,8 @@ def load(path):
     # The backbone is rebuilt lazily on first transform, as after joblib.load.
     features._set_fitted(features_spec["feature_shape"], description["feature_format_version"],
                          description.get("versions", {}))
+    if features.precision == "int8":
+        features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
         head_file = Path(tmp) / _HEAD
         head_file.write_bytes(head_bytes)

@@ -1,0 +1,174 @@
+"""precision="int8": the backbone quantized by NNCF and run by OpenVINO (the openvino extra).
+
+Everything but the missing-extra checks needs ``pip install "skanimal[openvino]"`` and skips
+cleanly without it; quantizing runs the float model over the calibration images, so those
+tests are slow.
+"""
+
+import importlib.util
+import json
+import pickle
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+
+import skanimal
+from skanimal import BottleneckClassifier, BottleneckFeatures, IncompatibleModelError
+
+from .conftest import SMALL
+
+HAVE_OPENVINO = all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+needs_openvino = pytest.mark.skipif(
+    not HAVE_OPENVINO, reason='OpenVINO/NNCF not installed (pip install "skanimal[openvino]")')
+#: The shared pretrained MobileNetV2 weights, beside the checkout (absent in a user's clone).
+MOBILENET_WEIGHTS = (Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+                     / "mobilenet_v2_1.0_pretrained_notop.weights.h5")
+
+
+def int8_features(**params):
+    return BottleneckFeatures(**{"weights": None, "image_size": SMALL, "pooling": "avg",
+                                 "precision": "int8", "cache": False, **params})
+
+
+def cosine(a, b):
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+# ------------------------------------------------------------------ without the extra
+@pytest.mark.parametrize("missing", ["openvino", "nncf"])
+def test_missing_extra_is_one_line_saying_what_to_install(missing, shapes, monkeypatch):
+    monkeypatch.setitem(sys.modules, missing, None)  # `import missing` now raises ImportError
+    with pytest.raises(ImportError) as info:
+        int8_features().fit(shapes.paths[:4])
+    message = str(info.value)
+    assert 'pip install "skanimal[openvino]"' in message
+    assert missing in message and "\n" not in message
+
+
+def test_int8_unknown_before_fit_and_after_a_precision_change(shapes):
+    features = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit()
+    features.set_params(precision="int8")  # fitted as float32: no quantized model
+    with pytest.raises(ValueError, match=r"fit\(X\)"):
+        features.transform(shapes.paths[:2])
+
+
+# ------------------------------------------------------------------ with the extra
+@pytest.fixture(scope="module")
+def fitted(shapes):
+    """VGG16 (random weights) at 32 px, calibrated on 16 of the shapes."""
+    return int8_features(batch_size=8).fit(shapes.paths[:16])
+
+
+@needs_openvino
+def test_fit_without_images_says_int8_calibrates_on_them():
+    with pytest.raises(ValueError, match="calibrates"):
+        int8_features().fit()
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_int8_features_track_float32_ones(fitted, shapes):
+    int8 = fitted.transform(shapes.paths)
+    float32 = BottleneckFeatures(weights=None, image_size=SMALL, pooling="avg",
+                                 cache=False).fit().transform(shapes.paths)
+    assert int8.shape == float32.shape and int8.dtype == np.float32
+    assert not np.array_equal(int8, float32)  # really another engine
+    assert cosine(int8, float32).min() > 0.99
+    recipe = fitted.quantized_backbone_.recipe
+    assert recipe["calibration"]["n_images"] == 16
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_pickle_and_clone(fitted, shapes):
+    expected = fitted.transform(shapes.paths[:10])
+    blob = pickle.dumps(fitted)
+    assert len(blob) < 2 * len(fitted.quantized_backbone_.weights) + 100_000  # IR, no Keras
+    np.testing.assert_array_equal(pickle.loads(blob).transform(shapes.paths[:10]), expected)
+    twin = clone(fitted)
+    assert twin.get_params() == fitted.get_params()
+    assert not hasattr(twin, "quantized_backbone_")
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_same_images_in_any_order_give_the_same_model_and_cache(fitted, shapes, tmp_path):
+    cache = tmp_path / "cache"
+    paths = list(shapes.paths)
+    first = int8_features(cache=cache).fit(paths[:16])
+    again = int8_features(cache=cache).fit(paths[:16][::-1] + paths[:2])  # order, duplicates
+    other = int8_features(cache=cache).fit(paths[16:32])
+    assert first.quantized_backbone_.weights == fitted.quantized_backbone_.weights
+    features = first.transform(shapes.paths[:8])
+    # Same calibration content → same configuration: the second estimator reads the cache.
+    assert again._feature_store().fingerprint == first._feature_store().fingerprint
+    # Another calibration → other int8 features, kept apart.
+    assert other._feature_store().fingerprint != first._feature_store().fingerprint
+    assert not np.array_equal(other.transform(shapes.paths[:8]), features)
+    np.testing.assert_array_equal(again.transform(shapes.paths[:8]), features)
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_worker_processes_use_the_fitted_int8_model(fitted, shapes):
+    serial = fitted.transform(shapes.paths)
+    parallel = clone(fitted).set_params(n_jobs=2)
+    parallel.quantized_backbone_ = fitted.quantized_backbone_
+    parallel.feature_shape_ = fitted.feature_shape_
+    parallel.n_features_out_ = fitted.n_features_out_
+    np.testing.assert_array_equal(parallel.transform(shapes.paths), serial)
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_save_load_keeps_the_quantized_backbone(shapes, tmp_path):
+    pipe = make_pipeline(int8_features(), BottleneckClassifier(epochs=2, random_state=0))
+    pipe.fit(shapes.paths, shapes.target)
+    path = skanimal.save(pipe, tmp_path / "int8.skanimal")
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["head.keras", "int8_model.bin", "int8_model.xml",
+                                         "skanimal.json"]
+        description = json.loads(zf.read("skanimal.json"))
+    assert description["steps"][0]["params"]["precision"] == "int8"
+    loaded = skanimal.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(shapes.paths),
+                                  pipe.predict_proba(shapes.paths))
+
+    damaged = tmp_path / "damaged.skanimal"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(damaged, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, data[:-4] + b"\0\0\0\0" if name == "int8_model.bin" else data)
+    with pytest.raises(IncompatibleModelError, match="checksum"):
+        skanimal.load(damaged)
+
+
+@needs_openvino
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", skanimal.available_backbones())
+def test_every_backbone_quantizes(backbone, shapes):
+    size = (75, 75) if backbone == "inception_v3" else SMALL
+    features = int8_features(backbone=backbone, image_size=size, pooling=None)
+    out = features.fit(shapes.paths[:4]).transform(shapes.paths[:3])
+    reference = BottleneckFeatures(backbone, weights=None, image_size=size, cache=False).fit()
+    assert out.shape == (3, reference.n_features_out_)
+    assert np.isfinite(out).all()
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_int8_close_to_float32_on_real_photos(animals_dev):
+    if not MOBILENET_WEIGHTS.is_file():
+        pytest.skip(f"shared pretrained weights not available at {MOBILENET_WEIGHTS}")
+    paths = np.asarray(animals_dev.paths)
+    calibration, held_out = paths[0::4], paths[1::8]  # 60 to calibrate, 30 others to compare
+    params = dict(weights=str(MOBILENET_WEIGHTS), pooling="avg", cache=False)
+    int8 = BottleneckFeatures("mobilenet_v2", precision="int8", **params).fit(list(calibration))
+    float32 = BottleneckFeatures("mobilenet_v2", **params).fit()
+    similarity = cosine(int8.transform(list(held_out)), float32.transform(list(held_out)))
+    assert np.median(similarity) > 0.97 and similarity.min() > 0.93
