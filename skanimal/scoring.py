@@ -9,13 +9,15 @@ from the feature cache).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .exceptions import ImageLoadError, IncompatibleModelError
+from . import datasets
+from .exceptions import ImageFolderError, ImageLoadError, IncompatibleModelError
 
-__all__ = ["Scores", "score_images", "split_pipeline"]
+__all__ = ["Scores", "collect_sources", "score_images", "split_pipeline"]
 
 #: Images per chunk: a few backbone batches, so one bad file costs little to redo.
 CHUNK_SIZE = 256
@@ -152,3 +154,43 @@ def score_images(model, paths, *, proba=True, features=False, on_error="skip",
         if features else None,
         unreadable=unreadable,
     )
+
+
+def collect_sources(sources, *, exclude=None):
+    """Image files of the files and folders a user named (folders searched recursively).
+
+    Parameters
+    ----------
+    sources : path-like or sequence of path-like
+        Files (taken as given) and folders (hidden files and folders left out).
+    exclude : path-like, optional
+        A folder whose contents are left out (an output folder inside a source).
+
+    Returns
+    -------
+    list of str
+        Absolute paths, in the order of ``sources``; a folder's files sorted.
+
+    Raises
+    ------
+    ImageFolderError
+        When a source does not exist.
+    """
+    # TODO(arch-cli): use datasets.find_images once branch arch-cli (which makes it public)
+    # is merged; the private name is the fallback until then.
+    find = getattr(datasets, "find_images", None) or getattr(datasets, "_find_images")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    paths = []
+    for item in sources:
+        item = os.path.abspath(os.fspath(item))
+        if os.path.isdir(item):
+            paths.extend(os.path.abspath(p) for p in find(item))
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise ImageFolderError(f"{item!r} does not exist.")
+    if exclude is not None:
+        inside = os.path.abspath(os.fspath(exclude)) + os.sep
+        paths = [p for p in paths if not p.startswith(inside)]
+    return paths

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, fileio, moves
+from . import fileio, moves
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
-from .scoring import score_images, split_pipeline
+from .scoring import collect_sources, score_images, split_pipeline
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
            "confidence_for"]
@@ -144,7 +144,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     Raises
     ------
     ImageFolderError
-        A source does not exist.
+        A source does not exist, or ``into`` is not a folder.
     IncompatibleModelError
         The model is not a fitted pipeline, or a class name cannot be a folder name.
     SkanimalError
@@ -160,7 +160,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     if into.exists() and not into.is_dir():
         raise ImageFolderError(f"output folder {os.fspath(into)!r} is not a folder.")
     resumed = _finish_interrupted(into)
-    paths = _collect(sources, into)
+    paths = collect_sources(sources, exclude=into)
 
     scores = score_images(model, paths, on_error=on_error, progress=progress,
                           description="Sorting")
@@ -233,30 +233,6 @@ def _check_folder_names(classes):
             raise IncompatibleModelError(
                 f"the model's class {name!r} cannot be used as a folder name in the output "
                 f"(classes: {[str(c) for c in classes]}).")
-
-
-def _collect(sources, into):
-    """Image files of ``sources``, leaving out anything already inside ``into``."""
-    if isinstance(sources, (str, os.PathLike)):
-        sources = [sources]
-    paths = []
-    for item in sources:
-        item = os.path.abspath(os.fspath(item))
-        if os.path.isdir(item):
-            paths.extend(_find_images(item))
-        elif os.path.isfile(item):
-            paths.append(item)
-        else:
-            raise ImageFolderError(f"source {item!r} does not exist.")
-    inside = os.fspath(into) + os.sep
-    return [p for p in paths if not os.path.abspath(p).startswith(inside)]
-
-
-def _find_images(folder):
-    # TODO(arch-cli): datasets.find_images is made public on branch arch-cli; until it is
-    # merged, fall back to the private scan (the lead knows).
-    find = getattr(datasets, "find_images", None) or getattr(datasets, "_find_images")
-    return find(folder)
 
 
 def _rows(scores, threshold):
