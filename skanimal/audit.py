@@ -77,7 +77,7 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
     ----------
     data_dir : path-like
         ``data_dir/<class>/...`` or ``data_dir/<part>/<class>/...`` with parts named like
-        ``train``, ``val``, ``test`` (see :data:`PART_NAMES`).
+        ``train``, ``val``, ``test`` (see ``PART_NAMES``).
     model : Pipeline, optional
         A fitted pipeline whose feature steps (everything but the classifier) are used, so
         the audit sees what that model sees (and reuses its cached features).
