@@ -372,6 +372,7 @@ def build_parser():
                                       description="Delete every cached feature vector (other "
                                                   "files in the folder are left alone).")
     clear.set_defaults(func=_cmd_cache_clear)
+    _add_review_parser(commands)
     return parser
 
 
@@ -785,6 +786,61 @@ def _cmd_cache_clear(args):
     removed = clear_cache(args.dir)
     print(f"Removed {removed} cached feature vectors from {directory}")
     return 0
+
+
+# ------------------------------------------------------------------------------- review
+# `skanimal review` (issue 13), one self-contained block: the app is skanimal.review.
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be in 0..65535, got {text}")
+    return value
+
+
+def _add_review_parser(commands):
+    review = commands.add_parser(
+        "review", formatter_class=_Formatter,
+        help="check sorted photos on a local web page: relabel with one key, retrain",
+        description=(
+            "Start a local web page showing the photos of DIR (a folder made by 'skanimal\n"
+            "sort' or any class-per-folder set) by class, the _review folder first and the\n"
+            "least confident photos first. Keys 1-9 move the selected photo to a class, 0 to\n"
+            "_review, u undoes; moves are journaled like 'sort --move'. Retrain fits the\n"
+            "model's head again on the corrected folders and saves it beside MODEL.\n\n"
+            "The first line of output is the page's URL (with its session key). Needs\n"
+            "pip install \"skanimal[review]\"."
+        ),
+        epilog="example: skanimal review sorted/ --model animals.joblib",
+    )
+    review.add_argument("directory", metavar="DIR", help="folder with one sub-folder per class")
+    review.add_argument("--model", metavar="MODEL",
+                        help="saved model: scores the photos and enables Retrain (default: "
+                             "confidences from DIR/predictions.csv)")
+    review.add_argument("--port", type=_port, default=0, metavar="N",
+                        help="TCP port; default: a free one")
+    review.add_argument("--host", default="127.0.0.1", metavar="H",
+                        help="address to listen on; default: %(default)s (this computer "
+                             "only). Any other address is reachable by others: a warning says so")
+    review.add_argument("--no-browser", dest="browser", action="store_false",
+                        help="do not open a web browser")
+    review.set_defaults(func=_cmd_review)
+
+
+def _cmd_review(args):
+    from .review import require_extra
+
+    require_extra()
+    from .review import serve
+
+    if args.model is not None:
+        _start_tensorflow()
+    return serve(args.directory, model=args.model, host=args.host, port=args.port,
+                 open_browser=args.browser)
 
 
 # ---------------------------------------------------------------------------------- main
