@@ -64,6 +64,7 @@ def create_app(catalog, retrainer, *, token=None, allowed_hosts=LOOPBACK_NAMES):
     token = token or secrets.token_urlsafe(32)
     cookie_name = "skanimal-review-" + hashlib.sha256(token.encode()).hexdigest()[:12]
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # "//etc/passwd" is refused, not redirected
     app.config.update(SKANIMAL_TOKEN=token, SKANIMAL_ALLOWED_HOSTS=allowed_hosts,
                       MAX_CONTENT_LENGTH=64 * 1024)
     thumbs_dir = catalog.state_dir / "thumbs"

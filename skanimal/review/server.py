@@ -55,7 +55,7 @@ class ReviewServer:
 
     @property
     def port(self):
-        return self.server.effective_port
+        return int(self.server.effective_port)
 
     def run(self):
         """Serve until :meth:`close` is called (from any thread) or Ctrl-C."""
