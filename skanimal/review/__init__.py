@@ -31,17 +31,59 @@ def require_extra():
         raise SkanimalError(EXTRA_MISSING)
 
 
-def start(directory, **kwargs):
-    """Prepare a review server without serving yet; see :func:`skanimal.review.server.start`."""
+def start(directory, *, model=None, host="127.0.0.1", port=0):
+    """Prepare the review of a folder and bind its server, without serving yet.
+
+    Parameters
+    ----------
+    directory : path-like
+        A folder made by ``skanimal sort`` or any class-per-folder set.
+    model : path-like, optional
+        A saved model (joblib, or ``.skanimal``): it scores the photos, and Retrain fits its
+        head again. Without it, scores come from ``directory/predictions.csv``.
+    host : str, default="127.0.0.1"
+        Address to listen on. Any address but a loopback one warns (``UserWarning``).
+    port : int, default=0
+        TCP port; 0 picks a free one.
+
+    Returns
+    -------
+    ReviewServer
+        ``.url`` (with the session key), ``.port``, ``.run()`` (serve until ``.close()`` is
+        called from any thread, or Ctrl-C) and ``.close()``.
+
+    Raises
+    ------
+    SkanimalError
+        When the ``review`` extra is missing, the folder does not exist or the model file is
+        not a skanimal model.
+    """
     require_extra()
-    from .server import start as _start
+    from . import server
 
-    return _start(directory, **kwargs)
+    return server.start(directory, model=model, host=host, port=port)
 
 
-def serve(directory, **kwargs):
-    """Run the review page until interrupted; see :func:`skanimal.review.server.serve`."""
+def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True):
+    """Run the review page until interrupted: what ``skanimal review`` does.
+
+    Prints the page's URL as the first line of standard output, then opens it in the web
+    browser unless ``open_browser`` is false, then serves until Ctrl-C.
+
+    Parameters
+    ----------
+    directory, model, host, port
+        As for :func:`start`.
+    open_browser : bool, default=True
+        Open the page with Python's ``webbrowser`` module.
+
+    Returns
+    -------
+    int
+        0.
+    """
     require_extra()
-    from .server import serve as _serve
+    from . import server
 
-    return _serve(directory, **kwargs)
+    return server.serve(directory, model=model, host=host, port=port,
+                        open_browser=open_browser)

@@ -64,7 +64,9 @@ function figureFor(photo, sectionName) {
   if (photo.confidence === null) {
     conf.textContent = "–";
   } else {
-    conf.textContent = photo.confidence.toFixed(2);
+    // In _review, the model's best guess is worth showing; elsewhere it is the folder.
+    const guess = photo.folder === reviewFolder ? `${photo.predicted} ` : "";
+    conf.textContent = `${guess}${photo.confidence.toFixed(2)}`;
     conf.title = `model: ${photo.predicted}`;
   }
   caption.appendChild(conf);
@@ -169,7 +171,7 @@ function updateCounts() {
     link.textContent = `${link.dataset.name} (${counts[link.dataset.name] || 0})`;
   }
   for (const section of document.querySelectorAll("#sections section")) {
-    section.querySelector(".count").textContent = `${counts[section.dataset.name] || 0} photos`;
+    section.querySelector(".count").textContent = `${counts[section.dataset.name] || 0} photo${counts[section.dataset.name] === 1 ? "" : "s"}`;
   }
 }
 
