@@ -43,7 +43,7 @@ def browser_page():
 
 
 @pytest.fixture
-def served(model_dir, tmp_path, monkeypatch):
+def served(model_dir, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
     """A review server with a model, serving in a thread; ``(review, review_dir, models)``."""
     from skanimal.review import retrain, start
 
