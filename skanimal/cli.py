@@ -9,10 +9,12 @@
     skanimal sort animals.joblib unsorted/ --into sorted/ --move
     skanimal suggest animals.joblib unsorted/ -n 20 --into to-label/
     skanimal audit photos/ --model animals.joblib
+    skanimal review sorted/ --model animals.joblib
     skanimal cache info
 
 A thin layer over :mod:`skanimal.workflow` and the labelling modules
-(:mod:`skanimal.sorting`, :mod:`skanimal.suggest`, :mod:`skanimal.audit`): each command
+(:mod:`skanimal.sorting`, :mod:`skanimal.suggest`, :mod:`skanimal.audit`) and the review
+page (:mod:`skanimal.review`): each command
 parses its arguments, calls one function (after :func:`skanimal.workflow.load_model` where it
 takes a model file) and prints its result. ``train`` builds
 ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))`` from its options (same
@@ -766,9 +768,61 @@ def _run_audit(args):
     return 0
 
 
+# ------------------------------------------------------------------------------- review
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be in 0..65535, got {text}")
+    return value
+
+
+def _add_review(commands):
+    review = _command(
+        commands, "review", _run_review,
+        help="check sorted photos on a local web page: relabel with one key, retrain",
+        description=(
+            "Start a local web page showing the photos of DIR (a folder made by 'skanimal\n"
+            "sort' or any class-per-folder set) by class, the _review folder first and the\n"
+            "least confident photos first. Keys 1-9 move the selected photo to a class, 0 to\n"
+            "_review, u undoes; moves are journaled like 'sort --move'. Retrain fits the\n"
+            "model's head again on the corrected folders, saves it beside MODEL (never\n"
+            "overwriting) and sorts _review again with it, as 'skanimal sort --move' does.\n\n"
+            "The first line of output is the page's URL (with its session key). Needs\n"
+            "pip install \"skanimal[review]\"."
+        ),
+        epilog="example: skanimal review sorted/ --model animals.joblib",
+    )
+    review.add_argument("directory", metavar="DIR", help="folder with one sub-folder per class")
+    review.add_argument("--model", metavar="MODEL",
+                        help="saved model (joblib or .skanimal): scores the photos and enables "
+                             "Retrain (default: confidences from DIR/predictions.csv)")
+    review.add_argument("--port", type=_port, default=0, metavar="N",
+                        help="TCP port; default: a free one")
+    review.add_argument("--host", default="127.0.0.1", metavar="H",
+                        help="address to listen on; default: %(default)s (this computer "
+                             "only). Any other address is reachable by others: a warning says so")
+    review.add_argument("--no-browser", dest="browser", action="store_false",
+                        help="do not open a web browser")
+
+
+def _run_review(args):
+    from .review import require_extra
+
+    require_extra()  # one line naming the extra, before Flask is imported
+    from .review import serve
+
+    return serve(args.directory, model=args.model, host=args.host, port=args.port,
+                 open_browser=args.browser)
+
+
 #: The sub-commands, in the order ``skanimal --help`` lists them: each builds its parser.
 COMMANDS = (_add_train, _add_evaluate, _add_predict, _add_demo, _add_sort, _add_suggest,
-            _add_audit, _add_cache)
+            _add_audit, _add_review, _add_cache)
 
 
 def build_parser():
