@@ -27,7 +27,6 @@ import os
 import re
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,6 +243,13 @@ def _resolve_model(model):
 # ------------------------------------------------------------------------------ model files
 
 
+def _is_zip_archive(path):
+    # The start of the file, not zipfile.is_zipfile: that looks for a zip directory anywhere,
+    # and a pickled Keras head embeds one.
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
 def load_model(path):
     """Load a pipeline saved by :func:`train` (or ``joblib.dump``, or :func:`skanimal.save`),
     checking what it is.
@@ -278,7 +284,7 @@ def load_model(path):
     from sklearn.utils.validation import check_is_fitted
 
     try:
-        if zipfile.is_zipfile(path):  # skanimal.save's archive; joblib files never are
+        if _is_zip_archive(path):  # skanimal.save's archive; a pickle never starts so
             from .persistence import load
 
             model = load(path)
