@@ -642,6 +642,9 @@ def _run_sort(args):
     placed = {k: v for k, v in result.counts.items() if k != "unreadable"}
     print(f"{verb} {sum(placed.values())} photo(s) into {result.into}: "
           + ", ".join(f"{name} {n}" for name, n in sorted(placed.items())))
+    if result.relocations:
+        print(f"Moved {len(result.relocations)} photo(s) already in {result.into} to their "
+              "new folder (no second copy)")
     for path, error in result.unreadable:
         print(f"Left in place (unreadable): {path}: {error}", file=sys.stderr)
     print(f"Wrote {result.predictions}")

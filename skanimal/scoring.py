@@ -162,9 +162,11 @@ def collect_sources(sources, *, exclude=None):
     Parameters
     ----------
     sources : path-like or sequence of path-like
-        Files (taken as given) and folders (hidden files and folders left out).
+        Files (taken as given) and folders (searched with
+        :func:`skanimal.datasets.find_images`: hidden files and folders left out).
     exclude : path-like, optional
-        A folder whose contents are left out (an output folder inside a source).
+        A folder left out of the search of any source folder it lies in (an output folder
+        inside a source). A source inside ``exclude`` is searched as any other.
 
     Returns
     -------
@@ -178,16 +180,17 @@ def collect_sources(sources, *, exclude=None):
     """
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    excluded = None if exclude is None else os.path.abspath(os.fspath(exclude))
     paths = []
     for item in sources:
         item = os.path.abspath(os.fspath(item))
         if os.path.isdir(item):
-            paths.extend(os.path.abspath(p) for p in datasets.find_images(item))
+            found = [os.path.abspath(p) for p in datasets.find_images(item)]
+            if excluded is not None and (excluded + os.sep).startswith(item + os.sep):
+                found = [p for p in found if not p.startswith(excluded + os.sep)]
+            paths.extend(found)
         elif os.path.isfile(item):
             paths.append(item)
         else:
             raise ImageFolderError(f"{item!r} does not exist.")
-    if exclude is not None:
-        inside = os.path.abspath(os.fspath(exclude)) + os.sep
-        paths = [p for p in paths if not p.startswith(inside)]
     return paths

@@ -5,11 +5,18 @@
 be sure about), and ``OUT/predictions.csv`` records every decision. Files are transferred by
 :func:`skanimal.moves.transfer`, journaled under ``OUT/.skanimal/``, so a killed sort is
 finished by running it again and :func:`undo_sort` reverses it.
+
+Sorting again into the same OUT (with a retrained model, say) never leaves two copies of a
+photo: a photo already in OUT — named as a source (``OUT/_review``), or placed there by an
+earlier sort of the same source (its row in ``predictions.csv``) — is moved within OUT to
+its new folder, journaled, and keeps its row (and its original ``source``) in
+``predictions.csv``. This is also how the review page's Retrain sorts ``_review`` again.
 """
 
 from __future__ import annotations
 
 import csv
+import filecmp
 import io
 import os
 import secrets
@@ -40,6 +47,10 @@ PREDICTIONS_FILE = "predictions.csv"
 N_ALTERNATIVES = 2
 
 _STATE = ".skanimal"
+#: Suffix of the journal of a run's moves within OUT.
+_WITHIN = "-within"
+#: Keys of a row used while sorting, not written to predictions.csv.
+_INTERNAL = ("folder", "current", "move_within")
 
 
 @dataclass
@@ -66,6 +77,14 @@ class SortResult:
         ``into / "predictions.csv"``.
     resumed : int
         Photos of an interrupted earlier run finished first.
+    unreadable : list of (str, str)
+        Files left in place, with the error naming each.
+    relocations : list of (pathlib.Path, pathlib.Path)
+        Photos already in ``into`` that were moved to another of its folders, as
+        ``(old path, new path)``.
+    journals : list of pathlib.Path
+        The journals of this run's transfers, in the order they ran (empty when nothing had
+        to move): :func:`skanimal.moves.undo` of each, last first, reverses the run.
     """
 
     rows: list
@@ -76,6 +95,8 @@ class SortResult:
     predictions: Path
     resumed: int = 0
     unreadable: list = field(default_factory=list)
+    relocations: list = field(default_factory=list)
+    journals: list = field(default_factory=list)
 
 
 def confidence_for(model, min_confidence=None):
@@ -120,18 +141,21 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     model : Pipeline
         A fitted pipeline of :class:`~skanimal.BottleneckFeatures` and a classifier.
     sources : path-like or sequence of path-like
-        Image files and folders (searched recursively; hidden files and folders, and
-        anything inside ``into``, are left out).
+        Image files and folders (searched recursively; hidden files and folders are left
+        out, and so is ``into`` when it lies inside a source folder). A source inside
+        ``into`` (such as ``into/_review``) is sorted again within ``into``.
     into : path-like
         Output folder (created if needed). Running the same sort into it again neither
-        duplicates nor overwrites anything.
+        duplicates nor overwrites anything; a photo it already holds whose class changed
+        is moved to its new folder.
     min_confidence : float, optional
         Top probability a photo needs to go into a class folder. By default the
         classifier's calibrated ``confidence_threshold_`` (right >= 98 % of the time on
         held-out data), else :data:`DEFAULT_MIN_CONFIDENCE`; see :func:`confidence_for`.
     mode : {"copy", "link", "move"}, default="copy"
         How photos get there (:func:`skanimal.moves.transfer`); ``"copy"`` never modifies
-        the sources. Every mode is journaled, so :func:`undo_sort` can reverse it.
+        the sources. Every mode is journaled, so :func:`undo_sort` can reverse it. Photos
+        already in ``into`` are always moved within it (a second copy would duplicate them).
     on_error : {"skip", "raise"}, default="skip"
         Unreadable files are left in place and listed (status ``"unreadable"``), or raise.
     progress : bool, default=False
@@ -165,16 +189,30 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     scores = score_images(model, paths, on_error=on_error, progress=progress,
                           description="Sorting")
     rows = _rows(scores, threshold)
-    pairs = [(row["source"], into / row["folder"]) for row in rows if row["folder"]]
+    _locate(rows, into, _read_predictions(into))
+    # Photos already in OUT move within it (first, so names they free are reused); the
+    # others are transferred in the asked mode. Each group has its own journal; the run's
+    # rows are saved before any file moves, so a resumed run can list them.
+    within = [(row["current"], into / row["folder"]) for row in rows if row["move_within"]]
+    pairs = [(row["current"], into / row["folder"]) for row in rows
+             if row["folder"] and not row["move_within"] and not row["destination"]]
     run = _new_run_name()
-    if pairs:
-        # The run's rows are saved before any file moves, so a resumed run can list them.
+    journals = []
+    if within or pairs:
         fileio.write_json(into / _STATE / "runs" / f"{run}.json",
                           {"mode": mode, "rows": rows})
-        finals = moves.transfer(pairs, mode=mode, journal=_journal_dir(into) / f"{run}.json")
-        _fill_destinations(rows, finals)
+    for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
+                                       (pairs, mode, f"{run}.json")):
+        if group:
+            journals.append(_journal_dir(into) / journal)
+            finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
+            _fill_destinations(rows, {source: final for (source, _), final
+                                      in zip(group, finals)})
+    relocations = [(Path(row["current"]), Path(row["destination"])) for row in rows
+                   if row["move_within"]]
     for row in rows:
-        row.pop("folder")
+        for key in _INTERNAL:
+            row.pop(key)
     if rows or resumed:
         _update_predictions(into, rows)
     counts = {}
@@ -185,7 +223,8 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     return SortResult(rows=rows, counts=counts, threshold=threshold,
                       threshold_source=threshold_source, into=into,
                       predictions=into / PREDICTIONS_FILE, resumed=resumed,
-                      unreadable=scores.unreadable)
+                      unreadable=scores.unreadable, relocations=relocations,
+                      journals=journals)
 
 
 def undo_sort(into):
@@ -207,10 +246,11 @@ def undo_sort(into):
         When ``into`` holds no sort to undo.
     """
     into = Path(into).absolute()
+    # Newest first: journal names start with their creation time (the review page's too).
     journals = sorted(_journal_dir(into).glob("*.json"), reverse=True)
     restored, undone_sources = [], set()
     for journal in journals:
-        run_file = into / _STATE / "runs" / journal.name
+        run_file = _run_file(journal)
         if _journal_state(journal) == "undone":
             continue
         restored.extend(moves.undo(journal))
@@ -233,6 +273,53 @@ def _check_folder_names(classes):
             raise IncompatibleModelError(
                 f"the model's class {name!r} cannot be used as a folder name in the output "
                 f"(classes: {[str(c) for c in classes]}).")
+
+
+def _inside(path, folder):
+    return os.fspath(path).startswith(os.fspath(folder) + os.sep)
+
+
+def _same_file(a, b):
+    """Whether ``b`` still holds ``a``'s photo: the same file, or a copy with the same size
+    and modification time (copies keep it) or, failing that, the same bytes."""
+    try:
+        return filecmp.cmp(a, b, shallow=True)
+    except OSError:
+        return False
+
+
+def _locate(rows, into, previous):
+    """Find where each photo is now, and whether it is already in ``into``.
+
+    Sets ``current`` (the file to transfer), ``move_within`` (it is in ``into``, in another
+    folder than its new one: move it there) and, for a photo already in its folder,
+    ``destination`` (nothing to do). A photo in ``into`` keeps the ``source`` of the row
+    that placed it there; a source that an earlier sort placed in ``into`` is found by that
+    row, if its copy is still there unchanged.
+    """
+    by_source = {row["source"]: row for row in previous}
+    by_destination = {os.path.join(into, row["destination"]): row for row in previous
+                      if row.get("destination")}  # relative ones: to OUT
+    for row in rows:
+        current = row["source"]
+        if _inside(current, into):
+            earlier = by_destination.get(current)
+            if earlier is not None and earlier["source"]:
+                row["source"] = earlier["source"]
+        else:
+            earlier = by_source.get(current)
+            placed = earlier and earlier.get("destination")
+            if placed and _inside(placed, into) and _same_file(current, placed):
+                current = placed
+        row["current"] = current
+        inside = _inside(current, into)
+        if not row["folder"]:  # unreadable: left where it is
+            row["destination"] = current if inside else ""
+            row["move_within"] = False
+            continue
+        if inside and os.path.dirname(current) == os.fspath(into / row["folder"]):
+            row["destination"] = current  # already in its folder
+        row["move_within"] = inside and not row["destination"]
 
 
 def _rows(scores, threshold):
@@ -263,18 +350,33 @@ def _rows(scores, threshold):
 
 
 def _fill_destinations(rows, finals):
-    placed = iter(finals)
+    """Set the ``destination`` of each row whose ``current`` file ``finals`` maps."""
     for row in rows:
-        if row["folder"]:
-            row["destination"] = os.fspath(next(placed))
+        final = finals.get(row.get("current"))
+        if final is not None:
+            row["destination"] = os.fspath(final)
 
 
 def _new_run_name():
-    return f"sort-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    # Creation time first, as the review page names its journals: sorted names are in the
+    # order things happened, which undo_sort reverses.
+    return f"{time.time_ns():020d}-sort-{secrets.token_hex(3)}"
 
 
 def _journal_dir(into):
     return Path(into) / _STATE / "journal"
+
+
+def _run_file(journal):
+    """The rows file of the run a journal belongs to (its two journals share it)."""
+    journal = Path(journal)
+    run = journal.stem.removesuffix(_WITHIN)
+    return journal.parent.parent / "runs" / f"{run}.json"
+
+
+def _journal_destinations(journal):
+    """``{source: destination}`` of a journal's entries."""
+    return {entry["source"]: entry["destination"] for entry in _read_json(journal)["entries"]}
 
 
 def _read_json(path):
@@ -296,14 +398,18 @@ def _finish_interrupted(into):
             raise SkanimalError(
                 f"an undo of {os.fspath(into)!r} was interrupted; run the undo again "
                 "('skanimal sort --undo') before sorting into it.")
-        finals = moves.resume(journal)
-        run_file = into / _STATE / "runs" / journal.name
-        rows = _read_json(run_file)["rows"] if run_file.exists() else []
-        _fill_destinations(rows, finals)
+        finished += len(moves.resume(journal))
+        run_file = _run_file(journal)
+        if not run_file.exists():  # another tool's journal (the review page's)
+            continue
+        rows = _read_json(run_file)["rows"]
+        for done in sorted(run_file.parent.parent.glob(f"journal/{run_file.stem}*.json")):
+            _fill_destinations(rows, _journal_destinations(done))
         for row in rows:
-            row.pop("folder", None)
-        _update_predictions(into, rows)
-        finished += len(finals)
+            for key in _INTERNAL:
+                row.pop(key, None)
+        _update_predictions(into, [row for row in rows if row["destination"]
+                                   or row["status"] == "unreadable"])
     return finished
 
 

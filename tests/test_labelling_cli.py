@@ -47,6 +47,20 @@ def test_sort_move_then_undo(model_file, pool, tmp_path, capsys):
     assert sorted(Path(p).read_bytes() for p in pool.paths) == before
 
 
+def test_sorting_review_again_moves_within_out(model_file, pool, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sort", str(model_file), pool.root, "--into", str(out),
+                 "--min-confidence", "1"]) == 0
+    assert len(list((out / "_review").iterdir())) == 16
+    capsys.readouterr()
+    assert main(["sort", str(model_file), str(out / "_review"), "--into", str(out),
+                 "--min-confidence", "0"]) == 0
+    assert "Moved 16 photo(s) already in" in capsys.readouterr().out
+    assert not list((out / "_review").iterdir())
+    assert len([p for p in out.rglob("*.jpg") if ".skanimal" not in p.parts]) == 16
+    assert len(list(csv.DictReader(open(out / "predictions.csv")))) == 16
+
+
 def test_sort_says_which_threshold(model_file, pool, tmp_path, capsys):
     assert main(["sort", str(model_file), pool.root, "--into", str(tmp_path / "out")]) == 0
     assert "Threshold: 0.9 (fallback DEFAULT_MIN_CONFIDENCE" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """sort_images / undo_sort: every photo once, in a class folder or in review, never lost."""
 
+import copy
 import csv
 import os
 import shutil
@@ -14,7 +15,7 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skanimal import BottleneckFeatures, IncompatibleModelError, make_shapes
@@ -121,6 +122,62 @@ def test_rerun_neither_duplicates_nor_overwrites(trained, photos, tmp_path):
     assert {p: p.stat().st_ino for p in out.rglob("*.jpg")} == inodes
     assert [r["destination"] for r in second.rows] == [r["destination"] for r in first.rows]
     assert len(read_csv(out / "predictions.csv")) == len(truth)
+
+
+def relabelled(model):
+    """The same pipeline with its classes rotated: every photo's class changes."""
+    head = copy.deepcopy(model.steps[-1][1])
+    head.classes_ = np.roll(head.classes_, 1)
+    return Pipeline(model.steps[:-1] + [(model.steps[-1][0], head)])
+
+
+def test_resort_with_a_changed_model_moves_the_earlier_copy(trained, photos, tmp_path):
+    model, _ = trained
+    source, truth = photos
+    before = {p: p.read_bytes() for p in source.rglob("*.jpg")}
+    out = tmp_path / "out"
+    first = sort_images(model, source, out, min_confidence=0.0)
+    second = sort_images(relabelled(model), source, out, min_confidence=0.0)
+    where = placed(out)
+    assert sorted(where) == sorted(truth) and all(len(v) == 1 for v in where.values())
+    changed = [a for a, b in zip(first.rows, second.rows) if a["label"] != b["label"]]
+    assert len(changed) == len(truth)  # rotated classes: every photo changed folder...
+    assert len(second.relocations) == len(truth)  # ...by a move of its copy, not a new one
+    for row in second.rows:
+        assert Path(row["destination"]).parent.name == row["label"]
+        assert Path(row["destination"]).read_bytes() == Path(row["source"]).read_bytes()
+    rows = read_csv(out / "predictions.csv")
+    assert sorted(r["destination"] for r in rows) == sorted(r["destination"]
+                                                            for r in second.rows)
+    assert {p: p.read_bytes() for p in source.rglob("*.jpg")} == before  # still a copy
+    undo_sort(out)
+    assert placed(out) == {} and read_csv(out / "predictions.csv") == []
+    assert {p: p.read_bytes() for p in source.rglob("*.jpg")} == before
+
+
+def test_sorting_review_again_moves_within_out_and_keeps_the_rows(trained, photos, tmp_path):
+    from skanimal import moves
+
+    model, _ = trained
+    source, truth = photos
+    out = tmp_path / "out"
+    sort_images(model, source, out, min_confidence=1.0)  # everything to review
+    assert all(v == [REVIEW_FOLDER] for v in placed(out).values())
+    again = sort_images(model, out / REVIEW_FOLDER, out, mode="move", min_confidence=0.0)
+    assert not list((out / REVIEW_FOLDER).iterdir())
+    where = placed(out)
+    assert sorted(where) == sorted(truth) and all(len(v) == 1 for v in where.values())
+    assert len(again.relocations) == len(truth) and len(again.journals) == 1
+    # predictions.csv still has one row per original source, now pointing to its class.
+    rows = read_csv(out / "predictions.csv")
+    assert sorted(r["source"] for r in rows) == sorted(str(p) for p in source.rglob("*.jpg"))
+    assert all(Path(r["destination"]).parent.name == r["label"] for r in rows)
+    # The review page's undo of the re-sort; then undo_sort of the rest: nothing left.
+    moves.undo(again.journals[0])
+    assert all(v == [REVIEW_FOLDER] for v in placed(out).values())
+    undo_sort(out)
+    assert placed(out) == {}
+    assert sorted(p.name for p in source.rglob("*.jpg")) == sorted(truth)
 
 
 def test_collisions_get_a_suffix(trained, photos, tmp_path):
