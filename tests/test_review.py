@@ -507,14 +507,15 @@ def wait_for_retrain(client, timeout=300):
 def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, monkeypatch):
     import joblib
 
-    from skanimal.review import retrain, start
+    from skanimal import sorting
+    from skanimal.review import start
 
     review_dir, model = copy_setup(model_dir, tmp_path)
     (tmp_path / "animals-2.joblib").write_bytes(b"someone else's file")
     old_bytes = model.read_bytes()
     # Every photo of _review is then confident enough to leave it (the rule, not the
     # random-weights model's quality, is under test).
-    monkeypatch.setattr(retrain, "FALLBACK_MIN_CONFIDENCE", 0.0)
+    monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)
     review = start(review_dir, model=model)
     client = review.app.test_client()
     token = login(client, review.app)
@@ -546,6 +547,15 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     moved_out = sorted(p.name for c in CLASSES for p in (review_dir / c).iterdir()
                        if p.name in in_review)
     assert moved_out == in_review
+    # As 'skanimal sort' does: predictions.csv keeps one row per photo (the re-sorted ones
+    # updated in place, the others kept).
+    with open(review_dir / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 * len(CLASSES)
+    resorted = [r for r in rows if Path(r["destination"]).name in in_review]
+    assert len(resorted) == len(in_review)
+    assert all(Path(r["destination"]).parent.name == r["label"] != "_review" and
+               Path(r["destination"]).is_file() for r in resorted)
     restored = post(client, "/api/undo", {}, token).get_json()["restored"]
     assert len(restored) == 4
     assert sorted(p.name for p in (review_dir / "_review").iterdir()) == in_review

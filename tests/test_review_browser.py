@@ -45,10 +45,11 @@ def browser_page():
 @pytest.fixture
 def served(model_dir, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
     """A review server with a model, serving in a thread; ``(review, review_dir, models)``."""
-    from skanimal.review import retrain, start
+    from skanimal import sorting
+    from skanimal.review import start
 
     review_dir, model = copy_setup(model_dir, tmp_path)
-    monkeypatch.setattr(retrain, "FALLBACK_MIN_CONFIDENCE", 0.0)  # _review empties on re-sort
+    monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)  # _review empties on re-sort
     review = start(review_dir, model=model)
     thread = threading.Thread(target=review.run, daemon=True)
     thread.start()

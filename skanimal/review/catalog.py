@@ -54,9 +54,10 @@ class Scores:
 
 @dataclass
 class Action:
-    """One undoable change: a journal and the photos it moved (old, new relative paths)."""
+    """One undoable change: its journals, in the order they ran, and the photos it moved
+    (old, new relative paths, in the journals' order)."""
 
-    journal: Path
+    journals: list
     moved: list
 
 
@@ -283,20 +284,15 @@ class Catalog:
             new = relative_name(self.root, final)
             del self._photos[relative]
             self._photos[new] = (folder, os.stat(final))
-            self._undo.append(Action(journal, [(relative, new)]))
+            self._undo.append(Action([journal], [(relative, new)]))
             return {"from": relative, "to": new, "folder": folder}
 
-    def record(self, journal, moved):
-        """Add a journaled multi-photo change (e.g. a re-sort) to the undo history and
-        read the folder again."""
+    def record(self, journals, moved):
+        """Add a journaled multi-photo change (e.g. a re-sort: its journals in the order
+        they ran) to the undo history and read the folder again."""
         with self._lock:
-            self._undo.append(Action(Path(journal), list(moved)))
+            self._undo.append(Action([Path(j) for j in journals], list(moved)))
             self.scan()
-
-    def new_journal(self):
-        """A fresh journal file name for a change made outside :meth:`move`."""
-        with self._lock:
-            return self._new_journal()
 
     def undo(self):
         """Undo the most recent move (or re-sort); returns ``[{"from", "to"}]`` per photo."""
@@ -304,7 +300,9 @@ class Catalog:
             if not self._undo:
                 raise MoveRefused("nothing to undo")
             action = self._undo.pop()
-            restored = moves.undo(action.journal)
+            restored = []
+            for journal in reversed(action.journals):
+                restored[:0] = moves.undo(journal)
             self.scan()
             back = []
             for (_, new), path in zip(action.moved, restored):

@@ -7,7 +7,8 @@ feature cache (no CNN work for photos seen before) and, within one review sessio
 memory (:class:`FeatureMemo`: a photo moved between folders keeps its inode, size and
 modification time, so it is not even read again). The new model is saved beside the old one
 under the next free name (``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``;
-never overwriting), then the ``_review`` folder is sorted again with it.
+never overwriting: :func:`skanimal.workflow.save_model_beside`), then the ``_review`` folder
+is sorted again with it by :func:`skanimal.sorting.sort_images`.
 """
 
 from __future__ import annotations
@@ -23,19 +24,15 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from .. import moves
 from ..exceptions import IncompatibleModelError, SkanimalError
 from ..features import BottleneckFeatures
+from ..sorting import sort_images
 from ..workflow import save_model_beside
 from .catalog import REVIEW_FOLDER
 from .paths import relative_name
 
-__all__ = ["FeatureMemo", "EpochProgress", "Retrainer",
-           "resort_review", "score_photos", "split_model"]
-
-#: Threshold of the re-sort when the model carries no calibrated ``confidence_threshold_``.
-FALLBACK_MIN_CONFIDENCE = 0.9
-
+__all__ = ["FeatureMemo", "EpochProgress", "Retrainer", "resort_review", "score_photos",
+           "split_model"]
 
 # ----------------------------------------------------------------------------- model files
 
@@ -145,30 +142,16 @@ def score_photos(catalog, model, memo, progress=None):
 
 
 def resort_review(model, catalog):
-    """Sort the photos of the review folder again with ``model``, moving the confident ones
-    into their class folders (journaled); returns ``(journal, [(old, new) relative paths])``.
-
-    The one place where the review page sorts: ``skanimal sort``'s function is not on main
-    yet, so this applies the same rule (a class folder when the top probability reaches the
-    model's calibrated ``confidence_threshold_``, else :data:`FALLBACK_MIN_CONFIDENCE`).
+    """Sort the photos of the review folder again with ``model``, as ``skanimal sort
+    --move`` does (:func:`skanimal.sorting.sort_images` into the reviewed folder): the
+    confident ones move to their class folders, journaled, and ``predictions.csv`` keeps one
+    row per photo. Returns ``(journals, [(old, new) relative paths])``.
     """
-    review = catalog.folder_paths(REVIEW_FOLDER)
-    if not review:
-        return None, []
-    _, _, _, head = split_model(model)
-    proba = np.asarray(model.predict_proba(review))
-    threshold = getattr(head, "confidence_threshold_", None)
-    threshold = FALLBACK_MIN_CONFIDENCE if threshold is None else threshold
-    classes = [str(c) for c in head.classes_]
-    best = proba.argmax(axis=1)
-    pairs = [(path, catalog.root / classes[j]) for path, j, p in
-             zip(review, best, proba.max(axis=1)) if p >= threshold]
-    if not pairs:
-        return None, []
-    journal = catalog.new_journal()
-    finals = moves.transfer(pairs, mode="move", journal=journal)
-    return journal, [(relative_name(catalog.root, source), relative_name(catalog.root, final))
-                     for (source, _), final in zip(pairs, finals)]
+    if not catalog.folder_paths(REVIEW_FOLDER):
+        return [], []
+    result = sort_images(model, catalog.root / REVIEW_FOLDER, catalog.root, mode="move")
+    return result.journals, [(relative_name(catalog.root, old), relative_name(catalog.root, new))
+                             for old, new in result.relocations]
 
 
 # -------------------------------------------------------------------------------- the job
@@ -262,9 +245,9 @@ class Retrainer:
         self.model, self.model_path = new_model, saved
 
         self._set(phase="re-sorting", done=0, total=1)
-        journal, moved = resort_review(new_model, self.catalog)
-        if journal is not None:
-            self.catalog.record(journal, moved)
+        journals, moved = resort_review(new_model, self.catalog)
+        if journals:
+            self.catalog.record(journals, moved)
 
         self._set(phase="scoring", done=0, total=0)
         score_photos(self.catalog, new_model, self.memo,
