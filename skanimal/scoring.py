@@ -17,7 +17,7 @@ import numpy as np
 from . import datasets
 from .exceptions import ImageFolderError, ImageLoadError, IncompatibleModelError
 
-__all__ = ["Scores", "collect_sources", "score_images", "split_pipeline"]
+__all__ = ["Scores", "collect_sources", "iter_scores", "score_images", "split_pipeline"]
 
 #: Images per chunk: a few backbone batches, so one bad file costs little to redo.
 CHUNK_SIZE = 256
@@ -84,6 +84,57 @@ def split_pipeline(model):
     return model[:-1], head
 
 
+def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
+                progress=False, description="Scoring"):
+    """:func:`score_images` chunk by chunk: one :class:`Scores` per chunk of
+    :data:`CHUNK_SIZE` paths, as soon as it is scored (one progress bar for all).
+
+    Lets a caller work on a chunk (e.g. copy its files) while the next is scored. The
+    parameters are :func:`score_images`'. A chunk whose every file is unreadable yields
+    a :class:`Scores` with no paths.
+
+    Yields
+    ------
+    Scores
+    """
+    from tqdm.auto import tqdm
+
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+    if proba:
+        transform, head = split_pipeline(model)
+    else:
+        transform, head = model, None
+    classes = np.asarray(head.classes_) if head is not None else None
+    n_classes = len(classes) if classes is not None else 0
+    paths = [str(p) for p in paths]
+    with tqdm(total=len(paths), unit="img", desc=description, disable=not progress) as bar:
+        for start in range(0, len(paths), CHUNK_SIZE):
+            chunk = paths[start:start + CHUNK_SIZE]
+            unreadable = []
+            chunk_features = None
+            while chunk:
+                try:
+                    chunk_features = np.asarray(transform.transform(chunk))
+                    break
+                except ImageLoadError as exc:
+                    if on_error == "raise" or exc.index is None or exc.index >= len(chunk):
+                        raise
+                    unreadable.append((chunk[exc.index], str(exc)))
+                    chunk = chunk[:exc.index] + chunk[exc.index + 1:]
+            bar.update(min(CHUNK_SIZE, len(paths) - start))
+            yield Scores(
+                paths=chunk,
+                proba=None if head is None else (
+                    np.asarray(head.predict_proba(chunk_features)) if chunk
+                    else np.empty((0, n_classes))),
+                classes=classes,
+                features=None if not features else (
+                    chunk_features if chunk else np.empty((0, 0), np.float32)),
+                unreadable=unreadable,
+            )
+
+
 def score_images(model, paths, *, proba=True, features=False, on_error="skip",
                  progress=False, description="Scoring"):
     """Features and class probabilities of many image files, chunk by chunk.
@@ -111,48 +162,26 @@ def score_images(model, paths, *, proba=True, features=False, on_error="skip",
     -------
     Scores
     """
-    from tqdm.auto import tqdm
-
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}.")
+    parts = list(iter_scores(model, paths, proba=proba, features=features,
+                             on_error=on_error, progress=progress, description=description))
     if proba:
-        transform, head = split_pipeline(model)
+        _, head = split_pipeline(model)
+        classes = np.asarray(head.classes_)
     else:
-        transform, head = model, None
-    paths = [str(p) for p in paths]
-    kept, proba_parts, feature_parts, unreadable = [], [], [], []
-    with tqdm(total=len(paths), unit="img", desc=description, disable=not progress) as bar:
-        for start in range(0, len(paths), CHUNK_SIZE):
-            chunk = paths[start:start + CHUNK_SIZE]
-            while chunk:
-                try:
-                    chunk_features = transform.transform(chunk)
-                    break
-                except ImageLoadError as exc:
-                    if on_error == "raise" or exc.index is None or exc.index >= len(chunk):
-                        raise
-                    unreadable.append((chunk[exc.index], str(exc)))
-                    chunk = chunk[:exc.index] + chunk[exc.index + 1:]
-            bar.update(min(CHUNK_SIZE, len(paths) - start))
-            if not chunk:
-                continue
-            kept.extend(chunk)
-            chunk_features = np.asarray(chunk_features)
-            if head is not None:
-                proba_parts.append(np.asarray(head.predict_proba(chunk_features)))
-            if features:
-                feature_parts.append(chunk_features)
-    classes = np.asarray(head.classes_) if head is not None else None
+        classes = None
+    kept = [p for part in parts if part.paths for p in part.paths]
+    proba_parts = [part.proba for part in parts if part.paths and part.proba is not None]
+    feature_parts = [part.features for part in parts if part.paths and part.features is not None]
     n_classes = len(classes) if classes is not None else 0
     return Scores(
         paths=kept,
         proba=(np.concatenate(proba_parts) if proba_parts else np.empty((0, n_classes)))
-        if head is not None else None,
+        if proba else None,
         classes=classes,
         features=(np.concatenate(feature_parts) if feature_parts else np.empty((0, 0),
                                                                              np.float32))
         if features else None,
-        unreadable=unreadable,
+        unreadable=[item for part in parts for item in part.unreadable],
     )
 
 

@@ -20,7 +20,9 @@ import filecmp
 import io
 import os
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from . import fileio, moves
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
-from .scoring import collect_sources, score_images, split_pipeline
+from .scoring import collect_sources, iter_scores, split_pipeline
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
            "confidence_for"]
@@ -186,35 +188,34 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     resumed = _finish_interrupted(into)
     paths = collect_sources(sources, exclude=into)
 
-    scores = score_images(model, paths, on_error=on_error, progress=progress,
-                          description="Sorting")
-    rows = _rows(scores, threshold)
-    _locate(rows, into, _read_predictions(into))
-    # Photos already in OUT move within it (first, so names they free are reused); the
-    # others are transferred in the asked mode. Each group has its own journal; the run's
-    # rows are saved before any file moves, so a resumed run can list them.
-    within = [(row["current"], into / row["folder"]) for row in rows if row["move_within"]]
-    pairs = [(row["current"], into / row["folder"]) for row in rows
-             if row["folder"] and not row["move_within"] and not row["destination"]]
+    placed_before = _index(_read_predictions(into), into)
     run = _new_run_name()
-    journals = []
-    if within or pairs:
-        fileio.write_json(into / _STATE / "runs" / f"{run}.json",
-                          {"mode": mode, "rows": rows})
-    for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
-                                       (pairs, mode, f"{run}.json")):
-        if group:
-            journals.append(_journal_dir(into) / journal)
-            finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
-            _fill_destinations(rows, {source: final for (source, _), final
-                                      in zip(group, finals)})
-    relocations = [(Path(row["current"]), Path(row["destination"])) for row in rows
-                   if row["move_within"]]
-    for row in rows:
-        for key in _INTERNAL:
-            row.pop(key)
-    if rows or resumed:
-        _update_predictions(into, rows)
+    rows, unreadable, relocations, journals = [], [], [], []
+    # The files of each scored chunk are transferred on a thread while the next chunk is
+    # scored: the CNN, not the copying and syncing, sets the pace. One chunk at a time, in
+    # order; after a failure the later chunks are not transferred, and the error is raised.
+    failed = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="skanimal-sort") as mover:
+        placing = []
+        try:
+            for number, scores in enumerate(iter_scores(model, paths, on_error=on_error,
+                                                        progress=progress,
+                                                        description="Sorting")):
+                chunk = _rows(scores, threshold)
+                _locate(chunk, into, placed_before)
+                rows.extend(chunk)
+                unreadable.extend(scores.unreadable)
+                placing.append(mover.submit(_place, chunk, into, mode,
+                                            f"{run}-{number:05d}", failed))
+                if failed.is_set():
+                    break
+        except BaseException:  # chunks not started yet are not transferred
+            failed.set()
+            raise
+        for future in placing:
+            moved, used = future.result()
+            relocations.extend(moved)
+            journals.extend(used)
     counts = {}
     for row in rows:
         key = row["status"] if row["status"] == "unreadable" else \
@@ -223,8 +224,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     return SortResult(rows=rows, counts=counts, threshold=threshold,
                       threshold_source=threshold_source, into=into,
                       predictions=into / PREDICTIONS_FILE, resumed=resumed,
-                      unreadable=scores.unreadable, relocations=relocations,
-                      journals=journals)
+                      unreadable=unreadable, relocations=relocations, journals=journals)
 
 
 def undo_sort(into):
@@ -288,18 +288,64 @@ def _same_file(a, b):
         return False
 
 
-def _locate(rows, into, previous):
+def _place(rows, into, mode, run, failed):
+    """Transfer the photos of one chunk's ``rows`` and record them in predictions.csv.
+
+    Photos already in OUT move within it (first, so names they free are reused); the
+    others are transferred in ``mode``. Each group has its own journal (``run``-within,
+    ``run``); the rows are saved first (``runs/<run>.json``), so a resumed run can list
+    them. Returns ``(relocations, journals)``; does nothing once ``failed`` is set, and
+    sets it when it raises.
+    """
+    if failed.is_set():
+        return [], []
+    try:
+        within = [(row["current"], into / row["folder"]) for row in rows if row["move_within"]]
+        pairs = [(row["current"], into / row["folder"]) for row in rows
+                 if row["folder"] and not row["move_within"] and not row["destination"]]
+        if within or pairs:
+            fileio.write_json(into / _STATE / "runs" / f"{run}.json",
+                              {"mode": mode, "rows": rows})
+        journals = []
+        for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
+                                           (pairs, mode, f"{run}.json")):
+            if group:
+                journals.append(_journal_dir(into) / journal)
+                finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
+                _fill_destinations(rows, {source: final for (source, _), final
+                                          in zip(group, finals)})
+        relocations = [(Path(row["current"]), Path(row["destination"])) for row in rows
+                       if row["move_within"]]
+        for row in rows:
+            for key in _INTERNAL:
+                row.pop(key)
+        if rows:
+            _update_predictions(into, rows)
+        return relocations, journals
+    except BaseException:
+        failed.set()
+        raise
+
+
+def _index(previous, into):
+    """``(by_source, by_destination)`` of the rows of an earlier predictions.csv."""
+    by_source = {row["source"]: row for row in previous}
+    by_destination = {os.path.join(into, row["destination"]): row for row in previous
+                      if row.get("destination")}  # relative ones: to OUT
+    return by_source, by_destination
+
+
+def _locate(rows, into, placed_before):
     """Find where each photo is now, and whether it is already in ``into``.
 
-    Sets ``current`` (the file to transfer), ``move_within`` (it is in ``into``, in another
+    ``placed_before`` is :func:`_index` of the rows of earlier sorts. Sets ``current``
+    (the file to transfer), ``move_within`` (it is in ``into``, in another
     folder than its new one: move it there) and, for a photo already in its folder,
     ``destination`` (nothing to do). A photo in ``into`` keeps the ``source`` of the row
     that placed it there; a source that an earlier sort placed in ``into`` is found by that
     row, if its copy is still there unchanged.
     """
-    by_source = {row["source"]: row for row in previous}
-    by_destination = {os.path.join(into, row["destination"]): row for row in previous
-                      if row.get("destination")}  # relative ones: to OUT
+    by_source, by_destination = placed_before
     for row in rows:
         current = row["source"]
         if _inside(current, into):

@@ -180,6 +180,43 @@ def test_sorting_review_again_moves_within_out_and_keeps_the_rows(trained, photo
     assert sorted(p.name for p in source.rglob("*.jpg")) == sorted(truth)
 
 
+def test_chunks_are_transferred_while_the_next_is_scored(trained, photos, tmp_path,
+                                                         monkeypatch):
+    from skanimal import moves, scoring
+
+    model, _ = trained
+    source, truth = photos
+    monkeypatch.setattr(scoring, "CHUNK_SIZE", 5)
+    result = sort_images(model, source, tmp_path / "out", mode="move", min_confidence=0.6)
+    n_chunks = -(-len(truth) // 5)
+    assert len(result.journals) == n_chunks  # one journal per chunk, in order
+    assert result.journals == sorted(result.journals)
+    where = placed(tmp_path / "out")
+    assert sorted(where) == sorted(truth) and all(len(v) == 1 for v in where.values())
+    assert len(read_csv(tmp_path / "out" / "predictions.csv")) == len(truth)
+    undo_sort(tmp_path / "out")
+    assert sorted(p.name for p in source.rglob("*.jpg")) == sorted(truth)
+
+    # A failing transfer stops the later chunks and is raised; what was done can be undone.
+    calls = []
+    real = moves.transfer
+
+    def failing(pairs, **kwargs):
+        calls.append(len(pairs))
+        if len(calls) == 2:
+            raise moves.TransferError("disk full (simulated)")
+        return real(pairs, **kwargs)
+
+    monkeypatch.setattr(moves, "transfer", failing)
+    with pytest.raises(moves.TransferError, match="simulated"):
+        sort_images(model, source, tmp_path / "out2", mode="move", min_confidence=0.6)
+    assert len(calls) == 2
+    assert len([n for n, v in placed(tmp_path / "out2").items()]) == calls[0]
+    monkeypatch.setattr(moves, "transfer", real)
+    undo_sort(tmp_path / "out2")
+    assert sorted(p.name for p in source.rglob("*.jpg")) == sorted(truth)
+
+
 def test_collisions_get_a_suffix(trained, photos, tmp_path):
     model, _ = trained
     source, _ = photos
