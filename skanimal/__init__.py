@@ -34,6 +34,7 @@ __all__ = [
     "__version__",
     "BottleneckFeatures",
     "BottleneckClassifier",
+    "ARTICLE_SETTINGS",
     "AugmentedClassifier",
     "AugmentedImage",
     "ImageAugmentation",
@@ -55,20 +56,24 @@ __all__ = [
 ]
 
 
+#: Names served from skanimal.classifier on first use (it imports TensorFlow).
+_DEFERRED = ("BottleneckClassifier", "ARTICLE_SETTINGS")
+
+
 def __getattr__(name):
     # BottleneckClassifier is a Keras model wrapper: importing it loads TensorFlow (seconds,
     # and start-up noise on stderr). Deferring it keeps `import skanimal` and the CLI's
     # --help, cache and usage-error paths fast and quiet.
-    if name == "BottleneckClassifier":
+    if name in _DEFERRED:
         from ._tfstartup import start_tensorflow
 
         start_tensorflow()  # before classifier.py imports it, without its C++ notices
-        from .classifier import BottleneckClassifier
+        from . import classifier
 
-        return BottleneckClassifier
+        return getattr(classifier, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | {"BottleneckClassifier"})
+    return sorted(set(globals()) | set(_DEFERRED))
 

@@ -308,7 +308,7 @@ def _build(spec, weights, image_size, pooling, precision):
     return Backbone(spec=spec, model=model, feature_shape=feature_shape, precision=precision)
 
 
-def get_backbone(name="vgg16", *, weights="imagenet", image_size=None, pooling=None,
+def get_backbone(name="vgg16", *, weights="imagenet", image_size=None, pooling="avg",
                  precision="float32") -> Backbone:
     """Build a frozen backbone, or return the one this process already built.
 
@@ -321,8 +321,9 @@ def get_backbone(name="vgg16", *, weights="imagenet", image_size=None, pooling=N
         path loads a weights file offline; ``None`` gives a deterministic random init.
     image_size : tuple of int, optional
         ``(height, width)``; defaults to the backbone's own size.
-    pooling : {None, "avg", "max"}
-        Global pooling of the last feature map, or ``None`` to keep (and flatten) it.
+    pooling : {"avg", "max", None}, default="avg"
+        Global pooling of the last feature map, or ``None`` to keep (and flatten) it; the
+        default is :class:`~skanimal.BottleneckFeatures`' own.
     precision : {"float32", "bfloat16"}
         Compute precision; ``"bfloat16"`` uses Keras' ``mixed_bfloat16`` policy.
 

@@ -203,6 +203,10 @@ def _positive_int(text):
     return value
 
 
+def _epochs(text):
+    return "auto" if text.lower() == "auto" else _positive_int(text)
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -291,7 +295,9 @@ def _add_train(commands):
             "(skanimal.train_val_test_split). Features of every image are extracted once\n"
             "(and cached); the head trains on the train part, with the validation part as\n"
             "Keras validation_data (validation curves in the report), and is then scored on\n"
-            "the validation and test parts. The fitted pipeline is saved with joblib."
+            "the validation and test parts. The fitted pipeline is saved with joblib.\n\n"
+            "Small sets work from 2 images per class: a part too big for the smallest class\n"
+            "is left out (validation first, then test), and the command says so."
         ),
         epilog="example: skanimal train photos/ -o animals.joblib --report-dir report/",
     )
@@ -314,15 +320,22 @@ def _add_train(commands):
     train.add_argument("--image-size", type=_image_size, default=None, metavar="N",
                        help="resize images to N×N (or HEIGHTxWIDTH) pixels; default: the "
                             "backbone's own, 224 for vgg16")
-    train.add_argument("--pooling", type=_pooling, default=None, metavar="{none,avg,max}",
-                       help="'none' flattens the last feature map, 'avg'/'max' pool it; "
-                            "default: none")
-    train.add_argument("--epochs", type=_positive_int, default=7, metavar="N",
-                       help="training epochs; default: %(default)s")
+    train.add_argument("--pooling", type=_pooling, default="avg", metavar="{none,avg,max}",
+                       help="'avg'/'max' pool the last feature map, 'none' flattens it; "
+                            "default: %(default)s")
+    # the choices are workflow.HEADS, spelt out: --help must not import the workflow
+    train.add_argument("--head", choices=("network", "logistic"), default="network",
+                       help="'network': the Keras head (BottleneckClassifier); 'logistic': "
+                            "StandardScaler + LogisticRegression, the linear baseline; "
+                            "default: %(default)s")
+    train.add_argument("--epochs", type=_epochs, default="auto", metavar="N",
+                       help="training epochs of the network head, or 'auto' (at least 300 "
+                            "gradient steps; early stopping from 1000 images); "
+                            "default: %(default)s")
     train.add_argument("--batch-size", type=_positive_int, default=50, metavar="N",
                        help="images per gradient update; default: %(default)s")
-    train.add_argument("--learning-rate", type=_positive_float, default=1e-4, metavar="RATE",
-                       help="RMSprop learning rate; default: %(default)s")
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="RATE",
+                       help="Adam learning rate of the network head; default: %(default)s")
     train.add_argument("--random-state", type=int, default=0, metavar="SEED",
                        help="seed of the split and of the head's training; "
                             "default: %(default)s")
@@ -365,7 +378,8 @@ def _run_train(args):
     _check_train_args(args)
     result = train(args.data_dir, args.output, val_size=args.val_size,
                    test_size=args.test_size, backbone=args.backbone, weights=args.weights,
-                   image_size=args.image_size, pooling=args.pooling, epochs=args.epochs,
+                   image_size=args.image_size, pooling=args.pooling, head=args.head,
+                   epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate,
                    random_state=args.random_state, report_dir=args.report_dir,
                    cache=args.cache, progress=args.progress, log=print)

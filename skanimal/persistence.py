@@ -45,7 +45,8 @@ _FEATURE_PARAMS = ("backbone", "weights", "image_size", "pooling", "precision", 
 # ``model``, callbacks, optimizer classes) cannot, and are not needed to predict.
 _HEAD_PARAMS = ("hidden_layer_sizes", "dropout", "negative_slope", "learning_rate", "optimizer",
                 "loss", "metrics", "epochs", "batch_size", "shuffle", "class_weight",
-                "validation_split", "random_state", "verbose", "warm_start")
+                "validation_split", "early_stopping", "n_iter_no_change", "scale_inputs",
+                "random_state", "verbose", "warm_start")
 
 
 def _steps(pipeline):
@@ -129,7 +130,8 @@ def save(pipeline, path):
             {"name": head_name, "class": "BottleneckClassifier",
              "params": _head_params(head),
              "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
-             "n_features_in": int(head.n_features_in_), "history": history},
+             "n_features_in": int(head.n_features_in_), "history": history,
+             "confidence_threshold": getattr(head, "confidence_threshold_", None)},
         ],
     }
     path = Path(path)
@@ -184,8 +186,11 @@ def _restore_head(spec, model):
     from .classifier import BottleneckClassifier
 
     classes = np.asarray(spec["classes"], dtype=np.dtype(spec["classes_dtype"]))
-    return BottleneckClassifier._from_trained_model(
+    head = BottleneckClassifier._from_trained_model(
         spec["params"], classes, int(spec["n_features_in"]), model, spec.get("history", {}))
+    threshold = spec.get("confidence_threshold")
+    head.confidence_threshold_ = None if threshold is None else float(threshold)
+    return head
 
 
 def load(path):

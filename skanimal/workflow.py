@@ -397,17 +397,22 @@ def save_model_beside(pipeline, path):
 
 
 def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
-          weights="imagenet", image_size=None, pooling=None, epochs=7, batch_size=50,
-          learning_rate=1e-4, random_state=0, report_dir=None, cache=True, progress=False,
-          log=None):
+          weights="imagenet", image_size=None, pooling="avg", head="network", epochs="auto",
+          batch_size=50, learning_rate=1e-3, random_state=0, report_dir=None, cache=True,
+          progress=False, log=None):
     """Train a classifier on a class-per-folder image set and save it (``skanimal train``).
 
     The images are split into stratified train, validation and test parts
     (:func:`skanimal.train_val_test_split`); the features of every image are extracted once
     (and cached); the head trains on the train part with the validation part as Keras
-    ``validation_data``, and is scored on the validation and test parts. The fitted
-    ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))`` is saved with
-    :func:`save_model`.
+    ``validation_data`` (which also calibrates its ``confidence_threshold_``), and is scored
+    on the validation and test parts. The fitted ``make_pipeline(BottleneckFeatures(...),
+    head)`` is saved with :func:`save_model`.
+
+    A set too small for the parts asked for is not an error: each part gets at least one
+    image per class when the smallest class can spare it and every class keeps two training
+    images; otherwise the validation part, then the test part, is left out, and ``log`` says
+    so (from 2 images per class the head trains on all of them, and is not scored).
 
     Parameters
     ----------
@@ -419,6 +424,10 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         Passed to :func:`skanimal.train_val_test_split`; 0 leaves a part out.
     backbone, weights, image_size, pooling, cache
         See :class:`skanimal.BottleneckFeatures`.
+    head : {"network", "logistic"}, default="network"
+        ``"network"``: :class:`skanimal.BottleneckClassifier`; ``"logistic"``:
+        ``StandardScaler`` + ``LogisticRegression``, the linear baseline (Create ML's default
+        kind of head), which ignores ``epochs``, ``batch_size`` and ``learning_rate``.
     epochs, batch_size, learning_rate, random_state
         See :class:`skanimal.BottleneckClassifier`; ``random_state`` also seeds the split.
     report_dir : path-like, optional
@@ -441,28 +450,24 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     """
     from sklearn.pipeline import make_pipeline
 
-    from .classifier import BottleneckClassifier
-    from .datasets import train_val_test_split
     from .features import BottleneckFeatures
 
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     start = time.perf_counter()
     data = _load_data(data_dir, log)
     if len(data.target_names) < 2:
         raise ImageFolderError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
                                "classifier needs at least two class sub-folders")
-    try:
-        parts = train_val_test_split(data, val_size=val_size, test_size=test_size,
-                                     random_state=random_state)
-    except ValueError as exc:
-        raise ImageFolderError(f"cannot split {len(data.paths)} images into train/validation/"
-                               f"test parts: {exc}") from exc
-    train_part, val_part, test_part = parts
+    train_part, val_part, test_part = _split_what_fits(data, val_size, test_size,
+                                                       random_state, log)
     sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
              "test": len(test_part.paths)}
     _say(log, f"Split (stratified, random_state={random_state}): {sizes['train']} train, "
               f"{sizes['val']} validation, {sizes['test']} test")
     if report_dir is not None and not sizes["test"]:
-        raise ImageFolderError("a report needs a test part: use a test size > 0")
+        raise ImageFolderError("a report needs a test part: " + (
+            "this set is too small for one (see above)" if test_size else "use a test size > 0"))
 
     features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
                                   pooling=pooling, cache=cache, verbose=int(bool(progress)))
@@ -479,23 +484,37 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     F_train, F_val, F_test = (matrix[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
     _say(log, f"Extracted features of {len(everything)} images in {extract_s:.1f} s")
 
-    head = BottleneckClassifier(epochs=epochs, batch_size=batch_size,
-                                learning_rate=learning_rate, random_state=random_state)
     t0 = time.perf_counter()
-    head.fit(F_train, train_part.target,
-             validation_data=(F_val, val_part.target) if sizes["val"] else None)
+    if head == "logistic":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        head_model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        head_model.fit(F_train, train_part.target)
+        _say(log, f"Trained a logistic-regression head (StandardScaler + LogisticRegression) "
+                  f"in {time.perf_counter() - t0:.1f} s")
+        steps = [features, *(step for _, step in head_model.steps)]
+    else:
+        from .classifier import BottleneckClassifier
+
+        head_model = BottleneckClassifier(epochs=epochs, batch_size=batch_size,
+                                          learning_rate=learning_rate,
+                                          random_state=random_state)
+        head_model.fit(F_train, train_part.target,
+                       validation_data=(F_val, val_part.target) if sizes["val"] else None)
+        history = head_model.history_
+        _say(log, f"Trained the classifier head for {len(history['loss'])} epochs in "
+                  f"{time.perf_counter() - t0:.1f} s (last epoch: training loss "
+                  f"{history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f})")
+        steps = [features, head_model]
     fit_s = time.perf_counter() - t0
-    history = head.history_
-    _say(log, f"Trained the classifier head for {epochs} epochs in {fit_s:.1f} s "
-              f"(last epoch: training loss {history['loss'][-1]:.4f}, accuracy "
-              f"{history['accuracy'][-1]:.3f})")
     features.set_params(verbose=0)  # the saved model stays quiet in Python
-    pipeline = make_pipeline(features, head)
+    pipeline = make_pipeline(*steps)
 
     scores, test_predicted = {}, None
     for key, F, part in (("val", F_val, val_part), ("test", F_test, test_part)):
         if len(part.paths):
-            classes, proba, predicted = predict_with_proba(head, F)
+            classes, proba, predicted = predict_with_proba(head_model, F)
             scores[key] = compute_metrics(part.target, predicted, proba, classes)
             if key == "test":
                 test_predicted = predicted
@@ -514,6 +533,55 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     return TrainResult(pipeline=pipeline, model_path=model_path, model_bytes=model_bytes,
                        sizes=sizes, scores=scores, timings=timings, test=test_part,
                        report_dir=report_dir)
+
+
+#: The heads ``train`` offers (``skanimal train --head``).
+HEADS = ("network", "logistic")
+
+
+def _split_what_fits(data, val_size, test_size, random_state, log):
+    """Stratified train/validation/test parts, as asked where the set allows it.
+
+    A non-empty part gets at least one image per class (stratification needs it) when every
+    class keeps at least two training images; otherwise the validation part is left out,
+    then the test part. Each change is said through ``log``.
+    """
+    from .datasets import train_val_test_split
+
+    _, counts = np.unique(np.asarray(data.target, dtype=str), return_counts=True)
+    n, n_classes, smallest = len(data.target), len(counts), int(counts.min())
+
+    def count(size):
+        return size if isinstance(size, (int, np.integer)) else int(round(size * n))
+
+    asked = {"validation": count(val_size), "test": count(test_size)}
+    if asked["validation"] + asked["test"] >= n:  # what was asked, not the set's size, is wrong
+        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
+                               f"val_size={val_size!r} and test_size={test_size!r} leave no "
+                               "training images")
+    # a stratified part holds at least one image per class
+    sizes = {name: max(size, n_classes) if size else 0 for name, size in asked.items()}
+    for name in ("validation", "test"):
+        # each part takes about its share of the smallest class, and at least one image
+        taken = sum(max(1, round(size * smallest / n)) for size in sizes.values() if size)
+        if smallest - taken >= 2:
+            break
+        if sizes[name]:
+            sizes[name] = 0
+            _say(log, f"Left out the {name} part: the smallest class has only {smallest} "
+                      "images, and each class keeps at least 2 for training"
+                      + (" (so no scores: evaluate the model on other photos with "
+                         "'skanimal evaluate')" if name == "test" else ""))
+    for name, size in sizes.items():
+        if size and size != asked[name]:
+            _say(log, f"The {name} part gets one image per class ({size} images, not "
+                      f"{asked[name]}), the fewest a stratified split allows")
+    try:
+        return train_val_test_split(data, val_size=sizes["validation"],
+                                    test_size=sizes["test"], random_state=random_state)
+    except ValueError as exc:
+        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
+                               f"{exc}") from exc
 
 
 def evaluate(model, data_dir, *, report_dir=None, progress=None, log=None):

@@ -7,6 +7,9 @@ import pytest
 
 #: Real photos for development, beside the project checkout (absent in a user's clone).
 ANIMALS_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "animals-dev"
+#: Real pretrained MobileNetV2 weights (no top), a stand-in for ImageNet's; see its SOURCES.md.
+MOBILENET_V2_WEIGHTS = (Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+                        / "mobilenet_v2_1.0_pretrained_notop.weights.h5")
 
 #: Small images keep VGG16 cheap: 32×32 is the smallest size Keras accepts.
 SMALL = (32, 32)
@@ -50,3 +53,11 @@ def animals_dev():
     from skanimal import load_image_folder
 
     return load_image_folder(ANIMALS_DEV)
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v2_weights():
+    """Path of the shared pretrained MobileNetV2 weights, or a clean skip where absent."""
+    if not MOBILENET_V2_WEIGHTS.is_file():
+        pytest.skip(f"pretrained weights not available at {MOBILENET_V2_WEIGHTS}")
+    return str(MOBILENET_V2_WEIGHTS)

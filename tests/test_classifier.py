@@ -23,10 +23,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
-from skanimal.classifier import BottleneckClassifier
+from skanimal.classifier import ARTICLE_SETTINGS, BottleneckClassifier
 
-#: Small and quick: the default head is tested on its own in test_default_head_architecture.
-FAST = {"hidden_layer_sizes": (8,), "epochs": 3, "learning_rate": 1e-2, "random_state": 0}
+#: Small and quick: the default head is tested on its own in
+#: test_default_head_architecture_and_schedule.
+#: RMSprop: its first steps are ~3× larger than Adam's, so 3 one-batch epochs suffice.
+FAST = {"hidden_layer_sizes": (8,), "epochs": 3, "learning_rate": 1e-2, "optimizer": "rmsprop",
+        "random_state": 0}
 
 
 def blobs(n_per_class=20, n_features=20, labels=("cat", "dog", "fox"), spread=3.0, seed=0):
@@ -61,37 +64,107 @@ class _BatchCounter(keras.callbacks.Callback):
         self.batch_sizes.append(batch)
 
 
-def test_default_head_architecture(data):
-    X, y = data  # 60 samples, 20 features, 3 classes
-    counter = _BatchCounter()
-    clf = BottleneckClassifier(random_state=0, callbacks=[counter]).fit(X, y)
-    model = clf.model_
-    assert isinstance(model, keras.Model)
-
+def _check_article_architecture(model, n_features, n_classes, *, scaled):
     kinds = [type(layer).__name__ for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    assert kinds == ["Flatten", "Dense", "LeakyReLU", "Dropout", "Dense", "LeakyReLU", "Dropout",
-                     "Dense"]
+    assert kinds == (["Normalization"] if scaled else []) + [
+        "Flatten", "Dense", "LeakyReLU", "Dropout", "Dense", "LeakyReLU", "Dropout", "Dense"]
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    assert [layer.units for layer in dense] == [100, 50, 3]
+    assert [layer.units for layer in dense] == [100, 50, n_classes]
     assert dense[-1].activation is keras.activations.softmax
     leaky = [layer for layer in model.layers if isinstance(layer, keras.layers.LeakyReLU)]
     assert [layer.negative_slope for layer in leaky] == pytest.approx([0.3, 0.3])
     drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert [layer.rate for layer in drops] == pytest.approx([0.5, 0.3])
-    assert model.input_shape == (None, 20)
-
-    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
-    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    assert model.input_shape == (None, n_features)
     loss = model.loss
     assert getattr(loss, "__name__", loss) == "categorical_crossentropy"
+
+
+def test_default_head_architecture_and_schedule(data):
+    X, y = data  # 60 samples, 20 features, 3 classes
+    counter = _BatchCounter()
+    clf = BottleneckClassifier(random_state=0, callbacks=[counter]).fit(X, y)
+    model = clf.model_
+    assert isinstance(model, keras.Model)
+    _check_article_architecture(model, 20, 3, scaled=True)
+    # the input layer centres each feature and divides all by one scale (training statistics)
+    scaling = model.get_layer("input_scaling")
+    np.testing.assert_allclose(np.ravel(scaling.mean), X.mean(axis=0), rtol=1e-5, atol=1e-6)
+    variance = np.ravel(scaling.variance)
+    assert np.allclose(variance, variance[0])
+    assert variance[0] == pytest.approx(np.mean(X.var(axis=0)), rel=1e-5)
+
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
     # targets are one-hot encoded for categorical cross-entropy
     assert clf.target_encoder_.transform(y[:2]).shape == (2, 3)
 
-    # 7 epochs of 50-sample batches: 60 samples → 2 batches per epoch
-    assert len(clf.history_["loss"]) == 7 and len(clf.history_["accuracy"]) == 7
-    assert len(counter.batch_sizes) == 7 * 2
+    # epochs="auto" below 1000 samples: no early stopping, nothing held out, at least 300
+    # steps of 50-sample batches: 60 samples → 2 batches per epoch → 150 epochs
+    assert len(clf.history_["loss"]) == 150 and "val_loss" not in clf.history_
+    assert len(counter.batch_sizes) == 150 * 2
+    assert clf.confidence_threshold_ is None
     params = BottleneckClassifier().get_params()
-    assert params["epochs"] == 7 and params["batch_size"] == 50 and params["verbose"] == 0
+    assert params["epochs"] == "auto" and params["batch_size"] == 50 and params["verbose"] == 0
+    assert params["early_stopping"] == "auto" and params["validation_split"] is None
+
+
+def test_article_settings_are_the_reference_articles(data):
+    X, y = data
+    assert dict(ARTICLE_SETTINGS) == {
+        "hidden_layer_sizes": (100, 50), "dropout": (0.5, 0.3), "negative_slope": 0.3,
+        "optimizer": "rmsprop", "learning_rate": 1e-4, "loss": "categorical_crossentropy",
+        "epochs": 7, "batch_size": 50, "scale_inputs": False, "early_stopping": False}
+    counter = _BatchCounter()
+    clf = BottleneckClassifier(**ARTICLE_SETTINGS, random_state=0, callbacks=[counter]).fit(X, y)
+    _check_article_architecture(clf.model_, 20, 3, scaled=False)
+    assert isinstance(clf.model_.optimizer, keras.optimizers.RMSprop)
+    assert float(clf.model_.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+    # 7 epochs of 50-sample batches: 60 samples → 2 batches per epoch
+    assert len(clf.history_["loss"]) == 7 and len(counter.batch_sizes) == 7 * 2
+    assert "val_loss" not in clf.history_
+
+
+def test_auto_epochs_scale_with_the_set():
+    clf = BottleneckClassifier()
+    assert clf._auto_epochs(12, early=False) == 300        # one batch per epoch
+    assert clf._auto_epochs(240, early=False) == 60        # 5 batches
+    assert clf._auto_epochs(13_400, early=False) == 10     # 268 batches: 10 passes
+    assert clf._auto_epochs(13_400, early=True) == 200     # an upper bound: stops early
+    assert BottleneckClassifier(batch_size=-1)._auto_epochs(12, early=False) == 300
+
+
+def test_early_stopping_auto_on_a_large_set_restores_the_best_epoch():
+    # 1000 samples: "auto" holds out a stratified 10 %, stops when val_loss stops falling,
+    # keeps the best epoch's weights and calibrates a confidence threshold on the held-out part
+    X, y = blobs(n_per_class=250, n_features=8, labels=("a", "b", "c", "d"), spread=0.7,
+                 seed=1)
+    clf = BottleneckClassifier(hidden_layer_sizes=(8,), n_iter_no_change=3,
+                               random_state=0).fit(X, y)
+    val_loss = clf.history_["val_loss"]
+    assert 4 <= len(val_loss) < 200                       # stopped early
+    best = int(np.argmin(val_loss))
+    assert len(val_loss) - 1 - best >= 3 or len(val_loss) == 200
+    assert len(clf.history_["loss"]) == len(val_loss)
+    # the restored model's validation loss is the best epoch's, not the last one's
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.1, stratify=y, random_state=0)
+    restored = clf.model_.evaluate(X_val, clf.target_encoder_.transform(y_val), verbose=0)
+    restored = restored[0] if isinstance(restored, list) else restored
+    assert restored == pytest.approx(val_loss[best], rel=1e-3)
+    assert clf.confidence_threshold_ is None or 0 < clf.confidence_threshold_ <= 1
+    # below the threshold nothing is held out unless asked
+    small = BottleneckClassifier(hidden_layer_sizes=(8,), epochs=2).fit(X[:999], y[:999])
+    assert "val_loss" not in small.history_ and small.confidence_threshold_ is None
+
+
+def test_early_stopping_true_needs_a_validation_part(data):
+    X, y = data
+    with pytest.raises(ValueError, match="early_stopping=True needs a validation part"):
+        BottleneckClassifier(**FAST, early_stopping=True, validation_split=0.0).fit(X, y)
+    clf = BottleneckClassifier(**{**FAST, "epochs": 4}, early_stopping=True,
+                               validation_split=0.25).fit(X, y)
+    assert len(clf.history_["val_loss"]) <= 4
+    assert clf.confidence_threshold_ is None or 0 < clf.confidence_threshold_ <= 1
 
 
 def test_binary_targets_with_the_default_categorical_loss():
@@ -114,8 +187,8 @@ def test_one_float_dropout_and_deeper_or_empty_heads(data):
     assert [layer.rate for layer in clf.model_.layers
             if isinstance(layer, keras.layers.Dropout)] == pytest.approx([0.5])
     clf = BottleneckClassifier(hidden_layer_sizes=(), epochs=1).fit(X, y)
-    assert [type(layer).__name__ for layer in clf.model_.layers] == ["InputLayer", "Flatten",
-                                                                     "Dense"]
+    assert [type(layer).__name__ for layer in clf.model_.layers] == [
+        "InputLayer", "Normalization", "Flatten", "Dense"]
 
 
 @pytest.mark.parametrize("name, cls", [("adam", keras.optimizers.Adam),
@@ -369,7 +442,7 @@ def test_custom_model_callable(data):
     clf = BottleneckClassifier(_uncompiled_head, model__units=5, epochs=2,
                                learning_rate=1e-2).fit(X, y)
     assert clf.model_.layers[0].units == 5
-    assert isinstance(clf.model_.optimizer, keras.optimizers.RMSprop)
+    assert isinstance(clf.model_.optimizer, keras.optimizers.Adam)  # the default optimizer
     assert float(clf.model_.optimizer.learning_rate.numpy()) == pytest.approx(1e-2)
     assert clone(clf).get_params()["model__units"] == 5
     # compiled with a sparse loss: the targets follow the compiled loss (class indices)

@@ -348,3 +348,16 @@ def test_usage_errors_exit_2(argv, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert "usage: skanimal" in capsys.readouterr().err
+
+
+def test_train_from_two_photos_per_class_with_a_logistic_head(tmp_path, capsys):
+    # issue 11: 5 per class used to fail with "cannot split 30 images"; 2 per class now
+    # trains on everything and says what it did with the validation and test parts
+    make_shapes(tmp_path / "tiny", n_per_class=2, image_size=32)
+    model = tmp_path / "tiny.joblib"
+    assert main(["train", str(tmp_path / "tiny"), "-o", str(model), *COMMON,
+                 "--head", "logistic"]) == 0
+    out = capsys.readouterr().out
+    assert "Left out the validation part" in out and "Left out the test part" in out
+    assert "Trained a logistic-regression head" in out and f"Saved the model to {model}" in out
+    assert type(joblib.load(model)[-1]).__name__ == "LogisticRegression"

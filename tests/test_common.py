@@ -158,7 +158,8 @@ def test_images_only_failures_really_fail_for_the_stated_reason():
 NUMERIC_PARAMETERS = {
     BottleneckFeatures: ["image_size", "batch_size", "n_jobs"],
     BottleneckClassifier: ["hidden_layer_sizes", "dropout", "negative_slope", "learning_rate",
-                           "epochs", "batch_size", "validation_split", "random_state"],
+                           "epochs", "batch_size", "validation_split", "n_iter_no_change",
+                           "random_state"],
     AugmentedClassifier: ["n_copies", "random_state"],
     ImageAugmentation: ["rotation", "shift", "zoom", "shear", "brightness"],
 }

@@ -86,12 +86,15 @@ def test_other_backbones_equal_direct_keras(backbone, tmp_path, pixels):
     np.testing.assert_allclose(features, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_default_is_vgg16_at_224_flattened_25088():
+def test_default_is_vgg16_at_224_average_pooled_512():
     transformer = BottleneckFeatures(weights=None, cache=False).fit()
-    assert transformer.feature_shape_ == (7, 7, 512)
-    assert transformer.n_features_out_ == 25088
+    assert transformer.feature_shape_ == (512,)
+    assert transformer.n_features_out_ == 512
     names = transformer.get_feature_names_out()
-    assert len(names) == 25088 and names[0] == "bottleneckfeatures0"
+    assert len(names) == 512 and names[0] == "bottleneckfeatures0"
+    # the reference article's flattened map is one parameter away
+    flattened = BottleneckFeatures(weights=None, cache=False, pooling=None).fit()
+    assert flattened.feature_shape_ == (7, 7, 512) and flattened.n_features_out_ == 25088
 
 
 def test_registry_offers_required_backbones():
@@ -241,7 +244,7 @@ def test_imagenet_available_builds_the_backbone_the_transformer_then_reuses(
     built = get_backbone("vgg16", weights="imagenet", image_size=SMALL)
     features = BottleneckFeatures(image_size=SMALL, cache=False).fit_transform(pixels)
     assert len(requested) == 1  # neither call loaded the weights again
-    expected = _direct_keras(vgg16_weights_file, pixels, None)
+    expected = _direct_keras(vgg16_weights_file, pixels, "avg")
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
     assert get_backbone("vgg16", weights="imagenet", image_size=SMALL) is built
 

@@ -128,7 +128,7 @@ def test_changed_feature_width_at_predict_time_is_a_clear_error(pipe, shapes):
     pipe = pipe.__class__(pipe.steps)  # shallow: share the fitted steps
     from sklearn.base import clone
 
-    wider = clone(pipe[0]).set_params(image_size=(64, 64)).fit()
+    wider = clone(pipe[0]).set_params(image_size=(64, 64), pooling=None).fit()  # 2×2×512
     with pytest.raises(ValueError, match="2048 features, but BottleneckClassifier is expecting "
                                          "512"):
         pipe[-1].predict(wider.transform(shapes.paths[:2]))
@@ -163,7 +163,7 @@ def test_warm_cache_run_never_builds_the_backbone(shapes, reference, tmp_path, m
     monkeypatch.setattr(features_module, "get_backbone", refuse)
     warm = BottleneckFeatures(weights=None, image_size=SMALL, cache=cache)
     np.testing.assert_allclose(warm.fit_transform(shapes.paths), reference, atol=1e-5)
-    assert warm.feature_shape_ == (1, 1, 512) and warm.n_features_out_ == 512
+    assert warm.feature_shape_ == (512,) and warm.n_features_out_ == 512  # avg-pooled
     # Another configuration is not in the cache: it needs its backbone.
     with pytest.raises(AssertionError, match="backbone was built"):
         BottleneckFeatures(weights=None, image_size=(48, 48), cache=cache).fit()

@@ -63,7 +63,7 @@ def test_train_result_holds_what_the_command_prints(trained, data_dir):
     # the log narrates each step, in order, one line per call
     assert [line.split()[0] for line in lines] == ["Loaded", "Split", "Extracting",
                                                    "Extracted", "Trained"]
-    assert "(32x32 px, weights=none, pooling=none" in lines[2]
+    assert "(32x32 px, weights=none, pooling=avg" in lines[2]
 
 
 def test_train_saves_an_atomic_model_with_normal_permissions(trained):
@@ -221,6 +221,52 @@ def test_train_data_errors_come_before_any_work(tmp_path, kwargs, match):
     with pytest.raises(ImageFolderError, match=match):
         workflow.train(data, tmp_path / "m.joblib", **SMALL, **kwargs)
     assert not (tmp_path / "m.joblib").exists()
+
+
+def test_train_from_two_images_per_class_says_what_it_left_out(tmp_path):
+    # too few images for a validation or a test part: train on all, say so, score nothing
+    make_shapes(tmp_path / "tiny", n_per_class=2, image_size=32)
+    lines = []
+    result = workflow.train(tmp_path / "tiny", tmp_path / "m.joblib", log=lines.append,
+                            **SMALL)
+    assert result.sizes == {"train": 8, "val": 0, "test": 0} and result.scores == {}
+    left_out = [line for line in lines if line.startswith("Left out")]
+    assert len(left_out) == 2
+    assert "validation part" in left_out[0] and "only 2 images" in left_out[0]
+    assert "test part" in left_out[1] and "skanimal evaluate" in left_out[1]
+    assert set(joblib.load(result.model_path).classes_) == {
+        "circle", "cross", "square", "triangle"}
+
+
+def test_train_from_five_images_per_class_keeps_one_per_class_in_each_part(tmp_path):
+    # 10 % of 20 images is 2, fewer than the 4 classes: each part gets one image per class
+    make_shapes(tmp_path / "few", n_per_class=5, image_size=32)
+    lines = []
+    result = workflow.train(tmp_path / "few", tmp_path / "m.joblib", log=lines.append,
+                            epochs=2, **SMALL)
+    assert result.sizes == {"train": 12, "val": 4, "test": 4}
+    assert set(result.scores) == {"val", "test"}
+    assert sum("one image per class (4 images, not 2)" in line for line in lines) == 2
+    assert not any(line.startswith("Left out") for line in lines)
+
+
+def test_train_with_a_logistic_head(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    make_shapes(tmp_path / "shapes", n_per_class=6, image_size=32)
+    lines = []
+    result = workflow.train(tmp_path / "shapes", tmp_path / "m.joblib", head="logistic",
+                            log=lines.append, **SMALL)
+    kinds = [type(step) for _, step in result.pipeline.steps]
+    assert kinds[1:] == [StandardScaler, LogisticRegression]
+    assert any(line.startswith("Trained a logistic-regression head") for line in lines)
+    assert 0 <= result.scores["test"]["accuracy"] <= 1
+    saved = joblib.load(result.model_path)
+    paths = list(result.test.paths)
+    assert list(saved.predict(paths)) == list(result.pipeline.predict(paths))
+    with pytest.raises(ValueError, match="head must be one of"):
+        workflow.train(tmp_path / "shapes", tmp_path / "n.joblib", head="forest", **SMALL)
 
 
 def test_train_needs_two_classes(tmp_path):
