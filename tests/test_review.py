@@ -564,3 +564,37 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     status, _ = wait_for_retrain(client)
     assert status["state"] == "done" and status["model"] == "animals-4.joblib"
     review.close()
+
+
+def test_retrain_a_logistic_head(model_dir, tmp_path, monkeypatch):
+    """A 'skanimal train --head logistic' model (StandardScaler + LogisticRegression after
+    the features) retrains too, and keeps its steps."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skanimal import BottleneckFeatures, load_image_folder, sorting
+    from skanimal.review import start
+
+    review_dir, _ = copy_setup(model_dir, tmp_path)
+    data = load_image_folder(review_dir)
+    keep = data.target != "_review"
+    pipe = make_pipeline(
+        BottleneckFeatures("mobilenet_v2", weights=None, image_size=(32, 32), pooling="avg"),
+        StandardScaler(), LogisticRegression(max_iter=500))
+    pipe.fit(data.paths[keep], data.target[keep])
+    model = tmp_path / "linear.joblib"
+    joblib.dump(pipe, model)
+    monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)
+    review = start(review_dir, model=model)
+    client = review.app.test_client()
+    token = login(client, review.app)
+    assert post(client, "/api/retrain", {}, token).status_code == 202
+    status, _ = wait_for_retrain(client)
+    assert status["state"] == "done" and status["model"] == "linear-2.joblib", status
+    new = joblib.load(tmp_path / "linear-2.joblib")
+    assert [type(step).__name__ for _, step in new.steps] == [
+        "BottleneckFeatures", "StandardScaler", "LogisticRegression"]
+    assert not any((review_dir / "_review").iterdir())
+    review.close()

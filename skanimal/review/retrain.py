@@ -32,22 +32,36 @@ from .catalog import REVIEW_FOLDER
 from .paths import relative_name
 
 __all__ = ["FeatureMemo", "EpochProgress", "Retrainer", "resort_review", "score_photos",
-           "split_model"]
+           "split_model", "join_model"]
 
 # ----------------------------------------------------------------------------- model files
 
 
 def split_model(model, path="the model"):
-    """``(features_name, features, head_name, head)`` of a two-step skanimal pipeline."""
+    """``(features_name, features, head_name, head)`` of a skanimal pipeline.
+
+    The first step is the fitted :class:`~skanimal.BottleneckFeatures`; the head is the
+    rest: the last step (``head_name`` its name), or, for a longer pipeline such as
+    ``skanimal train --head logistic``'s StandardScaler + LogisticRegression, a
+    :class:`~sklearn.pipeline.Pipeline` of the remaining steps (``head_name`` None).
+    """
     steps = getattr(model, "steps", None)
-    if (not isinstance(model, Pipeline) or len(steps) != 2
+    if (not isinstance(model, Pipeline) or len(steps) < 2
             or not isinstance(steps[0][1], BottleneckFeatures)
-            or not hasattr(steps[1][1], "predict_proba")):
+            or not hasattr(steps[-1][1], "predict_proba")):
         raise IncompatibleModelError(
             f"{os.fspath(path)!r} is not a pipeline of BottleneckFeatures and a classifier "
             "(as 'skanimal train' saves): the review page cannot score or retrain it")
-    (features_name, features), (head_name, head) = steps
-    return features_name, features, head_name, head
+    features_name, features = steps[0]
+    if len(steps) == 2:
+        return features_name, features, steps[1][0], steps[1][1]
+    return features_name, features, None, Pipeline(steps[1:])
+
+
+def join_model(features_name, features, head_name, head):
+    """The pipeline :func:`split_model` split (with a new head)."""
+    rest = head.steps if head_name is None else [(head_name, head)]
+    return Pipeline([(features_name, features)] + list(rest))
 
 
 # -------------------------------------------------------------------------------- features
@@ -119,6 +133,8 @@ class EpochProgress(keras.callbacks.Callback):
 def _fit_head(head, F, y, on_epoch):
     """Fit a clone of ``head`` on ``(F, y)``, reporting epochs; returns the fitted clone."""
     head = clone(head)
+    if "callbacks" not in head.get_params(deep=False):  # not a Keras head: no epochs
+        return head.fit(F, y)
     callbacks = head.get_params().get("callbacks")
     head.set_params(callbacks=list(callbacks or []) + [EpochProgress(on_epoch)])
     try:
@@ -233,12 +249,12 @@ class Retrainer:
         F = self.memo.transform(features, paths,
                                 lambda done, total: self._set(done=done, total=total))
 
-        epochs = head.get_params().get("epochs") or 0
-        self._set(phase="training", done=0, total=epochs)
+        epochs = head.get_params(deep=False).get("epochs")  # an int, "auto" or none
+        self._set(phase="training", done=0, total=epochs if isinstance(epochs, int) else 0)
         t0 = time.perf_counter()
         new_head = _fit_head(head, F, labels, lambda epoch: self._set(done=epoch))
         fit_s = time.perf_counter() - t0
-        new_model = Pipeline([(features_name, features), (head_name, new_head)])
+        new_model = join_model(features_name, features, head_name, new_head)
 
         self._set(phase="saving", done=0, total=1)
         saved = save_model_beside(new_model, self.model_path)
