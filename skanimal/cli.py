@@ -6,10 +6,17 @@
     skanimal evaluate animals.joblib more_photos/
     skanimal predict animals.joblib new_photo.jpg holiday/ --top-k 3 --format csv
     skanimal demo
+    skanimal sort animals.joblib unsorted/ --into sorted/ --move
+    skanimal suggest animals.joblib unsorted/ -n 20 --into to-label/
+    skanimal audit photos/ --model animals.joblib
+    skanimal review sorted/ --model animals.joblib
     skanimal cache info
 
-A thin layer over :mod:`skanimal.workflow`: each command parses its arguments, calls one
-workflow function and prints its result. ``train`` builds
+A thin layer over :mod:`skanimal.workflow` and the labelling modules
+(:mod:`skanimal.sorting`, :mod:`skanimal.suggest`, :mod:`skanimal.audit`) and the review
+page (:mod:`skanimal.review`): each command
+parses its arguments, calls one function (after :func:`skanimal.workflow.load_model` where it
+takes a model file) and prints its result. ``train`` builds
 ``make_pipeline(BottleneckFeatures(...), BottleneckClassifier(...))`` from its options (same
 names, same defaults) and saves it with :func:`joblib.dump`; ``evaluate`` and ``predict`` load
 such a file. Exit status: 0 on success, 2 for usage errors, 1 for data errors (missing or
@@ -556,8 +563,283 @@ def _run_cache_clear(args):
     return 0
 
 
+# ------------------------------------------------------------------ sort, suggest, audit
+
+
+def _write_records(rows, columns, fmt, out=None):
+    """Print records as an aligned table, CSV or JSON (a list of objects)."""
+    from .fileio import to_jsonable
+
+    out = out or sys.stdout
+    if fmt == "json":
+        json.dump(to_jsonable([{c: row.get(c, "") for c in columns} for row in rows]), out,
+                  indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = [[c.upper() for c in columns]] + [[str(row.get(c, "")) for c in columns]
+                                                  for row in rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+        for r in table:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+
+
+def _add_sort(commands):
+    sort = _command(
+        commands, "sort", _run_sort,
+        help="sort photos into class folders with a saved model; the unsure ones to review",
+        usage="skanimal sort MODEL SOURCE... --into OUT [--min-confidence P] "
+              "[--copy | --link | --move]\n       skanimal sort --undo OUT",
+        description="Put each image of SOURCE (files, and folders searched recursively) into\n"
+                    "OUT/<class>/ when the model is confident enough, else into OUT/_review/,\n"
+                    "and write OUT/predictions.csv (source, destination, label, confidence,\n"
+                    "runner-up classes). Names that collide get a suffix; nothing is ever\n"
+                    "overwritten; running the same sort again duplicates nothing, and a photo\n"
+                    "a retrained model puts in another class is moved there. --move is\n"
+                    "journaled: killed and run again, it finishes with every photo exactly\n"
+                    "once. --undo OUT puts moved photos back (and removes copies and links).\n\n"
+                    "Only load model files you trust: joblib files can run code when loaded.",
+        epilog="example: skanimal sort animals.joblib unsorted/ --into sorted/ --move",
+    )
+    _add_progress_option(sort)
+    sort.add_argument("inputs", metavar="MODEL SOURCE", nargs="*",
+                      help="a model saved by 'skanimal train' (or skanimal.save), then image "
+                           "files and folders")
+    sort.add_argument("--into", metavar="OUT", help="output folder")
+    sort.add_argument("--min-confidence", type=float, metavar="P",
+                      help="top probability needed for a class folder (0-1); default: the "
+                           "classifier's calibrated confidence_threshold_, else 0.9")
+    how = sort.add_mutually_exclusive_group()
+    for mode, text in (("copy", "copy the photos (default; sources untouched)"),
+                       ("link", "hard-link them (symbolic links across file systems)"),
+                       ("move", "move them (journaled, crash-safe)")):
+        how.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode,
+                         help=text)
+    how.add_argument("--undo", metavar="OUT", help="reverse every sort into OUT")
+    sort.set_defaults(mode="copy")
+
+
+def _check_sort_args(args):
+    if args.undo is not None:
+        if args.inputs or args.into:
+            raise UsageError("--undo OUT takes no MODEL, SOURCE or --into")
+        return
+    if len(args.inputs) < 2:
+        raise UsageError("the following arguments are required: MODEL SOURCE...")
+    if args.into is None:
+        raise UsageError("the following arguments are required: --into OUT")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+
+
+def _run_sort(args):
+    from .sorting import sort_images, undo_sort
+    from .workflow import load_model
+
+    _check_sort_args(args)
+    if args.undo is not None:
+        restored = undo_sort(args.undo)
+        print(f"Restored {len(restored)} photo(s) from {args.undo}")
+        return 0
+    model_path, *sources = args.inputs
+    model = load_model(model_path)
+    result = sort_images(model, sources, args.into, min_confidence=args.min_confidence,
+                         mode=args.mode, progress=bool(args.progress))
+    print(f"Threshold: {result.threshold:.4g} ({result.threshold_source})")
+    if result.resumed:
+        print(f"Finished {result.resumed} photo(s) of an interrupted sort first")
+    verb = {"copy": "Copied", "link": "Linked", "move": "Moved"}[args.mode]
+    placed = {k: v for k, v in result.counts.items() if k != "unreadable"}
+    print(f"{verb} {sum(placed.values())} photo(s) into {result.into}: "
+          + ", ".join(f"{name} {n}" for name, n in sorted(placed.items())))
+    if result.relocations:
+        print(f"Moved {len(result.relocations)} photo(s) already in {result.into} to their "
+              "new folder (no second copy)")
+    for path, error in result.unreadable:
+        print(f"Left in place (unreadable): {path}: {error}", file=sys.stderr)
+    print(f"Wrote {result.predictions}")
+    return 0
+
+
+def _add_suggest(commands):
+    suggest = _command(
+        commands, "suggest", _run_suggest,
+        help="pick the photos worth labelling next (uncertain and diverse)",
+        description="Score every image of POOL (files and folders) with the model and list\n"
+                    "the N worth labelling next: the smallest margins between the two most\n"
+                    "probable classes, spread out in feature space (greedy k-center) so they\n"
+                    "are not near-copies of one confusing case.\n\n"
+                    "Only load model files you trust: joblib files can run code when loaded.",
+        epilog="example: skanimal suggest animals.joblib unsorted/ -n 20 --into to-label/",
+    )
+    _add_progress_option(suggest)
+    suggest.add_argument("model", metavar="MODEL", help="a model saved by 'skanimal train'")
+    suggest.add_argument("pool", metavar="POOL", nargs="+", help="unlabelled images/folders")
+    suggest.add_argument("-n", type=_positive_int, default=20, metavar="N",
+                         help="number of photos; default: %(default)s")
+    suggest.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                         help="output format; default: %(default)s")
+    suggest.add_argument("--into", metavar="DIR",
+                         help="also copy them into DIR (never overwriting)")
+
+
+def _run_suggest(args):
+    from .suggest import suggest_images
+    from .workflow import load_model
+
+    model = load_model(args.model)
+    result = suggest_images(model, args.pool, args.n, into=args.into,
+                            progress=bool(args.progress))
+    _write_records(result.rows, ["path", "margin", "label", "confidence", "label_2",
+                                 "confidence_2"], args.format)
+    for path, error in result.unreadable:
+        print(f"Skipped (unreadable): {path}: {error}", file=sys.stderr)
+    if args.into is not None:
+        print(f"Copied {len(result.copied)} photo(s) into {args.into}", file=sys.stderr)
+    return 0
+
+
+_AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
+                  "suggested_probability", "group", "kind", "other_path", "other_label",
+                  "similarity", "part", "other_part"]
+
+
+def _add_audit(commands):
+    audit = _command(
+        commands, "audit", _run_audit,
+        help="find wrong labels, duplicates and near-duplicates in a labelled image set",
+        description="DATA_DIR/<class>/<images> (or DATA_DIR/<train|val|test>/<class>/...).\n"
+                    "Suspects: photos whose folder gets a low out-of-fold probability from a\n"
+                    "cross-validated classifier on the features, most suspicious first, with\n"
+                    "the suggested class. Exact duplicates (same bytes) under different\n"
+                    "classes or split between parts, and near-duplicates (similar features).",
+        epilog="example: skanimal audit photos/ --backbone mobilenet_v2 --weights mnv2.h5",
+    )
+    _add_progress_option(audit)
+    audit.add_argument("data_dir", metavar="DATA_DIR", help="class-per-folder image set")
+    audit.add_argument("--model", metavar="MODEL",
+                       help="use the features of this saved model (instead of --backbone, "
+                            "--weights, --image-size)")
+    audit.add_argument("--backbone", choices=available_backbones(),
+                       help="without --model: backbone; default: vgg16")
+    audit.add_argument("--weights", metavar="W",
+                       help="without --model: 'imagenet', 'none' or a weights file; default: "
+                            "imagenet")
+    audit.add_argument("--image-size", type=_image_size, metavar="HxW",
+                       help="without --model: image size, e.g. 224x224; default: the "
+                            "backbone's own")
+    audit.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="output format; default: %(default)s")
+
+
+def _print_audit(result, data_dir, fmt):
+    sections = (("suspect", result.suspects), ("duplicate", result.duplicates),
+                ("near_duplicate", result.near_duplicates))
+    if fmt == "json":
+        from .fileio import to_jsonable
+
+        json.dump(to_jsonable({
+            "suspects": result.suspects, "duplicates": result.duplicates,
+            "near_duplicates": result.near_duplicates,
+            "unreadable": [{"path": p, "error": e} for p, e in result.unreadable],
+        }), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    elif fmt == "csv":
+        _write_records([{"finding": name, **row} for name, rows in sections for row in rows],
+                       _AUDIT_COLUMNS, "csv")
+    else:
+        print(f"Audited {result.n_images} photos of {data_dir}")
+        columns = {
+            "suspect": ["path", "label", "label_probability", "suggested",
+                        "suggested_probability"],
+            "duplicate": ["group", "kind", "path", "label", "part"],
+            "near_duplicate": ["similarity", "kind", "path", "other_path", "label",
+                               "other_label"],
+        }
+        for name, rows in sections:
+            print(f"\n{name.replace('_', '-')}s: {len(rows)}")
+            if rows:
+                _write_records(rows, columns[name], "table")
+
+
+def _run_audit(args):
+    from .audit import audit_folder
+    from .workflow import load_model
+
+    features_given = (args.backbone, args.weights, args.image_size) != (None,) * 3
+    if args.model is not None and features_given:
+        raise UsageError("--model takes the features of the model; leave out --backbone, "
+                         "--weights and --image-size")
+    model = None if args.model is None else load_model(args.model)
+    weights = "imagenet" if args.weights is None else _weights(args.weights)
+    result = audit_folder(args.data_dir, model=model, backbone=args.backbone or "vgg16",
+                          weights=weights, image_size=args.image_size,
+                          progress=bool(args.progress))
+    _print_audit(result, args.data_dir, args.format)
+    for path, error in result.unreadable:
+        print(f"Skipped (unreadable): {path}: {error}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------- review
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be in 0..65535, got {text}")
+    return value
+
+
+def _add_review(commands):
+    review = _command(
+        commands, "review", _run_review,
+        help="check sorted photos on a local web page: relabel with one key, retrain",
+        description=(
+            "Start a local web page showing the photos of DIR (a folder made by 'skanimal\n"
+            "sort' or any class-per-folder set) by class, the _review folder first and the\n"
+            "least confident photos first. Keys 1-9 move the selected photo to a class, 0 to\n"
+            "_review, u undoes; moves are journaled like 'sort --move'. Retrain fits the\n"
+            "model's head again on the corrected folders, saves it beside MODEL (never\n"
+            "overwriting) and sorts _review again with it, as 'skanimal sort --move' does.\n\n"
+            "The first line of output is the page's URL (with its session key). Needs\n"
+            "pip install \"skanimal[review]\"."
+        ),
+        epilog="example: skanimal review sorted/ --model animals.joblib",
+    )
+    review.add_argument("directory", metavar="DIR", help="folder with one sub-folder per class")
+    review.add_argument("--model", metavar="MODEL",
+                        help="saved model (joblib or .skanimal): scores the photos and enables "
+                             "Retrain (default: confidences from DIR/predictions.csv)")
+    review.add_argument("--port", type=_port, default=0, metavar="N",
+                        help="TCP port; default: a free one")
+    review.add_argument("--host", default="127.0.0.1", metavar="H",
+                        help="address to listen on; default: %(default)s (this computer "
+                             "only). Any other address is reachable by others: a warning says so")
+    review.add_argument("--no-browser", dest="browser", action="store_false",
+                        help="do not open a web browser")
+
+
+def _run_review(args):
+    from .review import require_extra
+
+    require_extra()  # one line naming the extra, before Flask is imported
+    from .review import serve
+
+    return serve(args.directory, model=args.model, host=args.host, port=args.port,
+                 open_browser=args.browser)
+
+
 #: The sub-commands, in the order ``skanimal --help`` lists them: each builds its parser.
-COMMANDS = (_add_train, _add_evaluate, _add_predict, _add_demo, _add_cache)
+COMMANDS = (_add_train, _add_evaluate, _add_predict, _add_demo, _add_sort, _add_suggest,
+            _add_audit, _add_review, _add_cache)
 
 
 def build_parser():

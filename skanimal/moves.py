@@ -18,7 +18,7 @@ process is killed at.
   bytes → the kill came between link and unlink, so remove the source; destination only →
   done. :func:`undo` reverses the same way, and is itself safe to kill and rerun.
 
-Every file this module writes (journals, copies) goes through :mod:`skanimal.fileio`.
+Every file this module writes (journals, copies) goes through ``skanimal.fileio``.
 """
 
 from __future__ import annotations

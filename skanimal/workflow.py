@@ -22,7 +22,9 @@ Only load model files you trust: joblib files can run code when loaded (see
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ import numpy as np
 
 from .datasets import collect_images, load_image_folder
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
-from .fileio import atomic_write
+from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .report import (
     add_provenance,
     classification_text,
@@ -49,6 +51,7 @@ __all__ = [
     "demo",
     "load_model",
     "save_model",
+    "save_model_beside",
     "TrainResult",
     "EvaluateResult",
     "PredictResult",
@@ -240,15 +243,25 @@ def _resolve_model(model):
 # ------------------------------------------------------------------------------ model files
 
 
+def _is_zip_archive(path):
+    # The start of the file, not zipfile.is_zipfile: that looks for a zip directory anywhere,
+    # and a pickled Keras head embeds one.
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
 def load_model(path):
-    """Load a pipeline saved by :func:`train` (or ``joblib.dump``), checking what it is.
+    """Load a pipeline saved by :func:`train` (or ``joblib.dump``, or :func:`skanimal.save`),
+    checking what it is.
 
     Parameters
     ----------
     path : path-like
         A joblib file holding a fitted pipeline of :class:`~skanimal.BottleneckFeatures`
-        and a classifier (a saved ``GridSearchCV`` of one works too). Only load files you
-        trust: unpickling can run code.
+        and a classifier (a saved ``GridSearchCV`` of one works too), or a ``.skanimal``
+        archive written by :func:`skanimal.save` (recognised by its content, a zip archive,
+        whatever its name; loaded without unpickling). Only load joblib files you trust:
+        unpickling can run code.
 
     Returns
     -------
@@ -271,7 +284,12 @@ def load_model(path):
     from sklearn.utils.validation import check_is_fitted
 
     try:
-        model = joblib.load(path)
+        if _is_zip_archive(path):  # skanimal.save's archive; a pickle never starts so
+            from .persistence import load
+
+            model = load(path)
+        else:
+            model = joblib.load(path)
     except SkanimalError:
         raise
     except Exception as exc:  # pickle, EOF, KeyError, ImportError... all mean "not ours"
@@ -315,6 +333,64 @@ def save_model(pipeline, path):
     with atomic_write(path) as handle:
         joblib.dump(pipeline, handle)
     return Path(path)
+
+
+def _numbered_names(path):
+    """``name.ext`` → ``name-2.ext``, ``name-3.ext``...; ``name-2.ext`` → ``name-3.ext``..."""
+    match = re.fullmatch(r"(.*)-(\d+)", path.stem)
+    base, last = (match.group(1), int(match.group(2))) if match else (path.stem, 1)
+    for number in itertools.count(last + 1):
+        yield path.with_name(f"{base}-{number}{path.suffix}")
+
+
+def _publish_new(temporary, destination):
+    """Give ``temporary`` the name ``destination`` unless that name exists (never replacing)."""
+    try:
+        os.link(temporary, destination)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some shares): reserve the name exclusively
+        os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(temporary, destination)
+
+
+def save_model_beside(pipeline, path):
+    """Save a pipeline beside ``path`` under the next free numbered name, never overwriting.
+
+    ``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``... (the first name no
+    file has). A ``.skanimal`` name is written with :func:`skanimal.save`, any other with
+    :func:`save_model`. The file is written completely under a temporary name first and
+    then linked to its final name, which fails rather than replace a file created there in
+    the meantime (the next name is tried then).
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The fitted pipeline to save.
+    path : path-like
+        The existing model file the new one goes beside (left untouched).
+
+    Returns
+    -------
+    pathlib.Path
+        The new file.
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{TMP_PREFIX}save-") as tmp:
+        temporary = Path(tmp) / path.name
+        if path.suffix == ".skanimal":
+            from .persistence import save
+
+            save(pipeline, temporary)
+        else:
+            save_model(pipeline, temporary)
+        for candidate in _numbered_names(path):
+            try:
+                _publish_new(temporary, candidate)
+            except FileExistsError:
+                continue
+            fsync_dir(path.parent)
+            return candidate
 
 
 # -------------------------------------------------------------------------------- workflows

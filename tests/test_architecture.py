@@ -21,7 +21,12 @@ PRIVATE_PREFIXES = ("tensorflow.python", "keras.src")
 
 
 def _modules():
-    return sorted(PACKAGE.glob("*.py"))
+    """Every module of the package, sub-packages (``skanimal/review``) included."""
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _name(path):
+    return path.relative_to(PACKAGE).as_posix()
 
 
 def _imports(path):
@@ -57,13 +62,16 @@ def private_third_party_imports(path):
 
 def private_skanimal_imports(path):
     """Imports of another skanimal module's ``_``-names (its submodules excepted) in ``path``."""
-    submodules = {p.stem for p in _modules()}
+    submodules = {p.stem for p in PACKAGE.glob("*.py")}
+    # how deep ``path`` lies below the package (1 in skanimal/review/), for relative imports
+    depth = len(path.resolve().relative_to(PACKAGE).parts) - 1 \
+        if path.resolve().is_relative_to(PACKAGE) else 0
     found = []
     for line, module, level, names in _imports(path):
         ours = level > 0 or (module or "").split(".")[0] == "skanimal"
         if not ours:
             continue
-        is_package = (level == 1 and module is None) or module == "skanimal"
+        is_package = (level == depth + 1 and module is None) or module == "skanimal"
         for name in names:
             if _is_private(name) and not (is_package and name in submodules):
                 found.append(f"{path.name}:{line}: from {'.' * level}{module or ''} "
@@ -107,9 +115,9 @@ KNOWN_CROSS_MODULE_PRIVATE_IMPORTS = {}
 
 
 @pytest.mark.parametrize("module", [
-    pytest.param(path.name, marks=pytest.mark.xfail(
-        reason=KNOWN_CROSS_MODULE_PRIVATE_IMPORTS[path.name], strict=True))
-    if path.name in KNOWN_CROSS_MODULE_PRIVATE_IMPORTS else path.name
+    pytest.param(_name(path), marks=pytest.mark.xfail(
+        reason=KNOWN_CROSS_MODULE_PRIVATE_IMPORTS[_name(path)], strict=True))
+    if _name(path) in KNOWN_CROSS_MODULE_PRIVATE_IMPORTS else _name(path)
     for path in _modules()
 ])
 def test_no_module_imports_another_modules_private_names(module):

@@ -177,6 +177,40 @@ def test_save_model_replaces_atomically_or_not_at_all(tmp_path):
     assert os.listdir(path.parent) == ["model.joblib"]  # no temporary file left
 
 
+def test_load_model_reads_skanimal_archives_too(trained, data_dir, tmp_path):
+    from skanimal import save
+
+    pipeline = trained[0].pipeline
+    archive = save(pipeline, tmp_path / "shapes.skanimal")
+    renamed = archive.rename(tmp_path / "shapes.model")  # told apart by content, not name
+    loaded = workflow.load_model(renamed)
+    paths = find_images(data_dir)[:6]
+    np.testing.assert_allclose(loaded.predict_proba(paths), pipeline.predict_proba(paths),
+                               atol=1e-5)
+    not_ours = tmp_path / "other.zip"
+    import zipfile
+
+    with zipfile.ZipFile(not_ours, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(IncompatibleModelError, match="not a skanimal model file"):
+        workflow.load_model(not_ours)
+
+
+def test_save_model_beside_takes_the_next_free_name_and_never_overwrites(tmp_path):
+    old = tmp_path / "animals.joblib"
+    workflow.save_model({"version": 1}, old)
+    (tmp_path / "animals-3.joblib").write_bytes(b"someone else's file")
+    assert workflow.save_model_beside({"version": 2}, old) == tmp_path / "animals-2.joblib"
+    new = workflow.save_model_beside({"version": 3}, tmp_path / "animals-2.joblib")
+    assert new == tmp_path / "animals-4.joblib"  # animals-3 is taken
+    assert joblib.load(old) == {"version": 1}
+    assert (tmp_path / "animals-3.joblib").read_bytes() == b"someone else's file"
+    assert joblib.load(new) == {"version": 3}
+    assert mode(new) == normal_mode()
+    assert sorted(os.listdir(tmp_path)) == ["animals-2.joblib", "animals-3.joblib",
+                                            "animals-4.joblib", "animals.joblib"]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(val_size=0.5, test_size=0.5), "cannot split 16 images"),
     (dict(val_size=4, test_size=0, report_dir="r"), "a report needs a test part"),

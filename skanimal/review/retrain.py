@@ -1,0 +1,273 @@
+"""Retrain from the review page: fit the head again on the corrected class folders.
+
+The backbone is frozen, so a model is its fitted :class:`~skanimal.BottleneckFeatures`
+step plus a head. Retraining keeps the features step as it is and fits a clone of the head
+on the features of the photos now in the class folders. Those features come from the
+feature cache (no CNN work for photos seen before) and, within one review session, from
+memory (:class:`FeatureMemo`: a photo moved between folders keeps its inode, size and
+modification time, so it is not even read again). The new model is saved beside the old one
+under the next free name (``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``;
+never overwriting: :func:`skanimal.workflow.save_model_beside`), then the ``_review`` folder
+is sorted again with it by :func:`skanimal.sorting.sort_images`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from ..exceptions import IncompatibleModelError, SkanimalError
+from ..features import BottleneckFeatures
+from ..sorting import sort_images
+from ..workflow import save_model_beside
+from .catalog import REVIEW_FOLDER
+from .paths import relative_name
+
+__all__ = ["FeatureMemo", "EpochProgress", "Retrainer", "resort_review", "score_photos",
+           "split_model", "join_model"]
+
+# ----------------------------------------------------------------------------- model files
+
+
+def split_model(model, path="the model"):
+    """``(features_name, features, head_name, head)`` of a skanimal pipeline.
+
+    The first step is the fitted :class:`~skanimal.BottleneckFeatures`; the head is the
+    rest: the last step (``head_name`` its name), or, for a longer pipeline such as
+    ``skanimal train --head logistic``'s StandardScaler + LogisticRegression, a
+    :class:`~sklearn.pipeline.Pipeline` of the remaining steps (``head_name`` None).
+    """
+    steps = getattr(model, "steps", None)
+    if (not isinstance(model, Pipeline) or len(steps) < 2
+            or not isinstance(steps[0][1], BottleneckFeatures)
+            or not hasattr(steps[-1][1], "predict_proba")):
+        raise IncompatibleModelError(
+            f"{os.fspath(path)!r} is not a pipeline of BottleneckFeatures and a classifier "
+            "(as 'skanimal train' saves): the review page cannot score or retrain it")
+    features_name, features = steps[0]
+    if len(steps) == 2:
+        return features_name, features, steps[1][0], steps[1][1]
+    return features_name, features, None, Pipeline(steps[1:])
+
+
+def join_model(features_name, features, head_name, head):
+    """The pipeline :func:`split_model` split (with a new head)."""
+    rest = head.steps if head_name is None else [(head_name, head)]
+    return Pipeline([(features_name, features)] + list(rest))
+
+
+# -------------------------------------------------------------------------------- features
+
+
+class FeatureMemo:
+    """Features of photos already seen in this session, by file identity.
+
+    The key is (device, inode, size, modification time): moving a photo inside the folder
+    keeps it, editing the file changes it. Photos not in memory go through the features
+    step (and its on-disk cache) in chunks, so progress can be reported.
+    """
+
+    def __init__(self, chunk_size=64):
+        self.chunk_size = chunk_size
+        self._features = None
+        self._rows = {}
+        self._lock = threading.Lock()
+
+    def transform(self, features, paths, progress=None):
+        """Feature rows of ``paths`` from ``features`` (a fitted BottleneckFeatures).
+
+        ``progress(done, total)`` is called after each chunk.
+        """
+        with self._lock:
+            if features is not self._features:
+                self._features, self._rows = features, {}
+        keys = []
+        for path in paths:
+            info = os.stat(path)
+            keys.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+        missing = [i for i, key in enumerate(keys) if key not in self._rows]
+        total = len(paths)
+        done = total - len(missing)
+        if progress:
+            progress(done, total)
+        for start in range(0, len(missing), self.chunk_size):
+            chunk = missing[start:start + self.chunk_size]
+            rows = features.transform([paths[i] for i in chunk])
+            with self._lock:
+                for i, row in zip(chunk, rows):
+                    self._rows[keys[i]] = row
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        with self._lock:
+            return np.stack([self._rows[key] for key in keys]) if keys else None
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A Keras callback that reports each finished epoch to ``report(epoch_number)``.
+
+    It pickles (with the model it is part of) as a callback that does nothing, so a saved
+    model never holds the review app.
+    """
+
+    def __init__(self, report=None):
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.report is not None:
+            self.report(epoch + 1)
+
+    def __reduce__(self):
+        return (EpochProgress, ())
+
+
+def _fit_head(head, F, y, on_epoch):
+    """Fit a clone of ``head`` on ``(F, y)``, reporting epochs; returns the fitted clone."""
+    head = clone(head)
+    if "callbacks" not in head.get_params(deep=False):  # not a Keras head: no epochs
+        return head.fit(F, y)
+    callbacks = head.get_params().get("callbacks")
+    head.set_params(callbacks=list(callbacks or []) + [EpochProgress(on_epoch)])
+    try:
+        head.fit(F, y)
+    finally:
+        head.set_params(callbacks=callbacks)
+    return head
+
+
+def score_photos(catalog, model, memo, progress=None):
+    """Record ``model``'s probabilities for every photo of ``catalog`` (features from
+    ``memo``); ``progress(done, total)`` follows the feature extraction."""
+    _, features, _, head = split_model(model)
+    paths = catalog.folder_paths()
+    F = memo.transform(features, paths, progress)
+    if F is not None:
+        catalog.set_probabilities(paths, head.predict_proba(F), head.classes_)
+
+
+# ------------------------------------------------------------------------------- re-sort
+
+
+def resort_review(model, catalog):
+    """Sort the photos of the review folder again with ``model``, as ``skanimal sort
+    --move`` does (:func:`skanimal.sorting.sort_images` into the reviewed folder): the
+    confident ones move to their class folders, journaled, and ``predictions.csv`` keeps one
+    row per photo. Returns ``(journals, [(old, new) relative paths])``.
+    """
+    if not catalog.folder_paths(REVIEW_FOLDER):
+        return [], []
+    result = sort_images(model, catalog.root / REVIEW_FOLDER, catalog.root, mode="move")
+    return result.journals, [(relative_name(catalog.root, old), relative_name(catalog.root, new))
+                             for old, new in result.relocations]
+
+
+# -------------------------------------------------------------------------------- the job
+
+
+class Retrainer:
+    """Runs one retraining at a time in a background thread and reports its progress.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    model : Pipeline or None
+        The current model (BottleneckFeatures + head); None disables retraining.
+    model_path : path-like or None
+        Its file; new models are saved beside it.
+    memo : FeatureMemo
+    """
+
+    def __init__(self, catalog, model, model_path, memo):
+        self.catalog = catalog
+        self.model = model
+        self.model_path = None if model_path is None else Path(model_path)
+        self.memo = memo
+        self._lock = threading.Lock()
+        self._thread = None
+        self._status = {"state": "idle", "phase": "", "done": 0, "total": 0, "message": "",
+                        "model": None if model_path is None else Path(model_path).name}
+
+    @property
+    def available(self):
+        return self.model is not None and self.model_path is not None
+
+    @property
+    def running(self):
+        with self._lock:
+            return self._status["state"] == "running"
+
+    def status(self):
+        with self._lock:
+            return dict(self._status)
+
+    def _set(self, **changes):
+        with self._lock:
+            self._status.update(changes)
+
+    def start(self):
+        """Start retraining; False when one is already running."""
+        with self._lock:
+            if self._status["state"] == "running":
+                return False
+            self._status.update(state="running", phase="starting", done=0, total=0,
+                                message="", started=time.time())
+            self._thread = threading.Thread(target=self._run, name="skanimal-retrain",
+                                            daemon=True)
+            self._thread.start()
+            return True
+
+    def join(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self):
+        try:
+            message = self._retrain()
+            self._set(state="done", phase="done", message=message)
+        except Exception as exc:  # reported on the page as one line, never a crash
+            if not isinstance(exc, (SkanimalError, ValueError, OSError)):
+                traceback.print_exc()
+            self._set(state="failed", phase="failed",
+                      message=" ".join(f"{type(exc).__name__}: {exc}".split()))
+
+    def _retrain(self):
+        features_name, features, head_name, head = split_model(self.model, self.model_path)
+        paths, labels = self.catalog.training_set()
+        if len(set(labels)) < 2:
+            raise SkanimalError("retraining needs photos in at least two class folders")
+
+        self._set(phase="features", done=0, total=len(paths))
+        F = self.memo.transform(features, paths,
+                                lambda done, total: self._set(done=done, total=total))
+
+        epochs = head.get_params(deep=False).get("epochs")  # an int, "auto" or none
+        self._set(phase="training", done=0, total=epochs if isinstance(epochs, int) else 0)
+        t0 = time.perf_counter()
+        new_head = _fit_head(head, F, labels, lambda epoch: self._set(done=epoch))
+        fit_s = time.perf_counter() - t0
+        new_model = join_model(features_name, features, head_name, new_head)
+
+        self._set(phase="saving", done=0, total=1)
+        saved = save_model_beside(new_model, self.model_path)
+        self.model, self.model_path = new_model, saved
+
+        self._set(phase="re-sorting", done=0, total=1)
+        journals, moved = resort_review(new_model, self.catalog)
+        if journals:
+            self.catalog.record(journals, moved)
+
+        self._set(phase="scoring", done=0, total=0)
+        score_photos(self.catalog, new_model, self.memo,
+                     lambda done, total: self._set(done=done, total=total))
+        self._set(model=saved.name)
+        return (f"trained on {len(paths)} photos in {fit_s:.1f} s, saved {saved.name}, "
+                f"moved {len(moved)} photo(s) out of {REVIEW_FOLDER}")

@@ -1,0 +1,498 @@
+"""Sort photos into class folders with a trained model; the unsure ones go to review.
+
+``OUT/<class>/`` receives each photo whose top probability reaches the threshold,
+``OUT/_review/`` the rest (including photos of classes the model never saw, which it cannot
+be sure about), and ``OUT/predictions.csv`` records every decision. Files are transferred by
+:func:`skanimal.moves.transfer`, journaled under ``OUT/.skanimal/``, so a killed sort is
+finished by running it again and :func:`undo_sort` reverses it.
+
+Sorting again into the same OUT (with a retrained model, say) never leaves two copies of a
+photo: a photo already in OUT — named as a source (``OUT/_review``), or placed there by an
+earlier sort of the same source (its row in ``predictions.csv``) — is moved within OUT to
+its new folder, journaled, and keeps its row (and its original ``source``) in
+``predictions.csv``. This is also how the review page's Retrain sorts ``_review`` again.
+"""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import io
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import fileio, moves
+from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
+from .scoring import collect_sources, iter_scores, split_pipeline
+
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
+           "confidence_for"]
+
+#: Threshold used when neither ``min_confidence`` nor a calibrated
+#: ``confidence_threshold_`` of the classifier is available.
+DEFAULT_MIN_CONFIDENCE = 0.9
+
+#: Folder (inside OUT) of the photos the model is not confident about.
+REVIEW_FOLDER = "_review"
+
+#: File (inside OUT) listing every sorted photo.
+PREDICTIONS_FILE = "predictions.csv"
+
+#: Number of runner-up classes recorded per photo in predictions.csv.
+N_ALTERNATIVES = 2
+
+_STATE = ".skanimal"
+#: Suffix of the journal of a run's moves within OUT.
+_WITHIN = "-within"
+#: Keys of a row used while sorting, not written to predictions.csv.
+_INTERNAL = ("folder", "current", "move_within")
+
+
+@dataclass
+class SortResult:
+    """What :func:`sort_images` did.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per source, as written to ``predictions.csv``: ``source``, ``destination``,
+        ``label`` (the most probable class), ``confidence`` (its probability), ``label_2``,
+        ``confidence_2``, ``label_3``, ``confidence_3`` (runner-up classes) and ``status``
+        (``"sorted"``, ``"review"`` or ``"unreadable"``, with ``error``).
+    counts : dict
+        Number of photos per destination folder (class names and ``"_review"``), and
+        ``"unreadable"``.
+    threshold : float
+        The confidence threshold used.
+    threshold_source : str
+        Where it came from, in words.
+    into : pathlib.Path
+        The output folder.
+    predictions : pathlib.Path
+        ``into / "predictions.csv"``.
+    resumed : int
+        Photos of an interrupted earlier run finished first.
+    unreadable : list of (str, str)
+        Files left in place, with the error naming each.
+    relocations : list of (pathlib.Path, pathlib.Path)
+        Photos already in ``into`` that were moved to another of its folders, as
+        ``(old path, new path)``.
+    journals : list of pathlib.Path
+        The journals of this run's transfers, in the order they ran (empty when nothing had
+        to move): :func:`skanimal.moves.undo` of each, last first, reverses the run.
+    """
+
+    rows: list
+    counts: dict
+    threshold: float
+    threshold_source: str
+    into: Path
+    predictions: Path
+    resumed: int = 0
+    unreadable: list = field(default_factory=list)
+    relocations: list = field(default_factory=list)
+    journals: list = field(default_factory=list)
+
+
+def confidence_for(model, min_confidence=None):
+    """The confidence threshold a sort with ``model`` uses, and where it comes from.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted pipeline (or classifier).
+    min_confidence : float, optional
+        An explicit threshold in [0, 1]; wins when given.
+
+    Returns
+    -------
+    threshold : float
+    source : str
+        In words: given, calibrated by the classifier, or the fallback
+        :data:`DEFAULT_MIN_CONFIDENCE`.
+    """
+    if min_confidence is not None:
+        if not 0 <= min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}.")
+        return float(min_confidence), "given (min_confidence)"
+    model = getattr(model, "best_estimator_", model)
+    head = model.steps[-1][1] if hasattr(model, "steps") else model
+    calibrated = getattr(head, "confidence_threshold_", None)
+    if calibrated is not None:
+        return float(calibrated), ("calibrated: the classifier's confidence_threshold_ "
+                                   "(right >= 98 % of the time on its validation part)")
+    why = ("the classifier has no calibrated confidence_threshold_"
+           if not hasattr(head, "confidence_threshold_")
+           else "no threshold reached 98 % precision on the classifier's validation part")
+    return DEFAULT_MIN_CONFIDENCE, f"fallback DEFAULT_MIN_CONFIDENCE ({why})"
+
+
+def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_error="skip",
+                progress=False):
+    """Put each image into ``into/<class>/`` when the model is confident, else ``_review``.
+
+    Parameters
+    ----------
+    model : Pipeline
+        A fitted pipeline of :class:`~skanimal.BottleneckFeatures` and a classifier.
+    sources : path-like or sequence of path-like
+        Image files and folders (searched recursively; hidden files and folders are left
+        out, and so is ``into`` when it lies inside a source folder). A source inside
+        ``into`` (such as ``into/_review``) is sorted again within ``into``.
+    into : path-like
+        Output folder (created if needed). Running the same sort into it again neither
+        duplicates nor overwrites anything; a photo it already holds whose class changed
+        is moved to its new folder.
+    min_confidence : float, optional
+        Top probability a photo needs to go into a class folder. By default the
+        classifier's calibrated ``confidence_threshold_`` (right >= 98 % of the time on
+        held-out data), else :data:`DEFAULT_MIN_CONFIDENCE`; see :func:`confidence_for`.
+    mode : {"copy", "link", "move"}, default="copy"
+        How photos get there (:func:`skanimal.moves.transfer`); ``"copy"`` never modifies
+        the sources. Every mode is journaled, so :func:`undo_sort` can reverse it. Photos
+        already in ``into`` are always moved within it (a second copy would duplicate them).
+    on_error : {"skip", "raise"}, default="skip"
+        Unreadable files are left in place and listed (status ``"unreadable"``), or raise.
+    progress : bool, default=False
+        Show a progress bar while scoring.
+
+    Returns
+    -------
+    SortResult
+
+    Raises
+    ------
+    ImageFolderError
+        A source does not exist, or ``into`` is not a folder.
+    IncompatibleModelError
+        The model is not a fitted pipeline, or a class name cannot be a folder name.
+    SkanimalError
+        An undo of ``into`` was interrupted (run :func:`undo_sort` again first).
+    """
+    if mode not in moves.MODES:
+        raise ValueError(f"mode must be one of {moves.MODES}, got {mode!r}.")
+    threshold, threshold_source = confidence_for(model, min_confidence)
+    _, head = split_pipeline(model)
+    classes = np.asarray(head.classes_)
+    _check_folder_names(classes)
+    into = Path(into).absolute()
+    if into.exists() and not into.is_dir():
+        raise ImageFolderError(f"output folder {os.fspath(into)!r} is not a folder.")
+    resumed = _finish_interrupted(into)
+    paths = collect_sources(sources, exclude=into)
+
+    placed_before = _index(_read_predictions(into), into)
+    run = _new_run_name()
+    rows, unreadable, relocations, journals = [], [], [], []
+    # The files of each scored chunk are transferred on a thread while the next chunk is
+    # scored: the CNN, not the copying and syncing, sets the pace. One chunk at a time, in
+    # order; after a failure the later chunks are not transferred, and the error is raised.
+    failed = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="skanimal-sort") as mover:
+        placing = []
+        try:
+            for number, scores in enumerate(iter_scores(model, paths, on_error=on_error,
+                                                        progress=progress,
+                                                        description="Sorting")):
+                chunk = _rows(scores, threshold)
+                _locate(chunk, into, placed_before)
+                rows.extend(chunk)
+                unreadable.extend(scores.unreadable)
+                placing.append(mover.submit(_place, chunk, into, mode,
+                                            f"{run}-{number:05d}", failed))
+                if failed.is_set():
+                    break
+        except BaseException:  # chunks not started yet are not transferred
+            failed.set()
+            raise
+        for future in placing:
+            moved, used = future.result()
+            relocations.extend(moved)
+            journals.extend(used)
+    counts = {}
+    for row in rows:
+        key = row["status"] if row["status"] == "unreadable" else \
+            Path(row["destination"]).parent.name
+        counts[key] = counts.get(key, 0) + 1
+    return SortResult(rows=rows, counts=counts, threshold=threshold,
+                      threshold_source=threshold_source, into=into,
+                      predictions=into / PREDICTIONS_FILE, resumed=resumed,
+                      unreadable=unreadable, relocations=relocations, journals=journals)
+
+
+def undo_sort(into):
+    """Reverse every sort into ``into``: moved photos go back, copies and links go away.
+
+    Parameters
+    ----------
+    into : path-like
+        The output folder of one or more :func:`sort_images` runs.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The restored source paths (for copies and links: the untouched sources).
+
+    Raises
+    ------
+    SkanimalError
+        When ``into`` holds no sort to undo.
+    """
+    into = Path(into).absolute()
+    # Newest first: journal names start with their creation time (the review page's too).
+    journals = sorted(_journal_dir(into).glob("*.json"), reverse=True)
+    restored, undone_sources = [], set()
+    for journal in journals:
+        run_file = _run_file(journal)
+        if _journal_state(journal) == "undone":
+            continue
+        restored.extend(moves.undo(journal))
+        if run_file.exists():
+            undone_sources.update(r["source"] for r in _read_json(run_file)["rows"])
+    if not journals:
+        raise SkanimalError(f"{os.fspath(into)!r} holds no sort to undo "
+                            f"(no journal in {os.fspath(_journal_dir(into))!r}).")
+    _drop_predictions(into, undone_sources)
+    return restored
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _check_folder_names(classes):
+    for label in classes:
+        name = str(label)
+        if (not name or name in (".", "..", REVIEW_FOLDER) or name.startswith(".")
+                or "/" in name or "\\" in name or "\0" in name):
+            raise IncompatibleModelError(
+                f"the model's class {name!r} cannot be used as a folder name in the output "
+                f"(classes: {[str(c) for c in classes]}).")
+
+
+def _inside(path, folder):
+    return os.fspath(path).startswith(os.fspath(folder) + os.sep)
+
+
+def _same_file(a, b):
+    """Whether ``b`` still holds ``a``'s photo: the same file, or a copy with the same size
+    and modification time (copies keep it) or, failing that, the same bytes."""
+    try:
+        return filecmp.cmp(a, b, shallow=True)
+    except OSError:
+        return False
+
+
+def _place(rows, into, mode, run, failed):
+    """Transfer the photos of one chunk's ``rows`` and record them in predictions.csv.
+
+    Photos already in OUT move within it (first, so names they free are reused); the
+    others are transferred in ``mode``. Each group has its own journal (``run``-within,
+    ``run``); the rows are saved first (``runs/<run>.json``), so a resumed run can list
+    them. Returns ``(relocations, journals)``; does nothing once ``failed`` is set, and
+    sets it when it raises.
+    """
+    if failed.is_set():
+        return [], []
+    try:
+        within = [(row["current"], into / row["folder"]) for row in rows if row["move_within"]]
+        pairs = [(row["current"], into / row["folder"]) for row in rows
+                 if row["folder"] and not row["move_within"] and not row["destination"]]
+        if within or pairs:
+            fileio.write_json(into / _STATE / "runs" / f"{run}.json",
+                              {"mode": mode, "rows": rows})
+        journals = []
+        for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
+                                           (pairs, mode, f"{run}.json")):
+            if group:
+                journals.append(_journal_dir(into) / journal)
+                finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
+                _fill_destinations(rows, {source: final for (source, _), final
+                                          in zip(group, finals)})
+        relocations = [(Path(row["current"]), Path(row["destination"])) for row in rows
+                       if row["move_within"]]
+        for row in rows:
+            for key in _INTERNAL:
+                row.pop(key)
+        if rows:
+            _update_predictions(into, rows)
+        return relocations, journals
+    except BaseException:
+        failed.set()
+        raise
+
+
+def _index(previous, into):
+    """``(by_source, by_destination)`` of the rows of an earlier predictions.csv."""
+    by_source = {row["source"]: row for row in previous}
+    by_destination = {os.path.join(into, row["destination"]): row for row in previous
+                      if row.get("destination")}  # relative ones: to OUT
+    return by_source, by_destination
+
+
+def _locate(rows, into, placed_before):
+    """Find where each photo is now, and whether it is already in ``into``.
+
+    ``placed_before`` is :func:`_index` of the rows of earlier sorts. Sets ``current``
+    (the file to transfer), ``move_within`` (it is in ``into``, in another
+    folder than its new one: move it there) and, for a photo already in its folder,
+    ``destination`` (nothing to do). A photo in ``into`` keeps the ``source`` of the row
+    that placed it there; a source that an earlier sort placed in ``into`` is found by that
+    row, if its copy is still there unchanged.
+    """
+    by_source, by_destination = placed_before
+    for row in rows:
+        current = row["source"]
+        if _inside(current, into):
+            earlier = by_destination.get(current)
+            if earlier is not None and earlier["source"]:
+                row["source"] = earlier["source"]
+        else:
+            earlier = by_source.get(current)
+            placed = earlier and earlier.get("destination")
+            if placed and _inside(placed, into) and _same_file(current, placed):
+                current = placed
+        row["current"] = current
+        inside = _inside(current, into)
+        if not row["folder"]:  # unreadable: left where it is
+            row["destination"] = current if inside else ""
+            row["move_within"] = False
+            continue
+        if inside and os.path.dirname(current) == os.fspath(into / row["folder"]):
+            row["destination"] = current  # already in its folder
+        row["move_within"] = inside and not row["destination"]
+
+
+def _rows(scores, threshold):
+    classes = scores.classes
+    rows = []
+    order = np.argsort(-scores.proba, axis=1, kind="stable")
+    for i, path in enumerate(scores.paths):
+        ranked = order[i]
+        confidence = float(scores.proba[i, ranked[0]])
+        sure = confidence >= threshold
+        label = str(classes[ranked[0]])
+        row = {"source": path, "destination": "", "label": label,
+               "confidence": round(confidence, 6)}
+        for k in range(N_ALTERNATIVES):
+            j = ranked[k + 1] if k + 1 < len(ranked) else None
+            row[f"label_{k + 2}"] = "" if j is None else str(classes[j])
+            row[f"confidence_{k + 2}"] = "" if j is None else round(float(scores.proba[i, j]), 6)
+        row.update(status="sorted" if sure else "review", error="",
+                   folder=label if sure else REVIEW_FOLDER)
+        rows.append(row)
+    for path, error in scores.unreadable:
+        row = {"source": path, "destination": "", "label": "", "confidence": ""}
+        for k in range(N_ALTERNATIVES):
+            row[f"label_{k + 2}"] = row[f"confidence_{k + 2}"] = ""
+        row.update(status="unreadable", error=error, folder="")
+        rows.append(row)
+    return rows
+
+
+def _fill_destinations(rows, finals):
+    """Set the ``destination`` of each row whose ``current`` file ``finals`` maps."""
+    for row in rows:
+        final = finals.get(row.get("current"))
+        if final is not None:
+            row["destination"] = os.fspath(final)
+
+
+def _new_run_name():
+    # Creation time first, as the review page names its journals: sorted names are in the
+    # order things happened, which undo_sort reverses.
+    return f"{time.time_ns():020d}-sort-{secrets.token_hex(3)}"
+
+
+def _journal_dir(into):
+    return Path(into) / _STATE / "journal"
+
+
+def _run_file(journal):
+    """The rows file of the run a journal belongs to (its two journals share it)."""
+    journal = Path(journal)
+    run = journal.stem.removesuffix(_WITHIN)
+    return journal.parent.parent / "runs" / f"{run}.json"
+
+
+def _journal_destinations(journal):
+    """``{source: destination}`` of a journal's entries."""
+    return {entry["source"]: entry["destination"] for entry in _read_json(journal)["entries"]}
+
+
+def _read_json(path):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _journal_state(journal):
+    return _read_json(journal).get("state")
+
+
+def _finish_interrupted(into):
+    """Finish transfers a killed sort left; returns how many photos they covered."""
+    finished = 0
+    for journal, state in moves.pending(_journal_dir(into)):
+        if state != "planned":
+            raise SkanimalError(
+                f"an undo of {os.fspath(into)!r} was interrupted; run the undo again "
+                "('skanimal sort --undo') before sorting into it.")
+        finished += len(moves.resume(journal))
+        run_file = _run_file(journal)
+        if not run_file.exists():  # another tool's journal (the review page's)
+            continue
+        rows = _read_json(run_file)["rows"]
+        for done in sorted(run_file.parent.parent.glob(f"journal/{run_file.stem}*.json")):
+            _fill_destinations(rows, _journal_destinations(done))
+        for row in rows:
+            for key in _INTERNAL:
+                row.pop(key, None)
+        _update_predictions(into, [row for row in rows if row["destination"]
+                                   or row["status"] == "unreadable"])
+    return finished
+
+
+def _columns():
+    cols = ["source", "destination", "label", "confidence"]
+    for k in range(N_ALTERNATIVES):
+        cols += [f"label_{k + 2}", f"confidence_{k + 2}"]
+    return cols + ["status", "error"]
+
+
+def _read_predictions(into):
+    path = Path(into) / PREDICTIONS_FILE
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_predictions(into, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with fileio.atomic_write(Path(into) / PREDICTIONS_FILE, "w") as f:
+        f.write(buffer.getvalue())
+
+
+def _update_predictions(into, rows):
+    """Merge ``rows`` into predictions.csv: a source's newest row replaces its older one."""
+    new = {row["source"]: row for row in rows}
+    merged = [new.pop(row["source"], row) for row in _read_predictions(into)]
+    merged.extend(new.values())
+    _write_predictions(into, merged)
+
+
+def _drop_predictions(into, sources):
+    if not (Path(into) / PREDICTIONS_FILE).exists():
+        return
+    _write_predictions(into, [r for r in _read_predictions(into) if r["source"] not in sources])
