@@ -45,7 +45,33 @@ class ImageFolderError(SkanimalError, ValueError):
 
 
 class WeightsUnavailableError(SkanimalError, OSError):
-    """Backbone weights could not be downloaded or read."""
+    """Backbone weights could not be downloaded or read.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to do.
+    backbone : str or None
+        The backbone whose ImageNet weights could not be downloaded (``None`` otherwise).
+    download_error : str or None
+        Why the download failed, e.g. ``"[Errno -2] Name or service not known"``; with
+        ``backbone``, lets a caller word the advice its own way
+        (:func:`skanimal.backbones.offline_weights_message`).
+    """
+
+    def __init__(self, message, *, backbone=None, download_error=None):
+        super().__init__(message)
+        self.backbone = backbone
+        self.download_error = download_error
+
+    def __reduce__(self):
+        # Keyword-only arguments are lost by the default pickling (joblib/Dask workers).
+        return (_rebuild_weights_error,
+                (type(self), str(self), self.backbone, self.download_error))
+
+
+def _rebuild_weights_error(cls, message, backbone, download_error):
+    return cls(message, backbone=backbone, download_error=download_error)
 
 
 class IncompatibleModelError(SkanimalError, ValueError):
