@@ -93,8 +93,8 @@ BACKBONES = {
         BackboneSpec("efficientnet_b0", "efficientnet", "EfficientNetB0", preprocessing="none",
                      n_weights=4_049_571),
         BackboneSpec(
-            "inception_v3", "inception_v3", "InceptionV3", (299, 299), preprocessing="tf", min_size=75,
-            n_weights=21_802_784,
+            "inception_v3", "inception_v3", "InceptionV3", (299, 299), preprocessing="tf",
+            min_size=75, n_weights=21_802_784,
         ),
     ]
 }
@@ -276,7 +276,8 @@ def _mismatch_message(spec, path, keras_message=None):
         detail = f": {first_line[0][:160]}" if first_line else ""
         return (f"weights file {path!r} is not a Keras weights file for backbone "
                 f"{spec.name!r}{detail}")
-    message = f"weights file {path!r} does not fit backbone {spec.name!r} (it holds {count:,} weights"
+    message = (f"weights file {path!r} does not fit backbone {spec.name!r} "
+               f"(it holds {count:,} weights")
     if spec.n_weights:
         message += f"; {spec.name} without its top has {spec.n_weights:,}"
     message += ")"
