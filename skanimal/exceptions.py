@@ -35,6 +35,19 @@ class ImageLoadError(SkanimalError, ValueError):
         # joblib/Dask workers travel back to the caller pickled.
         return (_rebuild_image_load_error, (type(self), str(self), self.path, self.index))
 
+    def file_message(self):
+        """The message without the item's position in ``X`` (``X[16]``), for people who
+        named files rather than built ``X``, e.g. on the command line.
+
+        Returns
+        -------
+        str
+        """
+        message = str(self)
+        if self.path is not None and self.index is not None:
+            message = message.replace(f"X[{self.index}] ", "", 1)
+        return message
+
 
 def _rebuild_image_load_error(cls, message, path, index):
     return cls(message, path=path, index=index)
@@ -80,3 +93,7 @@ class IncompatibleModelError(SkanimalError, ValueError):
 
 class CacheWarning(UserWarning):
     """The feature cache could not be used; extraction continues without it."""
+
+
+class SmallImageWarning(UserWarning):
+    """Images far smaller than the network's input: upscaled, their features say little."""
