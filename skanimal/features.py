@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .backbones import get_backbone, get_spec, weights_identity
+from .backbones import find_weights_file, get_backbone, get_spec, keras_cache_dirs, weights_identity
 from .cache import (
     FEATURE_FORMAT_VERSION,
     FeatureCache,
@@ -32,7 +32,12 @@ from .cache import (
     resolve_cache_dir,
 )
 from .compat import Interval, StrOptions, fit_context
-from .exceptions import ImageLoadError, IncompatibleModelError, SmallImageWarning
+from .exceptions import (
+    ImageLoadError,
+    IncompatibleModelError,
+    SmallImageWarning,
+    WeightsUnavailableError,
+)
 from .images import (
     ImageItem,
     check_images,
@@ -142,6 +147,11 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Shape of one image's backbone output before flattening.
     n_features_out_ : int
         Number of output features.
+    weights_identity_ : str
+        What the weights were when fitted: ``"imagenet"``, ``"random-0"`` or
+        ``"sha256:<digest>"`` of the weights file. A fitted transformer whose weights file
+        has moved finds it by this digest (beside the old path and in Keras' cache folder)
+        or is told where it is with :meth:`relocate_weights`.
     training_hashes_ : ndarray of uint64 or None
         The first 8 bytes of the content key (SHA-256) of each image ``fit`` was given,
         sorted; None when ``fit`` got no images. :meth:`fitted_on` uses them to tell which
@@ -219,10 +229,94 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         resolve_cache_dir(self.cache)
         return self._resolved_image_size()
 
+    def _recorded_weights(self):
+        """The fitted ``sha256:`` identity of the weights file, or None."""
+        recorded = getattr(self, "weights_identity_", None)
+        return recorded if str(recorded).startswith("sha256:") else None
+
+    def _weights_in_use(self):
+        """The ``weights`` to build the backbone with.
+
+        The parameter, except when it names a file that is gone and ``fit`` recorded its
+        content: then a file with that content beside the old path or in Keras' cache
+        folder (a moved or renamed weights file), or a one-line error saying how to point
+        at the new place.
+        """
+        weights, recorded = self.weights, self._recorded_weights()
+        if (recorded is None or weights is None or weights == "imagenet"
+                or not isinstance(weights, (str, os.PathLike)) or os.path.isfile(weights)):
+            return weights
+        weights = os.fspath(weights)
+        relocated = getattr(self, "_relocated", None)
+        if relocated is not None and relocated[0] == (weights, recorded) \
+                and os.path.isfile(relocated[1]):
+            return relocated[1]
+        folder = os.path.dirname(os.path.abspath(weights))
+        found = find_weights_file(recorded, [folder], name=os.path.basename(weights))
+        if found is None:
+            places = ", ".join(repr(p) for p in [folder, *keras_cache_dirs()])
+            raise WeightsUnavailableError(
+                f"weights file {weights!r} no longer exists, and no file with its content "
+                f"(sha256 {recorded[7:19]}…) is in {places}; pass its new place: "
+                "--weights PATH (skanimal predict/evaluate), skanimal.load(..., weights=PATH) "
+                "or BottleneckFeatures.relocate_weights(PATH)"
+            )
+        warnings.warn(f"weights file {weights!r} no longer exists; using {found!r}, which has "
+                      "the same content", UserWarning, stacklevel=4)
+        self._relocated = ((weights, recorded), found)
+        return found
+
+    def relocate_weights(self, place):
+        """Point a fitted transformer at the new place of its weights file.
+
+        Parameters
+        ----------
+        place : path-like
+            The weights file itself, or a folder holding it (under any name).
+
+        Returns
+        -------
+        self : BottleneckFeatures
+            With ``weights`` set to the file found.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            When ``place`` holds no file with the content ``fit`` saw
+            (``weights_identity_``), e.g. the weights of another backbone or version.
+        """
+        check_is_fitted(self, "n_features_out_")
+        recorded = self._recorded_weights()
+        if recorded is None:
+            raise WeightsUnavailableError(
+                f"this model was fitted with weights={self.weights!r}, not a weights file; "
+                "there is nothing to relocate"
+            )
+        place = os.fspath(place)
+        if not os.path.exists(place):
+            raise WeightsUnavailableError(f"weights={place!r}: no such file or folder")
+        found = find_weights_file(recorded, [place], search_keras_cache=False)
+        if found is None:
+            what = (f"is not the weights file this model was made with (its sha256 is "
+                    f"{weights_identity(place)[7:19]}…, the model's {recorded[7:19]}…)"
+                    if os.path.isfile(place) else
+                    f"holds no file with the content of the model's weights (sha256 "
+                    f"{recorded[7:19]}…)")
+            raise WeightsUnavailableError(f"weights {place!r} {what}")
+        return self.set_params(weights=found)
+
     def _get_backbone(self):
+        weights = self._weights_in_use()
+        recorded = self._recorded_weights()
+        if recorded is not None and weights_identity(weights) != recorded:
+            raise WeightsUnavailableError(
+                f"weights={weights!r} are not the weights this model was fitted with "
+                f"(now {weights_identity(weights)[:19]}…, then {recorded[:19]}…): its features "
+                "would not match the classifier; refit, or restore the file"
+            )
         return get_backbone(
             self.backbone,
-            weights=self.weights,
+            weights=weights,
             image_size=self._resolved_image_size(),
             pooling=self.pooling,
             precision=self.precision,
@@ -232,7 +326,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         spec = get_spec(self.backbone)
         return make_fingerprint(
             backbone=spec.name,
-            weights=weights_identity(self.weights),
+            # A fitted transformer keys the cache with the weights it was fitted with, so
+            # cached images need no weights file at all.
+            weights=self._recorded_weights() or weights_identity(self.weights),
             image_size=self._resolved_image_size(),
             pooling=self.pooling,
             preprocessing=spec.preprocessing,
@@ -273,6 +369,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             feature cache already holds this configuration, fit needs no backbone at all.)
         """
         keys = _content_keys(check_images(X)) if X is not None else None
+        self.weights_identity_ = weights_identity(self.weights)  # this fit's, not a former one
         # A cache that already holds this configuration knows the feature shape: a warm run
         # then never builds the backbone (nor imports TensorFlow).
         store = self._feature_store()
@@ -301,8 +398,10 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return extraction.features
 
     def _set_fitted(self, feature_shape, feature_format_version=FEATURE_FORMAT_VERSION,
-                    versions=None, training_keys=None):
+                    versions=None, training_keys=None, weights_identity=None):
         """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""
+        if weights_identity is not None:
+            self.weights_identity_ = weights_identity
         self.training_hashes_ = _hash_prefixes(training_keys)
         self.image_size_ = self._resolved_image_size()
         self.feature_shape_ = tuple(feature_shape)
@@ -442,6 +541,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         directory = resolve_cache_dir(self.cache)
         params = {
             **self.get_params(),
+            "weights": self._weights_in_use(),  # workers are unfitted: no relocation there
             "n_jobs": None,
             "verbose": 0,
             # Workers may not share this process's environment ($SKANIMAL_CACHE_DIR) nor

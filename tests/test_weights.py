@@ -198,3 +198,86 @@ def test_find_weights_file_looks_in_keras_cache(tmp_path, monkeypatch):
     assert str(home / "models") in keras_cache_dirs()
     assert find_weights_file(_digest(b"cached by keras")) == str(home / "models" / "vgg16_notop.h5")
     assert find_weights_file(_digest(b"cached by keras"), search_keras_cache=False) is None
+
+
+# -- a model's weights file moved ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def random_mobilenet(tmp_path_factory):
+    """A real MobileNetV2 weights file (random values): 9 MB, written in a second."""
+    import keras
+
+    model = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                           input_shape=(*SMALL, 3))
+    path = tmp_path_factory.mktemp("mobilenet") / "mobilenet_v2_random.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+def _pixels(seed, n=3):
+    return np.random.default_rng(seed).integers(0, 256, (n, *SMALL, 3), dtype=np.uint8)
+
+
+def _fitted_on_a_copy(random_mobilenet, tmp_path, cache=True):
+    import shutil
+
+    (tmp_path / "weights").mkdir()
+    weights = tmp_path / "weights" / "mine.weights.h5"
+    shutil.copy(random_mobilenet, weights)
+    features = BottleneckFeatures("mobilenet_v2", weights=str(weights), image_size=SMALL,
+                                  pooling="avg", cache=tmp_path / "cache" if cache else False)
+    return features.fit(), weights
+
+
+def test_a_moved_weights_file_is_found_or_asked_for(random_mobilenet, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    features, weights = _fitted_on_a_copy(random_mobilenet, tmp_path)
+    assert features.weights_identity_ == weights_identity(random_mobilenet)
+    seen, unseen = _pixels(0), _pixels(1)
+    expected_seen, expected_unseen = features.transform(seen), features.transform(unseen)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    weights.rename(elsewhere / "renamed.h5")
+    # Cached images need no weights file: the cache is keyed by the recorded content.
+    np.testing.assert_array_equal(features.transform(seen), expected_seen)
+    features.set_params(cache=False)
+    with pytest.raises(WeightsUnavailableError, match="no longer exists.*--weights PATH") as info:
+        features.transform(unseen)
+    assert "\n" not in str(info.value)
+
+    features.relocate_weights(elsewhere)  # a folder: found by content, whatever its name
+    assert features.weights == str(elsewhere / "renamed.h5")
+    np.testing.assert_allclose(features.transform(unseen), expected_unseen, rtol=1e-5)
+
+
+def test_a_renamed_weights_file_beside_the_old_path_is_used_with_a_warning(random_mobilenet,
+                                                                          tmp_path):
+    features, weights = _fitted_on_a_copy(random_mobilenet, tmp_path, cache=False)
+    expected = features.transform(_pixels(2))
+    weights.rename(weights.with_name("renamed.h5"))
+    with pytest.warns(UserWarning, match="renamed.h5.*same content"):
+        np.testing.assert_allclose(features.transform(_pixels(2)), expected, rtol=1e-5)
+
+
+def test_a_weights_file_in_keras_cache_is_found(random_mobilenet, tmp_path, monkeypatch):
+    features, weights = _fitted_on_a_copy(random_mobilenet, tmp_path, cache=False)
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    weights.rename(tmp_path / "keras" / "models" / "mobilenet_v2_notop.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.warns(UserWarning, match="mobilenet_v2_notop.h5"):
+        assert features.transform(_pixels(3)).shape == (3, 1280)
+
+
+def test_relocating_to_other_weights_is_refused(random_mobilenet, tiny_weights_file, tmp_path):
+    features, weights = _fitted_on_a_copy(random_mobilenet, tmp_path, cache=False)
+    with pytest.raises(WeightsUnavailableError, match="is not the weights file this model"):
+        features.relocate_weights(tiny_weights_file)
+    with pytest.raises(WeightsUnavailableError, match="holds no file with the content"):
+        features.relocate_weights(tiny_weights_file.parent)
+    assert features.weights == str(weights)
+    # Changing the file under the model is caught before it gives mismatched features.
+    weights.write_bytes(tiny_weights_file.read_bytes())
+    with pytest.raises(WeightsUnavailableError, match="not the weights this model was fitted"):
+        features.transform(_pixels(4))
