@@ -17,8 +17,8 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -122,7 +122,7 @@ def get_spec(name) -> BackboneSpec:
         ) from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the lru key so an edited file is hashed again.
     return hash_file(path)
