@@ -28,6 +28,7 @@ from .exceptions import WeightsUnavailableError
 __all__ = [
     "BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone",
     "imagenet_available", "backbone_for_weights_file", "find_weights_file", "keras_cache_dirs",
+    "keras_models_dir",
     "offline_weights_message",
 ]
 
@@ -286,6 +287,22 @@ def _mismatch_message(spec, path, keras_message=None):
     return message
 
 
+def keras_models_dir():
+    """The folder Keras downloads weights to: ``$KERAS_HOME/models``, by default
+    ``~/.keras/models`` (``/tmp/.keras/models`` when the home folder is not writable).
+
+    Returns
+    -------
+    str
+        The folder, whether it exists yet or not.
+    """
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        user_home = os.path.expanduser("~")
+        home = os.path.join(user_home if os.access(user_home, os.W_OK) else "/tmp", ".keras")
+    return os.path.join(os.path.expanduser(home), "models")
+
+
 def keras_cache_dirs():
     """Existing folders where Keras keeps the weights it downloaded.
 
@@ -296,11 +313,7 @@ def keras_cache_dirs():
     -------
     list of str
     """
-    home = os.environ.get("KERAS_HOME")
-    if home is None:
-        user_home = os.path.expanduser("~")
-        home = os.path.join(user_home if os.access(user_home, os.W_OK) else "/tmp", ".keras")
-    candidates = [os.path.join(os.path.expanduser(home), "models"),
+    candidates = [keras_models_dir(),
                   os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(),
                                ".keras", "models")]
     found = []

@@ -305,7 +305,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             raise WeightsUnavailableError(f"weights {place!r} {what}")
         return self.set_params(weights=found)
 
-    def _get_backbone(self):
+    def _checked_weights(self):
         weights = self._weights_in_use()
         recorded = self._recorded_weights()
         if recorded is not None and weights_identity(weights) != recorded:
@@ -314,6 +314,30 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"(now {weights_identity(weights)[:19]}…, then {recorded[:19]}…): its features "
                 "would not match the classifier; refit, or restore the file"
             )
+        return weights
+
+    def weights_file(self):
+        """The weights file the backbone is built from, checked against the fitted content.
+
+        Returns
+        -------
+        str or None
+            The ``weights`` parameter, or the file with the recorded content found beside
+            its old place or in Keras' cache folder after a move; None for ``"imagenet"``
+            and random weights.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            When the file is gone and not found, or its content is not what ``fit`` saw.
+        """
+        weights = self._checked_weights()
+        if weights is None or (isinstance(weights, str) and weights == "imagenet"):
+            return None
+        return os.fspath(weights)
+
+    def _get_backbone(self):
+        weights = self._checked_weights()
         return get_backbone(
             self.backbone,
             weights=weights,
