@@ -248,7 +248,7 @@ def backbone_for_weights_file(path):
     """The registered backbone a weights file seems to be for, read from the file alone.
 
     Compares the number of values the file holds with each backbone's
-    ``include_top=False`` weights (:attr:`BackboneSpec.n_weights`); no model is built.
+    ``include_top=False`` weights (``BackboneSpec.n_weights``); no model is built.
 
     Parameters
     ----------
@@ -329,7 +329,7 @@ def find_weights_file(identity, places=(), *, size=None, name=None, search_keras
     Parameters
     ----------
     identity : str
-        ``"sha256:<hex digest>"`` as given by :func:`weights_identity`, or the bare digest.
+        ``"sha256:<hex digest>"`` as given by ``weights_identity``, or the bare digest.
     places : iterable of path-like, default=()
         Files to check and folders to look into (not recursively), in this order.
     size : int, optional

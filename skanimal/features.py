@@ -60,7 +60,7 @@ class Extraction:
 
     Attributes
     ----------
-    features : ndarray of shape (n_kept, n_features_out_), float32
+    features : ndarray of shape (n_kept, ``n_features_out_``), float32
         Features of the images that could be read, in the order of ``X``.
     kept : ndarray of int
         Position in ``X`` of each row of ``features``.
@@ -72,7 +72,7 @@ class Extraction:
     n_cached : int
         How many rows came from the feature cache rather than the CNN.
     small_images : list of (str, (int, int))
-        Files far smaller than the network's input (:data:`SMALL_IMAGE_FRACTION`) and their
+        Files far smaller than the network's input (``SMALL_IMAGE_FRACTION``) and their
         ``(width, height)``.
     """
 
@@ -485,7 +485,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             As for :meth:`transform`.
         on_error : {"raise", "skip"}, default="raise"
             ``"raise"`` stops at the first image that cannot be read; ``"skip"`` goes on
-            without every such image and lists them in :attr:`Extraction.errors`.
+            without every such image and lists them in ``Extraction.errors``.
 
         Returns
         -------
@@ -526,7 +526,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Parameters
         ----------
         content_keys : sequence of str
-            Content keys, e.g. :attr:`Extraction.content_keys`.
+            Content keys, e.g. ``Extraction.content_keys``.
 
         Returns
         -------
