@@ -631,12 +631,14 @@ def build_parser():
 
 def _for_the_command_line(exc):
     """``exc``, or its advice reworded with this command's options."""
-    from .exceptions import WeightsUnavailableError
+    from .exceptions import ImageLoadError, WeightsUnavailableError
 
     if isinstance(exc, WeightsUnavailableError) and exc.backbone and exc.download_error:
         from .backbones import offline_weights_message
 
         return offline_weights_message(exc.backbone, exc.download_error, cli=True)
+    if isinstance(exc, ImageLoadError):
+        return exc.file_message()  # the file named on the command line, not its X[i]
     return exc
 
 

@@ -273,8 +273,8 @@ def _unreadable_error(errors, total):
     more = (f"; and {len(errors) - _NAMED_ERRORS} more"
             if len(errors) > _NAMED_ERRORS else "")
     return ImageLoadError(
-        f"{len(errors)} of {total} images cannot be read (on_error='skip', --on-error skip on "
-        f"the command line, goes on without them): {named}{more}"
+        f"{len(errors)} of {total} images cannot be read (--on-error skip, or on_error='skip' "
+        f"in Python, goes on without them): {named}{more}"
     )
 
 

@@ -210,3 +210,11 @@ def test_tiny_images_are_named_through_the_workflow(model, tmp_path):
     with pytest.warns(SmallImageWarning, match=r"dot\.jpg' \(1x1\)"):
         result = workflow.predict(model, [tmp_path / "dot.jpg"])
     assert np.isclose(result.proba.sum(), 1)
+
+
+def test_the_command_line_names_files_not_positions_in_x():
+    from skanimal.cli import _for_the_command_line
+
+    error = ImageLoadError("Cannot read image X[16] '/photos/cat.jpg': truncated",
+                           path="/photos/cat.jpg", index=16)
+    assert str(_for_the_command_line(error)) == "Cannot read image '/photos/cat.jpg': truncated"
