@@ -185,8 +185,9 @@ class BottleneckClassifier(KerasClassifier):
     warm_start : bool, default=False
         If True, :meth:`fit` continues training the current model instead of building a new
         one, and pickles (``joblib.dump``) keep the optimizer's state so that a loaded copy
-        resumes training where it stopped. If False, pickles leave that state out: it
-        holds as many values as the head has weights and predicting does not use it.
+        resumes training where it stopped. If False, pickles leave that state out: Adam
+        keeps two values per weight of the head (a third of the file) and predicting does
+        not use them.
     **kwargs
         SciKeras routed parameters (``fit__<name>``, ``predict__<name>``,
         ``compile__<name>``, ``optimizer__<name>``, ``loss__<name>``, ``metrics__<name>``,

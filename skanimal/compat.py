@@ -223,9 +223,10 @@ def pack_model(model, *, optimizer_state=True):
     ----------
     model : keras.Model
     optimizer_state : bool, default=True
-        Keep the optimizer's variables (RMSprop's moving averages: as many values as the
-        model has weights), which only resuming training needs; without them the archive
-        is about half the size, and a model loaded from it predicts the same.
+        Keep the optimizer's variables (its moving averages: two values per weight for
+        Adam, one for RMSprop), which only resuming training needs; without them the
+        archive is a half to a third of the size, and a model loaded from it predicts the
+        same.
 
     Returns
     -------

@@ -317,16 +317,6 @@ def _predict_images(pipeline, paths, on_error, log=None):
     return classes, proba, predicted, extraction
 
 
-def _split_hint(data):
-    """Advice when a stratified split fails because a class has too few images."""
-    names, counts = np.unique(np.asarray(data.target, dtype=str), return_counts=True)
-    few = names[counts < 3].tolist()
-    if not few:
-        return ""
-    return (f"; class(es) {few} have too few images to split: train on every image with "
-            "val_size=0 and test_size=0 (--val-size 0 --test-size 0)")
-
-
 # ------------------------------------------------------------------------------ model files
 
 
@@ -614,7 +604,7 @@ def _split_what_fits(data, val_size, test_size, random_state, log):
                                     test_size=sizes["test"], random_state=random_state)
     except ValueError as exc:
         raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
-                               f"{exc}{_split_hint(data)}") from exc
+                               f"{exc}") from exc
 
 
 def evaluate(model, data_dir, *, report_dir=None, progress=None, on_error="fail", weights=None,

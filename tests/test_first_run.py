@@ -10,7 +10,7 @@ import urllib.error
 import numpy as np
 import pytest
 
-from skanimal import ImageFolderError, ImageLoadError, load_image_folder, make_shapes, workflow
+from skanimal import ImageLoadError, load_image_folder, make_shapes, workflow
 from skanimal.cli import _TF_NOISE, main
 
 SMALL = dict(weights=None, image_size=(32, 32))
@@ -82,16 +82,18 @@ def test_an_empty_class_folder_is_named_in_a_warning(photos, tmp_path):
     assert "zebra" not in data.target_names
 
 
-def test_a_class_with_one_image_suggests_training_on_everything(photos, tmp_path):
+def test_a_class_with_one_image_trains_on_everything_and_says_so(photos, tmp_path):
+    # Formerly a split error; train now leaves out the parts such a class cannot fill.
     clean, _ = photos
     shutil.copytree(clean, tmp_path / "set")
     for extra in sorted((tmp_path / "set" / "cross").iterdir())[1:]:
         extra.unlink()
-    with pytest.raises(ImageFolderError, match=r"\['cross'\].*--val-size 0 --test-size 0"):
-        workflow.train(tmp_path / "set", tmp_path / "m.joblib", **SMALL)
-    result = workflow.train(tmp_path / "set", tmp_path / "m.joblib", val_size=0, test_size=0,
-                            epochs=1, **SMALL)
-    assert result.sizes["train"] == 19
+    lines = []
+    result = workflow.train(tmp_path / "set", tmp_path / "m.joblib", epochs=1,
+                            log=lines.append, **SMALL)
+    assert result.sizes == {"train": 19, "val": 0, "test": 0}
+    assert any("Left out the validation part" in line for line in lines)
+    assert any("Left out the test part" in line for line in lines)
 
 
 def test_a_warm_run_says_its_features_came_from_the_cache(photos, tmp_path):

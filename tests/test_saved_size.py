@@ -26,7 +26,8 @@ def test_a_pickled_head_holds_no_optimizer_state_and_predicts_the_same(data):
     n_weights = head.model_.count_params()
     resumable = pickle.dumps(head.set_params(warm_start=True))
     small = pickle.dumps(head.set_params(warm_start=False))
-    # RMSprop keeps one moving average per weight: 4 bytes each that predicting never reads.
+    # Adam (RMSprop) keeps two (one) moving averages per weight: 4 bytes each that predicting
+    # never reads.
     assert len(resumable) - len(small) > 0.9 * 4 * n_weights
     assert _optimizer_values(head) > n_weights  # the fitted head itself keeps its state
 
