@@ -24,6 +24,7 @@ from .exceptions import (  # noqa: E402
     ImageLoadError,
     IncompatibleModelError,
     SkanimalError,
+    SmallImageWarning,
     WeightsUnavailableError,
 )
 from .features import BottleneckFeatures  # noqa: E402
@@ -53,6 +54,7 @@ __all__ = [
     "WeightsUnavailableError",
     "IncompatibleModelError",
     "CacheWarning",
+    "SmallImageWarning",
 ]
 
 

@@ -8,11 +8,17 @@ parameters, so clones share the built model and pickles never carry its weights.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
+import io
 import os
+import sys
+import tempfile
 import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -21,7 +27,9 @@ from .exceptions import WeightsUnavailableError
 
 __all__ = [
     "BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone",
-    "imagenet_available",
+    "imagenet_available", "backbone_for_weights_file", "find_weights_file", "keras_cache_dirs",
+    "keras_models_dir",
+    "offline_weights_message",
 ]
 
 #: Seed of the deterministic initialisation used when ``weights=None``: features must be the
@@ -47,6 +55,10 @@ class BackboneSpec:
         Short name of the preprocessing convention, part of the cache fingerprint.
     min_size : int
         Smallest height/width Keras accepts for ``include_top=False``.
+    n_weights : int or None
+        Number of values in the ``include_top=False`` weights (Keras' ``count_params()``, the
+        same at every image size): tells which backbone a weights file is for without
+        building any model.
     """
 
     name: str
@@ -55,6 +67,7 @@ class BackboneSpec:
     default_size: tuple = (224, 224)
     preprocessing: str = "caffe"
     min_size: int = 32
+    n_weights: int = None
 
     def keras_constructor(self) -> Callable:
         """Return the ``keras.applications`` constructor (imports Keras)."""
@@ -72,13 +85,17 @@ class BackboneSpec:
 BACKBONES = {
     spec.name: spec
     for spec in [
-        BackboneSpec("vgg16", "vgg16", "VGG16", preprocessing="caffe"),
-        BackboneSpec("vgg19", "vgg19", "VGG19", preprocessing="caffe"),
-        BackboneSpec("resnet50", "resnet50", "ResNet50", preprocessing="caffe"),
-        BackboneSpec("mobilenet_v2", "mobilenet_v2", "MobileNetV2", preprocessing="tf"),
-        BackboneSpec("efficientnet_b0", "efficientnet", "EfficientNetB0", preprocessing="none"),
+        BackboneSpec("vgg16", "vgg16", "VGG16", preprocessing="caffe", n_weights=14_714_688),
+        BackboneSpec("vgg19", "vgg19", "VGG19", preprocessing="caffe", n_weights=20_024_384),
+        BackboneSpec("resnet50", "resnet50", "ResNet50", preprocessing="caffe",
+                     n_weights=23_587_712),
+        BackboneSpec("mobilenet_v2", "mobilenet_v2", "MobileNetV2", preprocessing="tf",
+                     n_weights=2_257_984),
+        BackboneSpec("efficientnet_b0", "efficientnet", "EfficientNetB0", preprocessing="none",
+                     n_weights=4_049_571),
         BackboneSpec(
-            "inception_v3", "inception_v3", "InceptionV3", (299, 299), preprocessing="tf", min_size=75
+            "inception_v3", "inception_v3", "InceptionV3", (299, 299), preprocessing="tf",
+            min_size=75, n_weights=21_802_784,
         ),
     ]
 }
@@ -106,7 +123,7 @@ def get_spec(name) -> BackboneSpec:
         ) from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     # size and mtime are part of the lru key so an edited file is hashed again.
     return hash_file(path)
@@ -147,12 +164,24 @@ def weights_identity(weights) -> str:
     return "sha256:" + _file_sha256(os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
 
 
+def _looks_like_imagenet(text):
+    # "ImageNet", "image-net", "imagnet ": a name mistyped, not a path (no folder in it).
+    if os.sep in text or (os.altsep and os.altsep in text):
+        return False
+    letters = "".join(c for c in text.lower() if c.isalnum())
+    return difflib.SequenceMatcher(None, letters, "imagenet").ratio() >= 0.8
+
+
 def _check_weights(weights):
     if weights is None or (isinstance(weights, str) and weights == "imagenet"):
         return weights
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if not os.path.isfile(path):
+            if isinstance(weights, str) and _looks_like_imagenet(path):
+                raise WeightsUnavailableError(
+                    f"weights={path!r}: no such file; did you mean 'imagenet'?"
+                )
             raise WeightsUnavailableError(
                 f"weights={path!r}: no such file. Pass 'imagenet', None, or the path of a "
                 "Keras weights file (.h5 or .weights.h5)."
@@ -183,13 +212,241 @@ def _reinitialise_deterministically(model, seed):
             variable.assign(values)
 
 
-_OFFLINE_HELP = (
-    "ImageNet weights for backbone {name!r} could not be downloaded ({reason}). To run offline, "
-    "download the Keras 'notop' weights file once on a machine with internet "
-    "(e.g. {constructor}(include_top=False, weights='imagenet') caches it in ~/.keras/models/), "
-    "copy it here and pass BottleneckFeatures(weights='/path/to/that_file.h5'), or put it in "
-    "~/.keras/models/ under the same name; or use weights=None for random (untrained) features."
-)
+# -------------------------------------------------------------------- weights files
+
+
+@functools.lru_cache(maxsize=64)
+def _count_file_weights(path: str, size: int, mtime_ns: int):
+    # size and mtime are part of the lru key so an edited file is read again.
+    try:
+        import h5py
+
+        total = 0
+
+        def add(_, item):
+            nonlocal total
+            if isinstance(item, h5py.Dataset):
+                total += int(np.prod(item.shape))
+
+        with h5py.File(path, "r") as file:
+            file.visititems(add)
+        return total
+    except Exception:  # not HDF5 (a .keras zip, a JPEG...): nothing to tell from it
+        return None
+
+
+def _weights_in_file(path):
+    """Number of values stored in an HDF5 weights file, or ``None`` if it is not one."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _count_file_weights(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def backbone_for_weights_file(path):
+    """The registered backbone a weights file seems to be for, read from the file alone.
+
+    Compares the number of values the file holds with each backbone's
+    ``include_top=False`` weights (``BackboneSpec.n_weights``); no model is built.
+
+    Parameters
+    ----------
+    path : path-like
+        A Keras weights file (``.weights.h5`` or legacy ``.h5``).
+
+    Returns
+    -------
+    str or None
+        A name from :func:`available_backbones`, or ``None`` when the file is not HDF5 or
+        fits none of them.
+    """
+    count = _weights_in_file(os.fspath(path))
+    for spec in BACKBONES.values():
+        if count is not None and count == spec.n_weights:
+            return spec.name
+    return None
+
+
+def _mismatch_message(spec, path, keras_message=None):
+    """One line saying that weights file ``path`` does not fit backbone ``spec``."""
+    count = _weights_in_file(path)
+    fits = backbone_for_weights_file(path)
+    if count is None:
+        first_line = (keras_message or "").strip().splitlines()[0:1]
+        detail = f": {first_line[0][:160]}" if first_line else ""
+        return (f"weights file {path!r} is not a Keras weights file for backbone "
+                f"{spec.name!r}{detail}")
+    message = (f"weights file {path!r} does not fit backbone {spec.name!r} "
+               f"(it holds {count:,} weights")
+    if spec.n_weights:
+        message += f"; {spec.name} without its top has {spec.n_weights:,}"
+    message += ")"
+    if fits is not None and fits != spec.name:
+        message += f"; it seems to fit backbone {fits!r}"
+    return message
+
+
+def keras_models_dir():
+    """The folder Keras downloads weights to: ``$KERAS_HOME/models``, by default
+    ``~/.keras/models`` (``/tmp/.keras/models`` when the home folder is not writable).
+
+    Returns
+    -------
+    str
+        The folder, whether it exists yet or not.
+    """
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        user_home = os.path.expanduser("~")
+        home = os.path.join(user_home if os.access(user_home, os.W_OK) else "/tmp", ".keras")
+    return os.path.join(os.path.expanduser(home), "models")
+
+
+def keras_cache_dirs():
+    """Existing folders where Keras keeps the weights it downloaded.
+
+    ``$KERAS_HOME/models`` (default ``~/.keras/models``), and ``/tmp/.keras/models``, where
+    Keras downloads to when its home folder is not writable.
+
+    Returns
+    -------
+    list of str
+    """
+    candidates = [keras_models_dir(),
+                  os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(),
+                               ".keras", "models")]
+    found = []
+    for folder in candidates:
+        if os.path.isdir(folder) and not any(os.path.samefile(folder, f) for f in found):
+            found.append(folder)
+    return found
+
+
+def find_weights_file(identity, places=(), *, size=None, name=None, search_keras_cache=True):
+    """Find a weights file by its content, e.g. after it was moved or renamed.
+
+    Parameters
+    ----------
+    identity : str
+        ``"sha256:<hex digest>"`` as given by ``weights_identity``, or the bare digest.
+    places : iterable of path-like, default=()
+        Files to check and folders to look into (not recursively), in this order.
+    size : int, optional
+        The file's size in bytes: files of another size are skipped without being read.
+    name : str, optional
+        The file's former base name: files of that name are checked first.
+    search_keras_cache : bool, default=True
+        Also look in Keras' own download folders (:func:`keras_cache_dirs`).
+
+    Returns
+    -------
+    str or None
+        The first file whose SHA-256 digest is ``identity``, or ``None``. Places that do not
+        exist or cannot be read are skipped.
+    """
+    digest = str(identity).removeprefix("sha256:").lower()
+    folders_and_files = [os.fspath(place) for place in places]
+    if search_keras_cache:
+        folders_and_files += keras_cache_dirs()
+    candidates = []
+    for place in folders_and_files:
+        if os.path.isdir(place):
+            try:
+                entries = sorted(os.listdir(place))
+            except OSError:
+                continue
+            candidates += [os.path.join(place, entry) for entry in entries]
+        else:
+            candidates.append(place)
+    if name is not None:  # the likeliest first; sorted() is stable
+        candidates = sorted(candidates, key=lambda path: os.path.basename(path) != name)
+    for path in candidates:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isfile(path) or (size is not None and stat.st_size != size):
+            continue
+        try:
+            if _file_sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns) == digest:
+                return path
+        except OSError:
+            continue
+    return None
+
+
+def offline_weights_message(backbone, download_error, *, cli=False):
+    """What to do when the ImageNet weights of ``backbone`` cannot be downloaded.
+
+    Parameters
+    ----------
+    backbone : str
+        A name from :func:`available_backbones`.
+    download_error : str
+        Why the download failed.
+    cli : bool, default=False
+        Word the advice with the ``skanimal`` command's ``--weights`` option instead of the
+        Python parameter.
+
+    Returns
+    -------
+    str
+        One line.
+    """
+    spec = get_spec(backbone)
+    models = (keras_cache_dirs() or [os.path.join("~", ".keras", "models")])[0]
+    if cli:
+        pass_path, random = "--weights PATH (that file)", "--weights none"
+    else:
+        pass_path, random = "BottleneckFeatures(weights='/path/to/that_file.h5')", "weights=None"
+    return (
+        f"ImageNet weights for backbone {spec.name!r} could not be downloaded "
+        f"({download_error}). To run offline, download the Keras 'notop' weights file once on "
+        f"a machine with internet (e.g. {spec.constructor}(include_top=False, "
+        f"weights='imagenet') caches it in ~/.keras/models/), copy it here and pass "
+        f"{pass_path}, or put it in {models}/ under the same name; or use {random} for random "
+        "(untrained) features."
+    )
+
+
+class _HeldDownloadNotice(io.TextIOBase):
+    """Stand-in for stdout while Keras may download weights.
+
+    Keras prints ``Downloading data from <url>`` to stdout, the stream that carries the
+    ``skanimal`` command's results, and offline that line comes just before the failure.
+    The first line is held; once more output shows the download under way, it and the rest
+    go to stderr. :meth:`release` sends what is held to stderr after a successful build; a
+    failed download drops it.
+    """
+
+    def __init__(self, target):
+        self._target = target
+        self._held = ""
+        self._live = False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if self._live:
+            self._target.write(text)
+        elif "\n" in self._held:  # a second write: the download is making progress
+            self._live = True
+            self._target.write(self._held + text)
+            self._held = ""
+        else:
+            self._held += text
+        return len(text)
+
+    def flush(self):
+        if self._live:
+            self._target.flush()
+
+    def release(self):
+        if self._held:
+            self._target.write(self._held)
+            self._held = ""
 
 
 @dataclass
@@ -271,36 +528,55 @@ def _build(spec, weights, image_size, pooling, precision):
     limit_tf_threads()  # in a worker process, before this process's first TF op
     import keras
 
+    weights_file = weights not in (None, "imagenet")
+    if weights_file:
+        fits = backbone_for_weights_file(weights)
+        if fits is not None and fits != spec.name:  # known at once: no model, no Keras noise
+            raise WeightsUnavailableError(_mismatch_message(spec, weights))
     constructor = spec.keras_constructor()
     previous_policy = keras.config.dtype_policy()
     if precision == "bfloat16":
         keras.config.set_dtype_policy("mixed_bfloat16")
+    download_notice = _HeldDownloadNotice(sys.stderr)
     try:
-        model = constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=(*image_size, 3),
-            pooling=pooling,
-        )
+        # A weights file that does not fit makes Keras warn once per layer before it fails.
+        with warnings.catch_warnings(record=True) as keras_warnings, \
+                contextlib.redirect_stdout(download_notice):
+            warnings.simplefilter("always")
+            model = constructor(
+                include_top=False,
+                weights=weights,
+                input_shape=(*image_size, 3),
+                pooling=pooling,
+            )
     except Exception as exc:  # Keras raises a bare Exception for failed downloads.
         message = str(exc)
         if weights == "imagenet" and ("fetch failure" in message or "URL" in message):
+            reason = message.split(" -- ")[-1]
             raise WeightsUnavailableError(
-                _OFFLINE_HELP.format(
-                    name=spec.name, constructor=spec.constructor, reason=message.split(" -- ")[-1]
-                )
+                offline_weights_message(spec.name, reason), backbone=spec.name,
+                download_error=reason,
             ) from exc
-        if weights not in (None, "imagenet"):
-            raise WeightsUnavailableError(
-                f"Could not load weights file {weights!r} into backbone {spec.name!r} "
-                f"(include_top=False, image_size={tuple(image_size)}): {message}"
-            ) from exc
+        if weights_file:
+            raise WeightsUnavailableError(_mismatch_message(spec, weights, message)) from exc
         raise ValueError(
             f"Keras could not build backbone {spec.name!r} with image_size={tuple(image_size)}"
             f" and pooling={pooling!r}: {message}"
         ) from exc
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    download_notice.release()
+    if len(keras_warnings) > 3:  # loaded, but Keras had doubts: one warning, not one per layer
+        first = " ".join(str(keras_warnings[0].message).split())
+        warnings.warn(
+            f"Keras gave {len(keras_warnings)} warnings while building backbone "
+            f"{spec.name!r} with weights={weights!r}; the first: {first[:300]}",
+            UserWarning, stacklevel=3,
+        )
+    else:
+        for caught in keras_warnings:
+            warnings.warn_explicit(caught.message, caught.category, caught.filename,
+                                   caught.lineno)
     if weights is None:
         _reinitialise_deterministically(model, RANDOM_WEIGHTS_SEED)
     model.trainable = False

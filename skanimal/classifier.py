@@ -53,10 +53,12 @@ from .calibration import confidence_threshold
 from .compat import (
     Interval,
     Options,
+    PackedModel,
     StrOptions,
     check_sample_weight,
     fit_context,
     optimizer_class,
+    pack_model,
     route_params,
     safe_indexing,
     seeded,
@@ -182,7 +184,10 @@ class BottleneckClassifier(KerasClassifier):
         Keras verbosity for ``fit`` and ``predict``; 0 prints nothing.
     warm_start : bool, default=False
         If True, :meth:`fit` continues training the current model instead of building a new
-        one.
+        one, and pickles (``joblib.dump``) keep the optimizer's state so that a loaded copy
+        resumes training where it stopped. If False, pickles leave that state out: Adam
+        keeps two values per weight of the head (a third of the file) and predicting does
+        not use them.
     **kwargs
         SciKeras routed parameters (``fit__<name>``, ``predict__<name>``,
         ``compile__<name>``, ``optimizer__<name>``, ``loss__<name>``, ``metrics__<name>``,
@@ -365,6 +370,13 @@ class BottleneckClassifier(KerasClassifier):
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "model_")
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # may be self.__dict__ itself
+        model = state.get("model_")
+        if model is not None and not self.warm_start:  # half the size; see warm_start
+            state["model_"] = PackedModel(pack_model(model, optimizer_state=False))
+        return state
 
     def __repr__(self, N_CHAR_MAX=700):
         # SciKeras prints every parameter on its own line; use scikit-learn's repr.

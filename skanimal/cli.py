@@ -21,7 +21,9 @@ takes a model file) and prints its result. ``train`` builds
 names, same defaults) and saves it with :func:`joblib.dump`; ``evaluate`` and ``predict`` load
 such a file. Exit status: 0 on success, 2 for usage errors, 1 for data errors (missing or
 unreadable images or folders, unavailable weights, a file that is not a skanimal model), each
-reported as one line ``skanimal: error: <cause>`` on stderr.
+reported as one line ``skanimal: error: <cause>`` on stderr. ``--on-error skip`` goes on
+without unreadable images and lists them on stderr at the end; ``predict`` does so by default
+and then exits with status 1 (its output lacks those images).
 
 Adding a command takes two functions: ``_add_<name>(commands)``, which builds its parser
 with :func:`_command` (naming the handler), listed in ``COMMANDS``; and the handler
@@ -266,6 +268,35 @@ def _add_progress_option(parser):
     )
 
 
+def _add_on_error_option(parser, default):
+    other = "fail" if default == "skip" else "skip"
+    why = {"skip": "the other images are still predicted",
+           "fail": "a model or score made without some images should be your choice"}[default]
+    parser.add_argument(
+        "--on-error", choices=("fail", "skip"), default=default,
+        help=f"images that cannot be read: 'fail' stops with one error naming every one of "
+             f"them, 'skip' goes on without them and lists them on stderr at the end; "
+             f"default: %(default)s ({why}; use '{other}' otherwise)",
+    )
+
+
+def _add_weights_option(parser):
+    parser.add_argument(
+        "--weights", metavar="PATH",
+        help="the model's backbone weights file (or a folder holding it) at its new place, "
+             "when it was moved since training; checked by content. Without it, a moved "
+             "file is looked for beside its old place and in Keras' cache (~/.keras/models)",
+    )
+
+
+def _report_skipped(skipped):
+    """List the images a command went on without, on stderr, one per line."""
+    if skipped:
+        print(f"{PROG}: warning: skipped {len(skipped)} unreadable image(s):", file=sys.stderr)
+        for _, reason in skipped:
+            print(f"  {reason}", file=sys.stderr)
+
+
 def _progress(args):
     if args.progress is not None:
         return int(bool(args.progress))
@@ -344,6 +375,7 @@ def _add_train(commands):
                             "classification_report.txt, PNG plots)")
     train.add_argument("--no-cache", dest="cache", action="store_false",
                        help="do not read or write the feature cache")
+    _add_on_error_option(train, "fail")
 
 
 def _check_train_args(args):
@@ -382,8 +414,9 @@ def _run_train(args):
                    epochs=args.epochs,
                    batch_size=args.batch_size, learning_rate=args.learning_rate,
                    random_state=args.random_state, report_dir=args.report_dir,
-                   cache=args.cache, progress=args.progress, log=print)
+                   cache=args.cache, progress=args.progress, on_error=args.on_error, log=print)
     _print_trained(result, args.output, args.report_dir)
+    _report_skipped(result.skipped)
     return 0
 
 
@@ -404,20 +437,25 @@ def _add_evaluate(commands):
     evaluate.add_argument("data_dir", metavar="DATA_DIR",
                           help="folder with one sub-folder of images per class")
     evaluate.add_argument("--report-dir", metavar="DIR",
-                          help="also write metrics.json, classification_report.txt and plots")
+                          help="also write metrics.json, predictions.csv, "
+                               "classification_report.txt and plots")
+    _add_on_error_option(evaluate, "fail")
+    _add_weights_option(evaluate)
 
 
 def _run_evaluate(args):
     from .workflow import evaluate
 
     result = evaluate(args.model, args.data_dir, report_dir=args.report_dir,
-                      progress=args.progress, log=print)
+                      progress=args.progress, on_error=args.on_error, weights=args.weights,
+                      log=print)
     print(f"Accuracy: {result.metrics['accuracy']:.4f}")
     print(f"Log loss: {result.metrics['log_loss']:.4f}")
     print()
     print(result.classification_report)
     if args.report_dir is not None:
         print(f"Wrote the report to {args.report_dir}")
+    _report_skipped(result.skipped)
     return 0
 
 
@@ -443,13 +481,16 @@ def _add_predict(commands):
                               "default: %(default)s")
     predict.add_argument("--format", choices=("table", "csv", "json"), default="table",
                          help="output format; default: %(default)s")
+    _add_on_error_option(predict, "skip")
+    _add_weights_option(predict)
 
 
 def _run_predict(args):
     from .fileio import to_jsonable
     from .workflow import predict
 
-    result = predict(args.model, args.inputs, progress=args.progress)
+    result = predict(args.model, args.inputs, progress=args.progress, on_error=args.on_error,
+                     weights=args.weights)
     rows = result.top(args.top_k)
     k = min(args.top_k, len(result.classes))
     out = sys.stdout
@@ -476,7 +517,9 @@ def _run_predict(args):
         for row in table:
             out.write("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
                       + "\n")
-    return 0
+    out.flush()
+    _report_skipped(result.skipped)
+    return 1 if result.skipped else 0  # every image asked for has a row only with status 0
 
 
 # --------------------------------------------------------------------------------- demo
@@ -868,6 +911,19 @@ def build_parser():
 # ---------------------------------------------------------------------------------- main
 
 
+def _for_the_command_line(exc):
+    """``exc``, or its advice reworded with this command's options."""
+    from .exceptions import ImageLoadError, WeightsUnavailableError
+
+    if isinstance(exc, WeightsUnavailableError) and exc.backbone and exc.download_error:
+        from .backbones import offline_weights_message
+
+        return offline_weights_message(exc.backbone, exc.download_error, cli=True)
+    if isinstance(exc, ImageLoadError):
+        return exc.file_message()  # the file named on the command line, not its X[i]
+    return exc
+
+
 def _one_line(exc):
     if isinstance(exc, OSError) and not isinstance(exc, SkanimalError) and exc.strerror:
         text = exc.strerror
@@ -911,7 +967,7 @@ def main(argv=None):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             status = 1
         except DATA_ERRORS as exc:
-            message, status = f"error: {_one_line(exc)}", 1
+            message, status = f"error: {_one_line(_for_the_command_line(exc))}", 1
         except KeyboardInterrupt:
             message, status = "interrupted", 130
     if usage is not None:

@@ -14,6 +14,9 @@ What is here, and why:
   process; undoing that needs TensorFlow's private config, and a fresh Keras seed generator
   needs Keras' private global state.
 * :func:`op_determinism_enabled` — for tests and diagnostics of the above.
+* :func:`pack_model`, :class:`PackedModel`, :func:`unpack_model` — a Keras model as the
+  in-memory ``.keras`` archive SciKeras pickles (Keras' ``saving_lib``, which reads and writes
+  file objects), optionally without the optimizer's state.
 * :func:`optimizer_class`, :func:`route_params`, :func:`unflatten_params` — SciKeras' parsing
   of ``optimizer__<name>`` routed parameters, so the classifier builds optimizers exactly
   as SciKeras does.
@@ -54,6 +57,9 @@ __all__ = [
     "check_sample_weight",
     "fit_context",
     "op_determinism_enabled",
+    "pack_model",
+    "PackedModel",
+    "unpack_model",
     "optimizer_class",
     "route_params",
     "routing_enabled",
@@ -193,3 +199,70 @@ def seeded(seed):
         tf.random.set_seed(tf_seed)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
+
+
+@contextlib.contextmanager
+def _fresh_optimizer(model):
+    """Within: ``model`` has an unbuilt optimizer of the same configuration (no slot
+    variables to save), then its own again."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model.optimizer = type(optimizer).from_config(optimizer.get_config())
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
+
+
+def pack_model(model, *, optimizer_state=True):
+    """``model`` as the bytes of a Keras ``.keras`` archive, as SciKeras pickles models.
+
+    Parameters
+    ----------
+    model : keras.Model
+    optimizer_state : bool, default=True
+        Keep the optimizer's variables (its moving averages: two values per weight for
+        Adam, one for RMSprop), which only resuming training needs; without them the
+        archive is a half to a third of the size, and a model loaded from it predicts the
+        same.
+
+    Returns
+    -------
+    bytes
+    """
+    import io
+
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    with contextlib.nullcontext() if optimizer_state else _fresh_optimizer(model):
+        saving_lib.save_model(model, buffer)
+    return buffer.getvalue()
+
+
+def unpack_model(data):
+    """The Keras model of :func:`pack_model`'s bytes, compiled.
+
+    An archive saved without optimizer state makes Keras warn that it skipped the
+    optimizer's variables; that is expected here and not shown.
+    """
+    import io
+    import warnings
+
+    from keras.src.saving import saving_lib
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return saving_lib.load_model(io.BytesIO(data), compile=True)
+
+
+class PackedModel:
+    """Bytes of :func:`pack_model` that unpickle as the Keras model itself."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce__(self):
+        return (unpack_model, (self.data,))

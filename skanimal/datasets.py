@@ -117,6 +117,11 @@ def load_image_folder(root, *, on_error="raise"):
     ImageFolderError
         When ``root`` is missing or not a directory, has no class sub-folders, or holds no
         image at all.
+
+    Warns
+    -----
+    UserWarning
+        Naming the class sub-folders that hold no image (their classes are left out).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
@@ -134,11 +139,20 @@ def load_image_folder(root, *, on_error="raise"):
             f"Image folder {str(root)!r} has no class sub-folders; expected "
             f"{str(root)}/<class name>/<image files>."
         )
-    paths, target = [], []
+    paths, target, empty = [], [], []
     for class_dir in class_dirs:
         files = find_images(class_dir)
         paths.extend(files)
         target.extend([class_dir.name] * len(files))
+        if not files:
+            empty.append(class_dir.name)
+    if empty and paths:
+        # Warn rather than fail: a class still being collected is common, but a classifier
+        # that silently cannot predict a class is worse.
+        warnings.warn(
+            f"class folder(s) {empty} in {str(root)!r} hold no images; the classes are left out",
+            UserWarning, stacklevel=2,
+        )
     if not paths:
         raise ImageFolderError(
             f"Image folder {str(root)!r} holds no images (extensions: "

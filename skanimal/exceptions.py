@@ -35,6 +35,19 @@ class ImageLoadError(SkanimalError, ValueError):
         # joblib/Dask workers travel back to the caller pickled.
         return (_rebuild_image_load_error, (type(self), str(self), self.path, self.index))
 
+    def file_message(self):
+        """The message without the item's position in ``X`` (``X[16]``), for people who
+        named files rather than built ``X``, e.g. on the command line.
+
+        Returns
+        -------
+        str
+        """
+        message = str(self)
+        if self.path is not None and self.index is not None:
+            message = message.replace(f"X[{self.index}] ", "", 1)
+        return message
+
 
 def _rebuild_image_load_error(cls, message, path, index):
     return cls(message, path=path, index=index)
@@ -45,7 +58,33 @@ class ImageFolderError(SkanimalError, ValueError):
 
 
 class WeightsUnavailableError(SkanimalError, OSError):
-    """Backbone weights could not be downloaded or read."""
+    """Backbone weights could not be downloaded or read.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to do.
+    backbone : str or None
+        The backbone whose ImageNet weights could not be downloaded (``None`` otherwise).
+    download_error : str or None
+        Why the download failed, e.g. ``"[Errno -2] Name or service not known"``; with
+        ``backbone``, lets a caller word the advice its own way
+        (:func:`skanimal.backbones.offline_weights_message`).
+    """
+
+    def __init__(self, message, *, backbone=None, download_error=None):
+        super().__init__(message)
+        self.backbone = backbone
+        self.download_error = download_error
+
+    def __reduce__(self):
+        # Keyword-only arguments are lost by the default pickling (joblib/Dask workers).
+        return (_rebuild_weights_error,
+                (type(self), str(self), self.backbone, self.download_error))
+
+
+def _rebuild_weights_error(cls, message, backbone, download_error):
+    return cls(message, backbone=backbone, download_error=download_error)
 
 
 class IncompatibleModelError(SkanimalError, ValueError):
@@ -54,3 +93,7 @@ class IncompatibleModelError(SkanimalError, ValueError):
 
 class CacheWarning(UserWarning):
     """The feature cache could not be used; extraction continues without it."""
+
+
+class SmallImageWarning(UserWarning):
+    """Images far smaller than the network's input: upscaled, their features say little."""

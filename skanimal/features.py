@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
@@ -19,20 +21,73 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .backbones import get_backbone, get_spec, weights_identity
+from .backbones import find_weights_file, get_backbone, get_spec, keras_cache_dirs, weights_identity
 from .cache import (
     FEATURE_FORMAT_VERSION,
     FeatureCache,
     hash_array_row,
     hash_bytes,
+    hash_file,
     make_fingerprint,
     resolve_cache_dir,
 )
 from .compat import Interval, StrOptions, fit_context
-from .exceptions import IncompatibleModelError
-from .images import ImageItem, check_images, decode_item, read_item_bytes, resize_array_batch
+from .exceptions import (
+    ImageLoadError,
+    IncompatibleModelError,
+    SmallImageWarning,
+    WeightsUnavailableError,
+)
+from .images import (
+    ImageItem,
+    check_images,
+    decode_item,
+    read_item_bytes,
+    resize_array_batch,
+    stored_image_size,
+)
 
-__all__ = ["BottleneckFeatures"]
+__all__ = ["BottleneckFeatures", "Extraction", "SMALL_IMAGE_FRACTION"]
+
+#: An image file is "far smaller" than the network's input when both its sides are below
+#: this fraction of the input's: upscaled 8 times or more, it shows the CNN little but blur.
+SMALL_IMAGE_FRACTION = 1 / 8
+
+
+@dataclass
+class Extraction:
+    """What :meth:`BottleneckFeatures.extract` produced, besides the features.
+
+    Attributes
+    ----------
+    features : ndarray of shape (n_kept, ``n_features_out_``), float32
+        Features of the images that could be read, in the order of ``X``.
+    kept : ndarray of int
+        Position in ``X`` of each row of ``features``.
+    errors : list of ImageLoadError
+        The images that could not be read (``on_error="skip"``), in the order of ``X``;
+        each names its file (``.path``) and position (``.index``).
+    content_keys : list of str
+        The content key (SHA-256 of the file's bytes, the feature cache's key) of each row.
+    n_cached : int
+        How many rows came from the feature cache rather than the CNN.
+    small_images : list of (str, (int, int))
+        Files far smaller than the network's input (``SMALL_IMAGE_FRACTION``) and their
+        ``(width, height)``.
+    """
+
+    features: np.ndarray = field(repr=False)
+    kept: np.ndarray = field(repr=False)
+    errors: list = field(default_factory=list)
+    content_keys: list = field(default_factory=list, repr=False)
+    n_cached: int = 0
+    small_images: list = field(default_factory=list)
+
+
+def _key_prefix(key):
+    """The first 8 bytes of a hex content key as an int: compact, and collision-free in
+    practice among the images of one data set."""
+    return int(str(key)[:16], 16)
 
 _POOLINGS = (None, "avg", "max")
 _PRECISIONS = ("float32", "bfloat16", "int8")
@@ -102,6 +157,15 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     quantized_backbone_ : skanimal.openvino_engine.Int8Backbone
         Only with ``precision="int8"``: the quantized network (OpenVINO IR bytes), which
         pickles, saves and travels to ``n_jobs`` workers with the estimator.
+    weights_identity_ : str
+        What the weights were when fitted: ``"imagenet"``, ``"random-0"`` or
+        ``"sha256:<digest>"`` of the weights file. A fitted transformer whose weights file
+        has moved finds it by this digest (beside the old path and in Keras' cache folder)
+        or is told where it is with :meth:`relocate_weights`.
+    training_hashes_ : ndarray of uint64 or None
+        The first 8 bytes of the content key (SHA-256) of each image ``fit`` was given,
+        sorted; None when ``fit`` got no images. :meth:`fitted_on` uses them to tell which
+        images a model was trained on.
 
     See Also
     --------
@@ -175,12 +239,120 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         resolve_cache_dir(self.cache)
         return self._resolved_image_size()
 
+    def _recorded_weights(self):
+        """The fitted ``sha256:`` identity of the weights file, or None."""
+        recorded = getattr(self, "weights_identity_", None)
+        return recorded if str(recorded).startswith("sha256:") else None
+
+    def _weights_in_use(self):
+        """The ``weights`` to build the backbone with.
+
+        The parameter, except when it names a file that is gone and ``fit`` recorded its
+        content: then a file with that content beside the old path or in Keras' cache
+        folder (a moved or renamed weights file), or a one-line error saying how to point
+        at the new place.
+        """
+        weights, recorded = self.weights, self._recorded_weights()
+        if (recorded is None or weights is None or weights == "imagenet"
+                or not isinstance(weights, (str, os.PathLike)) or os.path.isfile(weights)):
+            return weights
+        weights = os.fspath(weights)
+        relocated = getattr(self, "_relocated", None)
+        if relocated is not None and relocated[0] == (weights, recorded) \
+                and os.path.isfile(relocated[1]):
+            return relocated[1]
+        folder = os.path.dirname(os.path.abspath(weights))
+        found = find_weights_file(recorded, [folder], name=os.path.basename(weights))
+        if found is None:
+            places = ", ".join(repr(p) for p in [folder, *keras_cache_dirs()])
+            raise WeightsUnavailableError(
+                f"weights file {weights!r} no longer exists, and no file with its content "
+                f"(sha256 {recorded[7:19]}…) is in {places}; pass its new place: "
+                "--weights PATH (skanimal predict/evaluate), skanimal.load(..., weights=PATH) "
+                "or BottleneckFeatures.relocate_weights(PATH)"
+            )
+        warnings.warn(f"weights file {weights!r} no longer exists; using {found!r}, which has "
+                      "the same content", UserWarning, stacklevel=4)
+        self._relocated = ((weights, recorded), found)
+        return found
+
+    def relocate_weights(self, place):
+        """Point a fitted transformer at the new place of its weights file.
+
+        Parameters
+        ----------
+        place : path-like
+            The weights file itself, or a folder holding it (under any name).
+
+        Returns
+        -------
+        self : BottleneckFeatures
+            With ``weights`` set to the file found.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            When ``place`` holds no file with the content ``fit`` saw
+            (``weights_identity_``), e.g. the weights of another backbone or version.
+        """
+        check_is_fitted(self, "n_features_out_")
+        recorded = self._recorded_weights()
+        if recorded is None:
+            raise WeightsUnavailableError(
+                f"this model was fitted with weights={self.weights!r}, not a weights file; "
+                "there is nothing to relocate"
+            )
+        place = os.fspath(place)
+        if not os.path.exists(place):
+            raise WeightsUnavailableError(f"weights={place!r}: no such file or folder")
+        found = find_weights_file(recorded, [place], search_keras_cache=False)
+        if found is None:
+            what = (f"is not the weights file this model was made with (its sha256 is "
+                    f"{weights_identity(place)[7:19]}…, the model's {recorded[7:19]}…)"
+                    if os.path.isfile(place) else
+                    f"holds no file with the content of the model's weights (sha256 "
+                    f"{recorded[7:19]}…)")
+            raise WeightsUnavailableError(f"weights {place!r} {what}")
+        return self.set_params(weights=found)
+
+    def _checked_weights(self):
+        weights = self._weights_in_use()
+        recorded = self._recorded_weights()
+        if recorded is not None and weights_identity(weights) != recorded:
+            raise WeightsUnavailableError(
+                f"weights={weights!r} are not the weights this model was fitted with "
+                f"(now {weights_identity(weights)[:19]}…, then {recorded[:19]}…): its features "
+                "would not match the classifier; refit, or restore the file"
+            )
+        return weights
+
+    def weights_file(self):
+        """The weights file the backbone is built from, checked against the fitted content.
+
+        Returns
+        -------
+        str or None
+            The ``weights`` parameter, or the file with the recorded content found beside
+            its old place or in Keras' cache folder after a move; None for ``"imagenet"``
+            and random weights.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            When the file is gone and not found, or its content is not what ``fit`` saw.
+        """
+        weights = self._checked_weights()
+        if weights is None or (isinstance(weights, str) and weights == "imagenet"):
+            return None
+        return os.fspath(weights)
+
     def _get_backbone(self):
         if self.precision == "int8":
             return self._quantized_backbone()
+        weights = self._checked_weights()
         return get_backbone(
             self.backbone,
-            weights=self.weights,
+            weights=weights,
             image_size=self._resolved_image_size(),
             pooling=self.pooling,
             precision=self.precision,
@@ -194,7 +366,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             int8 = {"int8_model": self._quantized_backbone().fingerprint()}
         return make_fingerprint(
             backbone=spec.name,
-            weights=weights_identity(self.weights),
+            # A fitted transformer keys the cache with the weights it was fitted with, so
+            # cached images need no weights file at all.
+            weights=self._recorded_weights() or weights_identity(self.weights),
             image_size=self._resolved_image_size(),
             pooling=self.pooling,
             preprocessing=spec.preprocessing,
@@ -231,8 +405,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Parameters
         ----------
         X : sequence of path-like or ndarray of shape (n, h, w, 3), optional
-            Images; validated but not read, except with ``precision="int8"``, which
-            requires them and calibrates its quantization on (up to 300 of) them.
+            Images; their content keys are recorded (``training_hashes_``). With
+            ``precision="int8"`` they are required: fit calibrates its quantization on (up
+            to 300 of) them.
         y : ignored
 
         Returns
@@ -257,8 +432,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if self.precision == "int8":
             return self._fit_int8(X)
         self.__dict__.pop("quantized_backbone_", None)
-        if X is not None:
-            check_images(X)
+        keys = _content_keys(check_images(X)) if X is not None else None
+        self.weights_identity_ = weights_identity(self.weights)  # this fit's, not a former one
         # A cache that already holds this configuration knows the feature shape: a warm run
         # then never builds the backbone (nor imports TensorFlow).
         store = self._feature_store()
@@ -267,7 +442,24 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             shape = self._get_backbone().feature_shape
             if store is not None:
                 store.put_feature_shape(shape)
-        return self._set_fitted(shape)
+        return self._set_fitted(shape, training_keys=keys)
+
+    def fit_transform(self, X, y=None):
+        """:meth:`fit`, then :meth:`transform`, reading each image once.
+
+        Parameters
+        ----------
+        X : sequence of path-like or ndarray of shape (n, h, w, 3)
+        y : ignored
+
+        Returns
+        -------
+        ndarray of shape (n_images, ``n_features_out_``), float32
+        """
+        self.fit()
+        extraction = self.extract(X)
+        self.training_hashes_ = _hash_prefixes(extraction.content_keys)
+        return extraction.features
 
     def _fit_int8(self, X):
         """Quantize the backbone, calibrating on a sample of ``X`` (see :meth:`fit`)."""
@@ -301,15 +493,19 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                                 pooling=self.pooling, precision="float32")
         self.quantized_backbone_ = quantize_backbone(backbone, pixels, [keys[i] for i in sample],
                                                    verbose=bool(self.verbose))
+        self.weights_identity_ = weights_identity(self.weights)
         shape = self.quantized_backbone_.feature_shape
         store = self._feature_store()
         if store is not None:
             store.put_feature_shape(shape)
-        return self._set_fitted(shape)
+        return self._set_fitted(shape, training_keys=keys)
 
     def _set_fitted(self, feature_shape, feature_format_version=FEATURE_FORMAT_VERSION,
-                    versions=None):
+                    versions=None, training_keys=None, weights_identity=None):
         """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""
+        if weights_identity is not None:
+            self.weights_identity_ = weights_identity
+        self.training_hashes_ = _hash_prefixes(training_keys)
         self.image_size_ = self._resolved_image_size()
         self.feature_shape_ = tuple(feature_shape)
         self.n_features_out_ = int(np.prod(self.feature_shape_))
@@ -351,16 +547,79 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ------
         ImageLoadError
             For a missing, unreadable or non-image file; names the file and its index in X.
+
+        Warns
+        -----
+        SmallImageWarning
+            Naming the image files far smaller than the network's input.
+        """
+        return self.extract(X).features
+
+    def extract(self, X, *, on_error="raise"):
+        """:meth:`transform`, with what happened on the way: unreadable images, cache hits.
+
+        Parameters
+        ----------
+        X : sequence of path-like, pandas Series of paths, or ndarray of shape (n, h, w, 3)
+            As for :meth:`transform`.
+        on_error : {"raise", "skip"}, default="raise"
+            ``"raise"`` stops at the first image that cannot be read; ``"skip"`` goes on
+            without every such image and lists them in ``Extraction.errors``.
+
+        Returns
+        -------
+        Extraction
+
+        Raises
+        ------
+        ImageLoadError
+            With ``on_error="raise"``, for a missing, unreadable or non-image file.
         """
         check_is_fitted(self, "n_features_out_")
         self._validate_params()
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
         images = check_images(X)
         n_jobs = 1 if self.n_jobs is None else self.n_jobs
         if n_jobs != 1 and len(images) > self.batch_size:
-            return self._transform_parallel(images, n_jobs)
-        return self._transform_images(images, offset=0)
+            extraction = self._transform_parallel(images, n_jobs, on_error)
+        else:
+            extraction = self._transform_images(images, offset=0, on_error=on_error)
+        if extraction.small_images:
+            self._warn_small(extraction.small_images)
+        return extraction
 
-    def _transform_parallel(self, images, n_jobs):
+    def _warn_small(self, small_images):
+        height, width = self._resolved_image_size()
+        shown = ", ".join(f"{path!r} ({w}x{h})" for path, (w, h) in small_images[:5])
+        more = f" and {len(small_images) - 5} more" if len(small_images) > 5 else ""
+        warnings.warn(
+            f"{len(small_images)} image file(s) far smaller than the network's {height}x{width} "
+            f"input are upscaled, so their features say little: {shown}{more}",
+            SmallImageWarning, stacklevel=3,
+        )
+
+    def fitted_on(self, content_keys):
+        """Which images (by content key) were among those ``fit`` was given.
+
+        Parameters
+        ----------
+        content_keys : sequence of str
+            Content keys, e.g. ``Extraction.content_keys``.
+
+        Returns
+        -------
+        ndarray of bool or None
+            None when ``fit`` got no images (``training_hashes_`` is None).
+        """
+        check_is_fitted(self, "n_features_out_")
+        known = getattr(self, "training_hashes_", None)
+        if known is None:
+            return None
+        prefixes = np.array([_key_prefix(k) for k in content_keys], dtype=np.uint64)
+        return np.isin(prefixes, known)
+
+    def _transform_parallel(self, images, n_jobs, on_error="raise"):
         """Features of ``images`` computed in chunks by ``joblib.Parallel`` workers.
 
         Runs on whatever joblib backend is active (loky processes by default; a Dask, Ray or
@@ -380,11 +639,12 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         bounds = chunk_bounds(len(images), self.batch_size, n_workers)
         if n_workers == 1 or len(bounds) == 1:
             # joblib would run the chunks one by one in this process anyway.
-            return self._transform_images(images, offset=0)
+            return self._transform_images(images, offset=0, on_error=on_error)
         tf_threads = caller_tf_threads()  # validated here, shipped to the workers
         directory = resolve_cache_dir(self.cache)
         params = {
             **self.get_params(),
+            "weights": self._weights_in_use(),  # workers are unfitted: no relocation there
             "n_jobs": None,
             "verbose": 0,
             # Workers may not share this process's environment ($SKANIMAL_CACHE_DIR) nor
@@ -396,24 +656,29 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         quantized = self._quantized_backbone() if self.precision == "int8" else None
         tasks = (
             delayed(_transform_chunk)(params, images[start:stop], start, os.getpid(), tf_threads,
-                                      quantized)
+                                      quantized, on_error)
             for start, stop in bounds
         )
         # One task per chunk (chunks are coarse already); results come back in order.
         parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")
-        output = None
+        parts = []
         with tqdm(total=len(images), unit="img", desc="Extracting features",
                   disable=not self.verbose) as progress:
-            for (start, stop), features in zip(bounds, parallel(tasks)):
-                if output is None:
-                    output = np.empty((len(images), features.shape[1]), dtype=np.float32)
-                output[start:stop] = features
+            for (start, stop), part in zip(bounds, parallel(tasks)):
+                parts.append(part)
                 progress.update(stop - start)
-        return output
+        return Extraction(
+            features=np.concatenate([part.features for part in parts]),
+            kept=np.concatenate([part.kept for part in parts]),
+            errors=[error for part in parts for error in part.errors],
+            content_keys=[key for part in parts for key in part.content_keys],
+            n_cached=sum(part.n_cached for part in parts),
+            small_images=[item for part in parts for item in part.small_images],
+        )
 
-    def _transform_images(self, images, offset):
-        """Features of ``images`` (checked paths list or 4-D array); ``offset`` is where
-        ``images`` starts in the caller's X, so errors name the right index.
+    def _transform_images(self, images, offset, on_error="raise"):
+        """:class:`Extraction` of ``images`` (checked paths list or 4-D array); ``offset`` is
+        where ``images`` starts in the caller's X, so errors and ``kept`` use its indices.
 
         Each image is read once: a decoding thread reads its bytes, keys the cache with
         them and, on a miss, decodes the same bytes (:func:`_prepare`). Only the pixels of
@@ -428,6 +693,10 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         store = self._feature_store()
         output = None
         backbone = None
+        keys = [None] * n_images
+        errors = []  # ImageLoadError of each image skipped (on_error="skip")
+        small = []  # (path, (width, height)) of files far smaller than the input
+        n_cached = 0
         done = {}  # content key -> row computed by the CNN: duplicates go through it once
         waiting = {}  # content key -> row, for the misses in `batch`
         batch = []  # (row, key, pixels) of misses waiting for the CNN
@@ -475,8 +744,19 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                         pending.append(pool.submit(_prepare, images, submitted, offset, size,
                                                    store))
                         submitted += 1
-                    key, cached, pixels = pending.popleft().result()
+                    try:
+                        key, cached, pixels, stored_size = pending.popleft().result()
+                    except ImageLoadError as exc:
+                        if on_error != "skip":
+                            raise
+                        errors.append(exc)
+                        progress.update(1)
+                        continue
+                    keys[row] = key
+                    if stored_size is not None and _far_smaller(stored_size, size):
+                        small.append((os.fspath(images[row]), stored_size))
                     if cached is not None:
+                        n_cached += 1
                         if output is None:
                             output = np.empty((n_images, cached.shape[0]), dtype=np.float32)
                         output[row] = cached
@@ -499,7 +779,21 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             finally:
                 for future in pending:
                     future.cancel()
-        return output
+        failed = {exc.index - offset for exc in errors}
+        kept = np.array([row for row in range(n_images) if row not in failed], dtype=np.intp)
+        if output is None:  # nothing could be read
+            n_features = getattr(self, "n_features_out_", None)  # unfitted in a worker
+            if n_features is None:
+                n_features = self._get_backbone().n_features
+            output = np.empty((n_images, n_features), dtype=np.float32)
+        return Extraction(
+            features=output[kept] if failed else output,
+            kept=kept + offset,
+            errors=errors,
+            content_keys=[keys[row] for row in kept],
+            n_cached=n_cached,
+            small_images=small,
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -525,28 +819,59 @@ def _library_versions():
             "scikit-learn": installed("scikit-learn")}
 
 
-def _prepare(images, i, offset, size, store):
-    """``(key, cached features, pixels)`` of ``images[i]``, reading its file once.
+def _far_smaller(stored_size, size):
+    width, height = stored_size
+    return (width < size[1] * SMALL_IMAGE_FRACTION
+            and height < size[0] * SMALL_IMAGE_FRACTION)
 
-    Runs on a decoding thread. ``key`` is its content key (None without a cache);
-    ``cached`` its features when the cache holds them, else None and ``pixels`` its
-    decoded pixels. The encoded bytes do not outlive this call.
+
+def _content_keys(images):
+    """Content keys of checked ``images`` without decoding them; files that cannot be
+    read are left out (transform reports them)."""
+    if isinstance(images, np.ndarray):
+        return [hash_array_row(row) for row in images]
+    keys = []
+    for item in images:
+        try:
+            if isinstance(item, ImageItem):
+                keys.append(item.content_key(item.load_bytes()))
+            else:
+                keys.append(hash_file(item))
+        except (ImageLoadError, OSError):
+            continue
+    return keys
+
+
+def _hash_prefixes(keys):
+    if keys is None:
+        return None
+    return np.unique(np.array([_key_prefix(k) for k in keys], dtype=np.uint64))
+
+
+def _prepare(images, i, offset, size, store):
+    """``(key, cached features, pixels, stored size)`` of ``images[i]``, reading its file
+    once.
+
+    Runs on a decoding thread. ``key`` is its content key; ``cached`` its features when
+    the cache holds them, else None and ``pixels`` its decoded pixels; ``stored size`` the
+    ``(width, height)`` a plain image file declares (None for arrays and image items). The
+    encoded bytes do not outlive this call.
     """
     if isinstance(images, np.ndarray):
-        key = hash_array_row(images[i]) if store is not None else None
+        key = hash_array_row(images[i])
         cached = store.get(key) if store is not None else None
         if cached is not None:
-            return key, cached, None
-        return key, None, resize_array_batch(images[i:i + 1], size)[0]
+            return key, cached, None, None
+        return key, None, resize_array_batch(images[i:i + 1], size)[0], None
     item, index = images[i], offset + i
     data = read_item_bytes(item, index=index)
-    key = None
+    key = _item_key(item, data)
+    stored_size = None if isinstance(item, ImageItem) else stored_image_size(data)
     if store is not None:
-        key = _item_key(item, data)
         cached = store.get(key)
         if cached is not None:
-            return key, cached, None
-    return key, None, decode_item(item, data, size, index=index)
+            return key, cached, None, stored_size
+    return key, None, decode_item(item, data, size, index=index), stored_size
 
 
 def _item_key(item, data):
@@ -556,7 +881,8 @@ def _item_key(item, data):
     return item.content_key(data) if isinstance(item, ImageItem) else hash_bytes(data)
 
 
-def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None, quantized=None):
+def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None, quantized=None,
+                     on_error="raise"):
     """Worker-side transform of ``images``, which start at ``offset`` in the caller's X.
 
     Limits TensorFlow's threads first when this is a worker process (before TensorFlow
@@ -569,6 +895,6 @@ def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None, q
     transformer = BottleneckFeatures(**{**params, "n_jobs": None})
     if quantized is not None:
         transformer.quantized_backbone_ = quantized
-    features = transformer._transform_images(images, offset)
+    extraction = transformer._transform_images(images, offset, on_error=on_error)
     record_chunk(len(images))
-    return features
+    return extraction

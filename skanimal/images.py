@@ -733,6 +733,29 @@ def decode_image(data, size=(224, 224), *, path=None, index=None):
     return pixels
 
 
+def stored_image_size(data):
+    """``(width, height)`` an encoded image declares in its header, or None.
+
+    Only the header is parsed (no pixels are decoded), so this is cheap enough to run on
+    every image, cached or not.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded file.
+
+    Returns
+    -------
+    tuple of int or None
+        None when Pillow cannot identify the data.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return tuple(int(s) for s in img.size)
+    except Exception:  # the decoder reports unreadable files, with the reason
+        return None
+
+
 # ---------------------------------------------------------------------- batches
 
 

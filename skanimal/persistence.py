@@ -7,20 +7,25 @@ shared with others, :func:`save` writes a single ``.skanimal`` file (a zip archi
 * ``skanimal.json`` — a JSON description of the pipeline: the class and parameters of each
   step, the head's classes and input width, the training history, the versions of skanimal,
   Keras and scikit-learn that made it, and the feature format;
-* ``head.keras`` — the trained head in Keras' native format;
+* ``head.keras`` — the trained head in Keras' native format, without the optimizer's state
+  (which only resuming training would need; it would double the file);
 * ``int8_model.xml`` and ``int8_model.bin`` — only for ``precision="int8"``: the quantized
   backbone as OpenVINO IR, which (unlike the float backbone) cannot be rebuilt from its
-  name: it depends on the images ``fit`` calibrated on. Reading IR runs no code either.
+  name: it depends on the images ``fit`` calibrated on. Reading IR runs no code either;
+* ``weights.h5`` — with ``save(..., include_weights=True)`` only: the backbone's weights
+  file, for sharing a model trained on weights the receiver does not have.
 
 :func:`load` rebuilds the pipeline from those, with ``keras.saving.load_model(...,
 safe_mode=True)``: nothing in the file is executed, and only skanimal's own estimators can be
 named in it. The backbone is not stored: it is rebuilt from its name and weights, as after
-``joblib.load``.
+``joblib.load``; a weights file is recorded by its content hash, so ``load(...,
+weights=new_place)`` can point at it after a move, checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -30,9 +35,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
+from .backbones import find_weights_file, keras_models_dir
 from .cache import FEATURE_FORMAT_VERSION
-from .exceptions import IncompatibleModelError
-from .fileio import atomic_write, to_jsonable
+from .compat import pack_model
+from .exceptions import IncompatibleModelError, WeightsUnavailableError
+from .fileio import atomic_write, to_jsonable, write_bytes
 
 __all__ = ["save", "load", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
 
@@ -40,6 +47,7 @@ FILE_FORMAT = "skanimal-pipeline"
 FILE_FORMAT_VERSION = 1
 _DESCRIPTION = "skanimal.json"
 _HEAD = "head.keras"
+_WEIGHTS = "weights.h5"
 
 # Parameters of BottleneckFeatures stored in the description: all of them are plain values.
 _FEATURE_PARAMS = ("backbone", "weights", "image_size", "pooling", "precision", "batch_size",
@@ -60,12 +68,18 @@ def _steps(pipeline):
     if isinstance(pipeline, AugmentedClassifier):
         check_is_fitted(pipeline)
         pipeline = pipeline.estimator_  # augmentation only matters in fit
-    kinds = [type(step) for _, step in getattr(pipeline, "steps", [])]
-    if not isinstance(pipeline, Pipeline) or kinds != [BottleneckFeatures, BottleneckClassifier]:
-        raise TypeError(
-            "skanimal.save stores a fitted Pipeline of exactly BottleneckFeatures → "
-            f"BottleneckClassifier, got {pipeline!r}. Use joblib.dump for other pipelines."
-        )
+    expected = "a fitted Pipeline of exactly BottleneckFeatures → BottleneckClassifier"
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(f"skanimal.save stores {expected}, got a {type(pipeline).__name__}; "
+                        "use joblib.dump for anything else.")
+    for position, (name, step) in enumerate(pipeline.steps):
+        wanted = (BottleneckFeatures, BottleneckClassifier)[position] if position < 2 else None
+        if type(step) is not wanted:
+            raise TypeError(f"skanimal.save stores {expected}; step {name!r} is a "
+                            f"{type(step).__name__}: use joblib.dump for this pipeline.")
+    if len(pipeline.steps) != 2:
+        raise TypeError(f"skanimal.save stores {expected}; this pipeline has "
+                        f"{len(pipeline.steps)} step(s): use joblib.dump for it.")
     (features_name, features), (head_name, head) = pipeline.steps
     check_is_fitted(features)
     check_is_fitted(head)
@@ -89,7 +103,18 @@ def _head_params(head):
     return params
 
 
-def save(pipeline, path):
+def _tuple_params(params):
+    """Names of the parameters that are tuples: JSON has only lists, and :func:`load` gives
+    back what was saved."""
+    return sorted(name for name, value in params.items() if isinstance(value, tuple))
+
+
+def _untuple(params, names):
+    return {name: tuple(value) if name in names and isinstance(value, list) else value
+            for name, value in params.items()}
+
+
+def save(pipeline, path, *, include_weights=False):
     """Save a fitted skanimal pipeline in a pickle-free file.
 
     Parameters
@@ -102,6 +127,11 @@ def save(pipeline, path):
         Written atomically (:func:`skanimal.fileio.atomic_write`: a temporary file, synced,
         then renamed, with normal permissions): a crash never leaves a half-written file
         under this name.
+    include_weights : bool, default=False
+        Also store the backbone's weights file (when ``weights`` is a file, not
+        ``"imagenet"`` or None), so that whoever receives the model needs nothing else.
+        It adds the file's size (9 MB for MobileNetV2, 58 MB for VGG16); without it,
+        the receiver passes their copy with ``load(..., weights=...)``.
 
     Returns
     -------
@@ -111,7 +141,8 @@ def save(pipeline, path):
     Raises
     ------
     TypeError
-        For anything else than such a pipeline, or a parameter JSON cannot hold.
+        For anything else than such a pipeline (naming the step that is not), or a
+        parameter JSON cannot hold.
     """
     import keras
     import sklearn
@@ -119,6 +150,9 @@ def save(pipeline, path):
     features_name, features, head_name, head = _steps(pipeline)
     history = {key: [float(v) for v in values] for key, values in head.history_.items()}
     classes = np.asarray(head.classes_)
+    feature_params = {name: getattr(features, name) for name in _FEATURE_PARAMS}
+    head_params = {name: getattr(head, name) for name in _HEAD_PARAMS}
+    weights_file = features.weights_file() if include_weights else None
     description = {
         "format": FILE_FORMAT,
         "format_version": FILE_FORMAT_VERSION,
@@ -127,11 +161,15 @@ def save(pipeline, path):
                      "scikit-learn": sklearn.__version__},
         "steps": [
             {"name": features_name, "class": "BottleneckFeatures",
-             "params": {name: to_jsonable(getattr(features, name))
-                        for name in _FEATURE_PARAMS},
-             "feature_shape": list(features.feature_shape_)},
+             "params": {name: to_jsonable(value) for name, value in feature_params.items()},
+             "tuple_params": _tuple_params(feature_params),
+             "feature_shape": list(features.feature_shape_),
+             "weights_identity": getattr(features, "weights_identity_", None),
+             "weights_included": weights_file is not None,
+             "training_hashes": _hex_list(getattr(features, "training_hashes_", None))},
             {"name": head_name, "class": "BottleneckClassifier",
              "params": _head_params(head),
+             "tuple_params": _tuple_params(head_params),
              "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
              "n_features_in": int(head.n_features_in_), "history": history,
              "confidence_threshold": getattr(head, "confidence_threshold_", None)},
@@ -144,18 +182,20 @@ def save(pipeline, path):
         description["steps"][0]["int8_model"] = {
             "files": sorted(int8_files), "sha256": quantized.digest, "recipe": quantized.recipe}
     path = Path(path)
-    # Keras writes its native format to a named ``.keras`` file: a scratch copy, outside
-    # the destination folder, which only ever sees the finished archive.
-    with tempfile.TemporaryDirectory(prefix="skanimal-save-") as tmp:
-        head_file = Path(tmp) / _HEAD
-        head.model_.save(head_file)
-        with atomic_write(path) as handle, \
-                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(_DESCRIPTION, json.dumps(description, indent=2))
-            zf.write(head_file, _HEAD)
-            for name, data in int8_files.items():
-                zf.writestr(name, data)
+    head_bytes = pack_model(head.model_, optimizer_state=False)
+    with atomic_write(path) as handle, \
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_DESCRIPTION, json.dumps(description, indent=2))
+        zf.writestr(_HEAD, head_bytes)
+        for name, data in int8_files.items():
+            zf.writestr(name, data)
+        if weights_file is not None:
+            zf.write(weights_file, _WEIGHTS)
     return path
+
+
+def _hex_list(prefixes):
+    return None if prefixes is None else [f"{int(p):016x}" for p in prefixes]
 
 
 def _read(path):
@@ -172,6 +212,7 @@ def _read(path):
             head_bytes = zf.read(_HEAD)
             int8_files = {name: zf.read(name) for name in names
                           if name in ("int8_model.xml", "int8_model.bin")}
+            weights_bytes = zf.read(_WEIGHTS) if _WEIGHTS in names else None
     except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IncompatibleModelError(
             f"{str(path)!r} is not a skanimal model file: {exc}"
@@ -192,15 +233,16 @@ def _read(path):
             f"skanimal {__version__} computes format {FEATURE_FORMAT_VERSION}, so its head would "
             "predict garbage. Retrain the model."
         )
-    return description, head_bytes, int8_files
+    return description, head_bytes, int8_files, weights_bytes
 
 
 def _restore_head(spec, model):
     from .classifier import BottleneckClassifier
 
     classes = np.asarray(spec["classes"], dtype=np.dtype(spec["classes_dtype"]))
+    params = _untuple(spec["params"], spec.get("tuple_params", ()))
     head = BottleneckClassifier._from_trained_model(
-        spec["params"], classes, int(spec["n_features_in"]), model, spec.get("history", {}))
+        params, classes, int(spec["n_features_in"]), model, spec.get("history", {}))
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
     return head
@@ -225,13 +267,34 @@ def _restore_int8(path, spec, files):
     return quantized
 
 
-def load(path):
+def _unpack_weights(features, identity, data):
+    """Use the embedded weights: a file with their content already here, else a copy in
+    Keras' models folder (where skanimal looks for moved weights files too)."""
+    try:
+        features.weights_file()  # where it was saved from, or found by content
+        return
+    except WeightsUnavailableError:
+        pass
+    found = find_weights_file(identity)
+    if found is None:
+        found = os.path.join(keras_models_dir(), f"skanimal-{identity[7:23]}.weights.h5")
+        write_bytes(found, data)
+    features.relocate_weights(found)
+
+
+def load(path, *, weights=None):
     """Load a pipeline written by :func:`save`, without unpickling anything.
 
     Parameters
     ----------
     path : path-like
         A file written by :func:`save`.
+    weights : path-like, optional
+        The backbone's weights file at its new place (the file, or a folder holding it),
+        checked by content (:meth:`~skanimal.BottleneckFeatures.relocate_weights`). Not
+        needed when the file is still where it was when saved, was moved beside that place
+        or into Keras' cache folder, or is in the model file (``include_weights=True``; it
+        is then copied into Keras' models folder, ``~/.keras/models``, once).
 
     Returns
     -------
@@ -243,18 +306,21 @@ def load(path):
     IncompatibleModelError
         When the file is not a skanimal model, was written in another file format, or was
         trained on features this version of skanimal computes differently.
+    WeightsUnavailableError
+        When ``weights`` is not the weights file the model was made with.
     """
     import keras
 
     from .features import BottleneckFeatures
 
-    description, head_bytes, int8_files = _read(path)
+    description, head_bytes, int8_files, weights_bytes = _read(path)
     try:
         features_spec, head_spec = description["steps"]
         if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
                                                            "BottleneckClassifier"):
             raise ValueError("unexpected step classes")
-        features = BottleneckFeatures(**features_spec["params"])
+        features = BottleneckFeatures(**_untuple(features_spec["params"],
+                                                 features_spec.get("tuple_params", ())))
         features._validate_params()
     except (KeyError, TypeError, ValueError) as exc:
         raise IncompatibleModelError(
@@ -262,9 +328,16 @@ def load(path):
         ) from exc
     # The backbone is rebuilt lazily on first transform, as after joblib.load.
     features._set_fitted(features_spec["feature_shape"], description["feature_format_version"],
-                         description.get("versions", {}))
+                         description.get("versions", {}),
+                         training_keys=features_spec.get("training_hashes"),
+                         weights_identity=features_spec.get("weights_identity"))
     if features.precision == "int8":
         features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
+    identity = features_spec.get("weights_identity")
+    if weights is not None:
+        features.relocate_weights(weights)
+    elif weights_bytes is not None and str(identity).startswith("sha256:"):
+        _unpack_weights(features, identity, weights_bytes)
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
         head_file = Path(tmp) / _HEAD
         head_file.write_bytes(head_bytes)

@@ -17,10 +17,12 @@ Jupyter displays a returned Figure inline.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import math
 import os
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,6 +43,7 @@ __all__ = [
     "add_provenance",
     "write_report_files",
     "REPORT_FILES",
+    "write_predictions",
 ]
 
 #: Files :func:`write_report` writes in its directory.
@@ -50,6 +53,7 @@ REPORT_FILES = (
     "confusion_matrix.png",
     "training_curves.png",
     "misclassified.png",
+    "predictions.csv",
 )
 
 #: Resolution of the PNG files written by :func:`write_report`.
@@ -138,7 +142,7 @@ def _save_figure(fig, path):
 # ------------------------------------------------------------------------------------ plots
 
 
-def plot_history(history, ax=None):
+def plot_history(history, ax=None, *, title=None):
     """Plot the loss and accuracy of each training epoch.
 
     Parameters
@@ -150,6 +154,8 @@ def plot_history(history, ax=None):
         are drawn when ``val_`` keys exist (``BottleneckClassifier(validation_split=...)``).
     ax : sequence of two matplotlib Axes, optional
         The (loss, accuracy) axes to draw on. By default a new figure with two panels.
+    title : str, optional
+        A title over both panels, e.g. to say that the curves come from training.
 
     Returns
     -------
@@ -200,6 +206,8 @@ def plot_history(history, ax=None):
         axes[1].text(0.5, 0.5, "no accuracy recorded", ha="center", va="center",
                      transform=axes[1].transAxes)
         axes[1].set_axis_off()
+    if title is not None:
+        fig.suptitle(title)
     return fig
 
 
@@ -262,15 +270,20 @@ def _thumbnail_pixels(item, size):
         return None
 
 
-def _short_name(item, limit=22):
+def _wrapped_name(item, width=18):
+    """The file's whole name, wrapped onto lines of ``width`` characters (never cut)."""
     if isinstance(item, np.ndarray):
         return ""
     name = os.path.basename(os.fspath(item))
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    return "\n".join(textwrap.wrap(name, width, break_long_words=True,
+                                   break_on_hyphens=False)) or name
 
 
-def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96):
+def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96, *, proba=None):
     """A contact sheet of the wrongly predicted images, titled "true / predicted".
+
+    With ``proba``, the most confident mistakes come first and each title gives the
+    probability of the predicted class.
 
     Parameters
     ----------
@@ -279,9 +292,12 @@ def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96):
     y_true, y_pred : array-like of shape (n_samples,)
         True and predicted class names.
     max_images : int, default=25
-        Show at most this many misclassified images (the first ones, in order of ``paths``).
+        Show at most this many misclassified images: the most confident mistakes with
+        ``proba``, else the first ones in the order of ``paths``.
     thumbnail : int or (height, width), default=96
         Thumbnail size in pixels. Images are stretched to it, as the network sees them.
+    proba : ndarray of shape (n_samples, n_classes), optional
+        Predicted probabilities; the confidence of each prediction is its row's maximum.
 
     Returns
     -------
@@ -305,16 +321,25 @@ def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96):
     if wrong.size == 0:
         return _message_figure(f"No misclassified images\n({len(y_true)} of {len(y_true)} "
                                "predicted correctly)")
+    confidence = None
+    if proba is not None:
+        proba = np.asarray(proba, dtype=float)
+        _check_lengths(paths=items, proba=proba)
+        confidence = proba.max(axis=1)
+        wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
 
     shown = wrong[: int(max_images)]
     n_cols = min(len(shown), max(5, math.ceil(math.sqrt(len(shown)))))
     n_rows = math.ceil(len(shown) / n_cols)
-    tile = max(1.6, size[1] / 60)
+    tile = max(1.8, size[1] / 55)
+    # Room under each thumbnail for a file name of up to three wrapped lines.
     fig = _new_figure((max(4.0, n_cols * tile), max(3.0, n_rows * (tile * size[0] / size[1]
-                                                                    + 0.6) + 0.5)))
+                                                                    + 1.1) + 0.6)))
+    order = "most confident first" if confidence is not None else "in file order"
     more = f", first {len(shown)} shown" if len(shown) < wrong.size else ""
-    fig.suptitle(f"Misclassified: {wrong.size} of {len(y_true)} images{more} "
-                 "(true / predicted)")
+    fig.suptitle(f"Misclassified: {wrong.size} of {len(y_true)} images{more}, {order}\n"
+                 "(true / predicted" + (" and its probability)" if confidence is not None
+                                        else ")"))
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False)).ravel()
     for axis in axes[len(shown):]:
         axis.set_axis_off()
@@ -326,8 +351,11 @@ def plot_misclassified(paths, y_true, y_pred, max_images=25, thumbnail=96):
                       transform=axis.transAxes, fontsize=8)
         else:
             axis.imshow(pixels)
-        axis.set_title(f"{y_true[index]} / {y_pred[index]}", fontsize=9, color="darkred")
-        axis.set_xlabel(_short_name(items[index]), fontsize=7)
+        caption = f"{y_true[index]} / {y_pred[index]}"
+        if confidence is not None:
+            caption += f" {confidence[index]:.0%}"
+        axis.set_title(caption, fontsize=9, color="darkred")
+        axis.set_xlabel(_wrapped_name(items[index]), fontsize=7)
         axis.set_xticks([])
         axis.set_yticks([])
     return fig
@@ -528,7 +556,58 @@ def classification_text(y_true, y_pred, classes):
                                  digits=3, zero_division=0)
 
 
-def write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
+def write_predictions(path, X, y_true, proba, classes, *, alternatives=2):
+    """Write one CSV row per image: what it is, what was predicted, how sure, what else.
+
+    Columns: ``path``, ``true``, ``predicted``, ``confidence`` (the predicted class's
+    probability), ``correct``, then ``alternative_<i>`` and ``probability_<i>`` for the
+    next most probable classes. Written atomically (:func:`skanimal.fileio.atomic_write`).
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file to write.
+    X : sequence of path-like or ndarray of shape (n, h, w, 3)
+        The images (array rows are named ``row <i>``).
+    y_true : array-like of shape (n_samples,)
+        Their true class names.
+    proba : ndarray of shape (n_samples, n_classes)
+        Predicted probabilities, columns in the order of ``classes``.
+    classes : array-like of shape (n_classes,)
+    alternatives : int, default=2
+        How many runner-up classes to list (fewer when there are fewer classes).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    proba = np.asarray(proba, dtype=float)
+    classes = np.asarray(classes)
+    y_true = np.asarray(y_true, dtype=object)
+    _check_lengths(X=X, y_true=y_true, proba=proba)
+    n_alternatives = max(0, min(int(alternatives), len(classes) - 1))
+    order = np.argsort(-proba, axis=1, kind="stable")
+    header = ["path", "true", "predicted", "confidence", "correct"]
+    for rank in range(1, n_alternatives + 1):
+        header += [f"alternative_{rank}", f"probability_{rank}"]
+    with atomic_write(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for i, ranked in enumerate(order):
+            item = X[i]
+            name = f"row {i}" if isinstance(item, np.ndarray) else os.fspath(item)
+            predicted = classes[ranked[0]]
+            row = [name, y_true[i], predicted, f"{proba[i, ranked[0]]:.6f}",
+                   str(bool(predicted == y_true[i])).lower()]
+            for j in ranked[1:n_alternatives + 1]:
+                row += [classes[j], f"{proba[i, j]:.6f}"]
+            writer.writerow(row)
+    return Path(path)
+
+
+def write_report_files(report_dir, metrics, X, y_true, y_pred, history_source, *, proba=None,
+                       history_is_training=False):
     """Write the files of :func:`write_report` from metrics and predictions already made.
 
     Every file is written atomically (:func:`skanimal.fileio.atomic_write`);
@@ -546,6 +625,12 @@ def write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
         Their true and predicted class names.
     history_source : estimator or dict
         What :func:`plot_history` draws (a note when it has no history).
+    proba : ndarray of shape (n_samples, n_classes), optional
+        Predicted probabilities (columns in the order of ``metrics["classes"]``): for
+        ``predictions.csv`` and to show the most confident mistakes first.
+    history_is_training : bool, default=False
+        Title the curves as the model's training history, for a report on other images
+        than it was trained and validated on (``skanimal evaluate``).
 
     Returns
     -------
@@ -563,14 +648,20 @@ def write_report_files(report_dir, metrics, X, y_true, y_pred, history_source):
 
     _save_figure(plot_confusion_matrix(y_true, y_pred, labels=classes),
                  report_dir / "confusion_matrix.png")
+    title = ("Training history of this model: recorded while it was trained, not measured "
+             "on the evaluated images" if history_is_training else None)
     try:
-        fig = plot_history(history_source)
+        fig = plot_history(history_source, title=title)
     except ValueError:  # NotFittedError included: nothing to draw
         fig = _message_figure("No training history available\n"
                               f"({type(_final_estimator(history_source)).__name__} "
                               "has no history_)")
     _save_figure(fig, report_dir / "training_curves.png")
-    _save_figure(plot_misclassified(X, y_true, y_pred), report_dir / "misclassified.png")
+    _save_figure(plot_misclassified(X, y_true, y_pred, proba=proba),
+                 report_dir / "misclassified.png")
+    if proba is None:  # the probabilities are not known here: compute them no more
+        proba = np.asarray([[float(label == c) for c in classes] for label in y_pred])
+    write_predictions(report_dir / "predictions.csv", X, y_true, proba, classes)
 
     # ensure_ascii=False keeps class names readable; fileio.write_json would escape them.
     text = json.dumps(to_jsonable(metrics), indent=2, ensure_ascii=False, allow_nan=False)
@@ -618,7 +709,7 @@ def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=No
     classes, proba, y_pred = predict_with_proba(pipeline, X_test)
     metrics = compute_metrics(y_test, y_pred, proba, classes)
     metrics = add_provenance(metrics, pipeline, sizes=sizes, timings=timings)
-    write_report_files(report_dir, metrics, X_test, y_test, y_pred, pipeline)
+    write_report_files(report_dir, metrics, X_test, y_test, y_pred, pipeline, proba=proba)
     return metrics
 
 

@@ -27,13 +27,14 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .datasets import collect_images, load_image_folder
-from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
+from .exceptions import ImageFolderError, ImageLoadError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .report import (
     add_provenance,
@@ -45,6 +46,7 @@ from .report import (
 )
 
 __all__ = [
+    "ON_ERROR",
     "train",
     "evaluate",
     "predict",
@@ -85,6 +87,9 @@ class TrainResult:
         The test part (``paths``, ``target``, ``target_names``).
     report_dir : pathlib.Path or None
         Where the test-set report was written, if asked for.
+    skipped : list of (str, str)
+        ``(path, reason)`` of each image left out because it could not be read
+        (``on_error="skip"``).
     """
 
     pipeline: object
@@ -95,6 +100,7 @@ class TrainResult:
     timings: dict
     test: object
     report_dir: Path | None = None
+    skipped: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,11 +117,18 @@ class EvaluateResult:
         scikit-learn's per-class text report (:func:`skanimal.report.classification_text`).
     report_dir : pathlib.Path or None
         Where the report files were written, if asked for.
+    skipped : list of (str, str)
+        ``(path, reason)`` of each image left out because it could not be read.
+    n_trained_on : int or None
+        How many of the evaluated images the model was trained on (found by content), or
+        None when the model does not record its training images.
     """
 
     metrics: dict
     classification_report: str
     report_dir: Path | None = None
+    skipped: list = field(default_factory=list)
+    n_trained_on: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,11 +143,14 @@ class PredictResult:
         The model's classes, the column order of ``proba``.
     proba : ndarray of shape (n_images, n_classes)
         Predicted class probabilities.
+    skipped : list of (str, str)
+        ``(path, reason)`` of each image that could not be read, so has no row.
     """
 
     paths: list
     classes: np.ndarray = field(repr=False)
     proba: np.ndarray = field(repr=False)
+    skipped: list = field(default_factory=list)
 
     @property
     def labels(self):
@@ -234,10 +250,74 @@ def _check_known_classes(target, classes, data_dir):
         )
 
 
-def _resolve_model(model):
+def _resolve_model(model, weights=None):
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        model = load_model(model)
+    if weights is not None:  # the weights file's new place, checked by content
+        _features_step(model).relocate_weights(weights)
     return model
+
+
+#: What a workflow does with an image it cannot read: stop (``"fail"``, after listing every
+#: such image) or go on without it (``"skip"``, listing them in the result's ``skipped``).
+ON_ERROR = ("fail", "skip")
+
+#: How many unreadable images a "fail" error names before it says how many more there are.
+_NAMED_ERRORS = 20
+
+
+def _check_on_error(on_error):
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def _unreadable_error(errors, total):
+    named = "; ".join(error.file_message() for error in errors[:_NAMED_ERRORS])
+    more = (f"; and {len(errors) - _NAMED_ERRORS} more"
+            if len(errors) > _NAMED_ERRORS else "")
+    return ImageLoadError(
+        f"{len(errors)} of {total} images cannot be read (--on-error skip, or on_error='skip' "
+        f"in Python, goes on without them): {named}{more}"
+    )
+
+
+def _extract(features, paths, on_error, log):
+    """``features.extract`` with the workflow's error policy and a line about the cache."""
+    t0 = time.perf_counter()
+    extraction = features.extract(paths, on_error="skip")
+    seconds = time.perf_counter() - t0
+    if extraction.errors and on_error == "fail":
+        raise _unreadable_error(extraction.errors, len(paths))
+    n, cached = len(extraction.kept), extraction.n_cached
+    if n and cached == n:
+        _say(log, f"Features of {n} images from the cache in {seconds:.1f} s")
+    elif cached:
+        _say(log, f"Extracted features of {n} images in {seconds:.1f} s "
+                  f"({cached} from the cache, {n - cached} through the CNN)")
+    else:
+        _say(log, f"Extracted features of {n} images in {seconds:.1f} s")
+    return extraction, seconds
+
+
+def _skipped(extraction):
+    return [(error.path, error.file_message()) for error in extraction.errors]
+
+
+def _predict_images(pipeline, paths, on_error, log=None):
+    """``(classes, proba, predicted, extraction)`` of the readable ``paths``."""
+    from sklearn.pipeline import Pipeline
+
+    features = _features_step(pipeline)
+    steps = [step for _, step in pipeline.steps]
+    if steps.index(features) != 0:  # steps before the features: no per-image error policy
+        classes, proba, predicted = predict_with_proba(pipeline, paths)
+        return classes, proba, predicted, None
+    extraction, _ = _extract(features, paths, on_error, log)
+    if not len(extraction.kept):
+        raise _unreadable_error(extraction.errors, len(paths))
+    rest = Pipeline(pipeline.steps[1:])
+    classes, proba, predicted = predict_with_proba(rest, extraction.features)
+    return classes, proba, predicted, extraction
 
 
 # ------------------------------------------------------------------------------ model files
@@ -399,7 +479,7 @@ def save_model_beside(pipeline, path):
 def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
           weights="imagenet", image_size=None, pooling="avg", head="network", epochs="auto",
           batch_size=50, learning_rate=1e-3, random_state=0, report_dir=None, cache=True,
-          progress=False, log=None):
+          progress=False, on_error="fail", log=None):
     """Train a classifier on a class-per-folder image set and save it (``skanimal train``).
 
     The images are split into stratified train, validation and test parts
@@ -435,6 +515,10 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         files); needs a test part.
     progress : bool, default=False
         Show a progress bar while extracting features (the saved model stays quiet).
+    on_error : {"fail", "skip"}, default="fail"
+        Images that cannot be read: ``"fail"`` raises one error naming every one of them
+        (a model trained without some of its images should be a choice); ``"skip"``
+        trains without them and lists them in ``TrainResult.skipped``.
     log : callable, optional
         Called with one line of text at each step (e.g. ``print``).
 
@@ -454,6 +538,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    _check_on_error(on_error)
     start = time.perf_counter()
     data = _load_data(data_dir, log)
     if len(data.target_names) < 2:
@@ -471,18 +556,32 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
     features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
                                   pooling=pooling, cache=cache, verbose=int(bool(progress)))
-    features.fit()
+    # fit records the training images' content hashes: evaluate can then tell how many of
+    # the images it scores the model has already seen.
+    features.fit(train_part.paths)
     height, width = features.image_size_
     weights_name = "none" if weights is None else weights
     _say(log, f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
               f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
-    t0 = time.perf_counter()
     everything = np.concatenate([train_part.paths, val_part.paths, test_part.paths])
-    matrix = features.transform(everything)
-    extract_s = time.perf_counter() - t0
+    extraction, extract_s = _extract(features, everything, on_error, log)
     bounds = np.cumsum([0, sizes["train"], sizes["val"], sizes["test"]])
-    F_train, F_val, F_test = (matrix[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
-    _say(log, f"Extracted features of {len(everything)} images in {extract_s:.1f} s")
+    part_of_row = np.searchsorted(bounds, extraction.kept, side="right") - 1
+    kept_parts, matrices = [], []
+    for number, part in enumerate((train_part, val_part, test_part)):
+        rows = part_of_row == number
+        local = extraction.kept[rows] - bounds[number]
+        kept_parts.append(type(part)(**{**part, "paths": part.paths[local],
+                                        "target": part.target[local]}))
+        matrices.append(extraction.features[rows])
+    train_part, val_part, test_part = kept_parts
+    F_train, F_val, F_test = matrices
+    skipped = _skipped(extraction)
+    if skipped:
+        sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
+                 "test": len(test_part.paths)}
+        if not sizes["train"]:
+            raise _unreadable_error(extraction.errors, len(everything))
 
     t0 = time.perf_counter()
     if head == "logistic":
@@ -511,13 +610,13 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     features.set_params(verbose=0)  # the saved model stays quiet in Python
     pipeline = make_pipeline(*steps)
 
-    scores, test_predicted = {}, None
+    scores, test_predicted, test_proba = {}, None, None
     for key, F, part in (("val", F_val, val_part), ("test", F_test, test_part)):
         if len(part.paths):
             classes, proba, predicted = predict_with_proba(head_model, F)
             scores[key] = compute_metrics(part.target, predicted, proba, classes)
             if key == "test":
-                test_predicted = predicted
+                test_predicted, test_proba = predicted, proba
 
     model_path = save_model(pipeline, output)
     model_bytes = model_path.stat().st_size
@@ -528,11 +627,11 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         if "val" in scores:
             metrics["validation"] = {k: scores["val"][k] for k in ("accuracy", "log_loss")}
         write_report_files(report_dir, metrics, test_part.paths, test_part.target,
-                           test_predicted, pipeline)
+                           test_predicted, pipeline, proba=test_proba)
         report_dir = Path(report_dir)
     return TrainResult(pipeline=pipeline, model_path=model_path, model_bytes=model_bytes,
                        sizes=sizes, scores=scores, timings=timings, test=test_part,
-                       report_dir=report_dir)
+                       report_dir=report_dir, skipped=skipped)
 
 
 #: The heads ``train`` offers (``skanimal train --head``).
@@ -584,7 +683,8 @@ def _split_what_fits(data, val_size, test_size, random_state, log):
                                f"{exc}") from exc
 
 
-def evaluate(model, data_dir, *, report_dir=None, progress=None, log=None):
+def evaluate(model, data_dir, *, report_dir=None, progress=None, on_error="fail", weights=None,
+             log=None):
     """Score a saved model on every image of a class-per-folder set (``skanimal evaluate``).
 
     Parameters
@@ -598,6 +698,13 @@ def evaluate(model, data_dir, *, report_dir=None, progress=None, log=None):
         Also write the report files of :func:`skanimal.report.write_report` there.
     progress : bool, optional
         Show a progress bar while extracting features; None leaves the model's setting.
+    on_error : {"fail", "skip"}, default="fail"
+        Images that cannot be read: ``"fail"`` raises one error naming every one of them (a
+        score on part of the set should be a choice); ``"skip"`` scores the others and
+        lists them in ``EvaluateResult.skipped``.
+    weights : path-like, optional
+        The model's backbone weights file at its new place (the file, or a folder holding
+        it), checked by content; see :meth:`skanimal.BottleneckFeatures.relocate_weights`.
     log : callable, optional
         Called with one line of text at each step (e.g. ``print``).
 
@@ -605,27 +712,49 @@ def evaluate(model, data_dir, *, report_dir=None, progress=None, log=None):
     -------
     EvaluateResult
 
+    Warns
+    -----
+    UserWarning
+        When the model was trained on some of the evaluated images (found by content), as
+        the score then overstates its accuracy on new images.
+
     Raises
     ------
     SkanimalError
         For a file that is not a skanimal model, a missing or badly laid out folder,
         classes the model does not know, or unreadable images.
     """
-    pipeline = _resolve_model(model)
+    _check_on_error(on_error)
+    pipeline = _resolve_model(model, weights)
     data = _load_data(data_dir, log)
     _check_known_classes(data.target, pipeline.classes_, data_dir)
     _set_progress(pipeline, progress)
-    classes, proba, predicted = predict_with_proba(pipeline, data.paths)
-    metrics = compute_metrics(data.target, predicted, proba, classes)
-    text = classification_text(data.target, predicted, classes)
+    classes, proba, predicted, extraction = _predict_images(pipeline, data.paths, on_error, log)
+    paths, target, skipped, n_trained_on = data.paths, data.target, [], None
+    if extraction is not None:
+        paths, target = data.paths[extraction.kept], data.target[extraction.kept]
+        skipped = _skipped(extraction)
+        seen = _features_step(pipeline).fitted_on(extraction.content_keys)
+        n_trained_on = None if seen is None else int(seen.sum())
+    if n_trained_on:
+        warnings.warn(
+            f"the model was trained on {n_trained_on} of the {len(paths)} evaluated images "
+            "(same file content): the score overstates its accuracy on new images",
+            UserWarning, stacklevel=2,
+        )
+    metrics = compute_metrics(target, predicted, proba, classes)
+    metrics["n_trained_on"] = n_trained_on
+    text = classification_text(target, predicted, classes)
     if report_dir is not None:
-        metrics = add_provenance(metrics, pipeline, sizes={"evaluated": len(data.paths)})
-        write_report_files(report_dir, metrics, data.paths, data.target, predicted, pipeline)
+        metrics = add_provenance(metrics, pipeline, sizes={"evaluated": len(paths)})
+        write_report_files(report_dir, metrics, paths, target, predicted, pipeline,
+                           proba=proba, history_is_training=True)
         report_dir = Path(report_dir)
-    return EvaluateResult(metrics=metrics, classification_report=text, report_dir=report_dir)
+    return EvaluateResult(metrics=metrics, classification_report=text, report_dir=report_dir,
+                          skipped=skipped, n_trained_on=n_trained_on)
 
 
-def predict(model, inputs, *, progress=None):
+def predict(model, inputs, *, progress=None, on_error="skip", weights=None):
     """Class probabilities of images with a saved model (``skanimal predict``).
 
     Parameters
@@ -638,6 +767,13 @@ def predict(model, inputs, *, progress=None):
         :func:`skanimal.datasets.collect_images`).
     progress : bool, optional
         Show a progress bar while extracting features; None leaves the model's setting.
+    on_error : {"skip", "fail"}, default="skip"
+        Images that cannot be read: ``"skip"`` predicts the others and lists them in
+        ``PredictResult.skipped`` (one bad file among many should not hide the rest);
+        ``"fail"`` raises one error naming every one of them.
+    weights : path-like, optional
+        The model's backbone weights file at its new place (the file, or a folder holding
+        it), checked by content; see :meth:`skanimal.BottleneckFeatures.relocate_weights`.
 
     Returns
     -------
@@ -650,11 +786,15 @@ def predict(model, inputs, *, progress=None):
         For a missing input, a folder without images, a file that is not a skanimal model
         or an unreadable image.
     """
+    _check_on_error(on_error)
     paths = collect_images(inputs)  # before loading the model: a typo fails fast
-    pipeline = _resolve_model(model)
+    pipeline = _resolve_model(model, weights)
     _set_progress(pipeline, progress)
-    classes, proba, _ = predict_with_proba(pipeline, paths)
-    return PredictResult(paths=paths, classes=classes, proba=proba)
+    classes, proba, _, extraction = _predict_images(pipeline, paths, on_error)
+    if extraction is None:
+        return PredictResult(paths=list(paths), classes=classes, proba=proba)
+    return PredictResult(paths=[paths[i] for i in extraction.kept], classes=classes,
+                         proba=proba, skipped=_skipped(extraction))
 
 
 def _demo_weights(image_size, log):

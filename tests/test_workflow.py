@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import stat
 
 import joblib
@@ -93,8 +94,11 @@ def test_train_report_agrees_with_the_scores(trained):
 def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
     result, _ = trained
     lines = []
-    evaluated = workflow.evaluate(result.model_path, data_dir, report_dir=tmp_path / "r",
-                                  log=lines.append)
+    # The model was trained on the train part of these very images: evaluate says so.
+    with pytest.warns(UserWarning, match=f"trained on {result.sizes['train']} of the 32"):
+        evaluated = workflow.evaluate(result.model_path, data_dir, report_dir=tmp_path / "r",
+                                      log=lines.append)
+    assert evaluated.n_trained_on == evaluated.metrics["n_trained_on"] == result.sizes["train"]
     data = load_image_folder(data_dir)
     expected = report_evaluate(result.pipeline, data.paths, data.target)
     for key in ("accuracy", "log_loss"):
@@ -103,8 +107,10 @@ def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
         assert evaluated.metrics[key] == expected[key], key
     assert evaluated.metrics["sizes"] == {"evaluated": 32}
     assert "precision" in evaluated.classification_report
-    assert lines == [f"Loaded 32 images of 4 classes from {data_dir}: circle 8, cross 8, "
-                     "square 8, triangle 8"]
+    assert lines[0] == (f"Loaded 32 images of 4 classes from {data_dir}: circle 8, cross 8, "
+                        "square 8, triangle 8")
+    assert re.fullmatch(r"Features of 32 images from the cache in \d+\.\d s", lines[1])
+    assert len(lines) == 2
     assert evaluated.report_dir == tmp_path / "r"
     assert (tmp_path / "r" / "metrics.json").is_file()
 
