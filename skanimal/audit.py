@@ -70,7 +70,7 @@ class AuditResult:
 def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
                  image_size=None, estimator=None, cv=5,
                  near_duplicate_similarity=NEAR_DUPLICATE_SIMILARITY, random_state=0,
-                 progress=False):
+                 on_error="skip", progress=False):
     """Find wrongly labelled photos, duplicates and near-duplicates in a labelled set.
 
     Parameters
@@ -93,6 +93,9 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
         Cosine similarity of features at or above which two files are near-duplicates.
     random_state : int, default=0
         Seeds the folds.
+    on_error : {"skip", "raise"}, default="skip"
+        ``"skip"`` audits the readable photos and lists the others in ``unreadable``;
+        ``"raise"`` stops at the first unreadable photo.
     progress : bool, default=False
         Show a progress bar while extracting features.
 
@@ -119,8 +122,8 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
 
         transform = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
                                        pooling="avg").fit()
-    scores = score_images(transform, paths, proba=False, features=True, progress=progress,
-                          description="Extracting features")
+    scores = score_images(transform, paths, proba=False, features=True, on_error=on_error,
+                          progress=progress, description="Extracting features")
     keep = np.isin(paths, scores.paths)
     paths, labels, parts = paths[keep], labels[keep], parts[keep]
     features = scores.features

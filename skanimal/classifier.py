@@ -710,10 +710,35 @@ class BottleneckClassifier(KerasClassifier):
         vars(self).update(getattr(self.feature_encoder_, "get_metadata", dict)())
 
     @classmethod
-    def _from_trained_model(cls, params, classes, n_features, model, history):
-        """A fitted classifier around an already trained Keras ``model`` (used by
-        :func:`skanimal.load`): the fitted attributes are set exactly as ``fit`` sets them."""
-        head = cls(**params)
+    def from_trained_model(cls, model, classes, n_features_in, *, params=None, history=None):
+        """A fitted classifier around an already trained Keras head, without training.
+
+        What :func:`skanimal.load` uses: the fitted attributes are set exactly as ``fit``
+        sets them, so ``predict``/``predict_proba`` check their input and decode labels as
+        after ``fit``.
+
+        Parameters
+        ----------
+        model : keras.Model
+            The trained head: ``n_features_in`` inputs, one softmax output per class.
+        classes : array-like of shape (n_classes,)
+            The labels, in the order of the model's outputs.
+        n_features_in : int
+            Width of the feature rows the model takes.
+        params : dict, optional
+            Constructor parameters (defaults otherwise).
+        history : dict, optional
+            ``history_`` to restore (training curves).
+
+        Returns
+        -------
+        BottleneckClassifier
+            Fitted.
+        """
+        classes = np.asarray(classes)
+        n_features = int(n_features_in)
+        history = {} if history is None else history
+        head = cls(**(params or {}))
         X_stub = np.zeros((len(classes), n_features), dtype=np.float32)
         # Validation on one row per class sets n_features_in_ and the dtype attributes
         # exactly as fit does, so predict checks its input against the saved width.

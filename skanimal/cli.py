@@ -270,7 +270,7 @@ def _add_progress_option(parser):
 
 def _add_on_error_option(parser, default):
     other = "fail" if default == "skip" else "skip"
-    why = {"skip": "the other images are still predicted",
+    why = {"skip": "the other images are still used",
            "fail": "a model or score made without some images should be your choice"}[default]
     parser.add_argument(
         "--on-error", choices=("fail", "skip"), default=default,
@@ -278,6 +278,11 @@ def _add_on_error_option(parser, default):
              f"them, 'skip' goes on without them and lists them on stderr at the end; "
              f"default: %(default)s ({why}; use '{other}' otherwise)",
     )
+
+
+def _on_error(args):
+    """The Python API's name for the CLI's --on-error choice."""
+    return {"fail": "raise", "skip": "skip"}[args.on_error]
 
 
 def _add_weights_option(parser):
@@ -289,10 +294,10 @@ def _add_weights_option(parser):
     )
 
 
-def _report_skipped(skipped):
+def _report_skipped(skipped, what="skipped"):
     """List the images a command went on without, on stderr, one per line."""
     if skipped:
-        print(f"{PROG}: warning: skipped {len(skipped)} unreadable image(s):", file=sys.stderr)
+        print(f"{PROG}: warning: {what} {len(skipped)} unreadable image(s):", file=sys.stderr)
         for _, reason in skipped:
             print(f"  {reason}", file=sys.stderr)
 
@@ -649,6 +654,7 @@ def _add_sort(commands):
         epilog="example: skanimal sort animals.joblib unsorted/ --into sorted/ --move",
     )
     _add_progress_option(sort)
+    _add_on_error_option(sort, "skip")
     sort.add_argument("inputs", metavar="MODEL SOURCE", nargs="*",
                       help="a model saved by 'skanimal train' (or skanimal.save), then image "
                            "files and folders")
@@ -691,7 +697,7 @@ def _run_sort(args):
     model_path, *sources = args.inputs
     model = load_model(model_path)
     result = sort_images(model, sources, args.into, min_confidence=args.min_confidence,
-                         mode=args.mode, progress=bool(args.progress))
+                         mode=args.mode, on_error=_on_error(args), progress=bool(args.progress))
     print(f"Threshold: {result.threshold:.4g} ({result.threshold_source})")
     if result.resumed:
         print(f"Finished {result.resumed} photo(s) of an interrupted sort first")
@@ -702,10 +708,9 @@ def _run_sort(args):
     if result.relocations:
         print(f"Moved {len(result.relocations)} photo(s) already in {result.into} to their "
               "new folder (no second copy)")
-    for path, error in result.unreadable:
-        print(f"Left in place (unreadable): {path}: {error}", file=sys.stderr)
     print(f"Wrote {result.predictions}")
-    return 0
+    _report_skipped(result.unreadable, "left in place")
+    return 1 if result.unreadable else 0  # status 0 only when every photo was sorted
 
 
 def _add_suggest(commands):
@@ -720,6 +725,7 @@ def _add_suggest(commands):
         epilog="example: skanimal suggest animals.joblib unsorted/ -n 20 --into to-label/",
     )
     _add_progress_option(suggest)
+    _add_on_error_option(suggest, "skip")
     suggest.add_argument("model", metavar="MODEL", help="a model saved by 'skanimal train'")
     suggest.add_argument("pool", metavar="POOL", nargs="+", help="unlabelled images/folders")
     suggest.add_argument("-n", type=_positive_int, default=20, metavar="N",
@@ -736,14 +742,13 @@ def _run_suggest(args):
 
     model = load_model(args.model)
     result = suggest_images(model, args.pool, args.n, into=args.into,
-                            progress=bool(args.progress))
+                            on_error=_on_error(args), progress=bool(args.progress))
     _write_records(result.rows, ["path", "margin", "label", "confidence", "label_2",
                                  "confidence_2"], args.format)
-    for path, error in result.unreadable:
-        print(f"Skipped (unreadable): {path}: {error}", file=sys.stderr)
     if args.into is not None:
         print(f"Copied {len(result.copied)} photo(s) into {args.into}", file=sys.stderr)
-    return 0
+    _report_skipped(result.unreadable)
+    return 1 if result.unreadable else 0
 
 
 _AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
@@ -763,6 +768,7 @@ def _add_audit(commands):
         epilog="example: skanimal audit photos/ --backbone mobilenet_v2 --weights mnv2.h5",
     )
     _add_progress_option(audit)
+    _add_on_error_option(audit, "skip")
     audit.add_argument("data_dir", metavar="DATA_DIR", help="class-per-folder image set")
     audit.add_argument("--model", metavar="MODEL",
                        help="use the features of this saved model (instead of --backbone, "
@@ -821,11 +827,10 @@ def _run_audit(args):
     weights = "imagenet" if args.weights is None else _weights(args.weights)
     result = audit_folder(args.data_dir, model=model, backbone=args.backbone or "vgg16",
                           weights=weights, image_size=args.image_size,
-                          progress=bool(args.progress))
+                          on_error=_on_error(args), progress=bool(args.progress))
     _print_audit(result, args.data_dir, args.format)
-    for path, error in result.unreadable:
-        print(f"Skipped (unreadable): {path}: {error}", file=sys.stderr)
-    return 0
+    _report_skipped(result.unreadable)
+    return 1 if result.unreadable else 0
 
 
 # ------------------------------------------------------------------------------- review

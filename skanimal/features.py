@@ -500,6 +500,47 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             store.put_feature_shape(shape)
         return self._set_fitted(shape, training_keys=keys)
 
+    @classmethod
+    def from_fitted_state(cls, params, feature_shape, *,
+                          feature_format_version=FEATURE_FORMAT_VERSION, versions=None,
+                          training_hashes=None, weights_identity=None):
+        """A fitted transformer rebuilt from saved state, reading no image.
+
+        What :func:`skanimal.load` uses: the parameters are validated as ``fit`` validates
+        them, and the fitted attributes are set exactly as ``fit`` sets them. The backbone
+        is built lazily on the first ``transform``, as after ``joblib.load``.
+
+        Parameters
+        ----------
+        params : dict
+            Constructor parameters.
+        feature_shape : sequence of int
+            ``feature_shape_`` of the fitted transformer.
+        feature_format_version : int, optional
+            The feature format the state was saved with.
+        versions : dict, optional
+            ``versions_`` of the fitted transformer (this installation's by default).
+        training_hashes : sequence of str, optional
+            Content keys (or their 16-hex-digit prefixes) of the images ``fit`` was given.
+        weights_identity : str, optional
+            ``weights_identity_`` of the fitted transformer.
+
+        Returns
+        -------
+        BottleneckFeatures
+            Fitted.
+
+        Raises
+        ------
+        ValueError or TypeError
+            When a parameter is invalid (an ``InvalidParameterError``, both at once).
+        """
+        features = cls(**params)
+        features._validate_params()
+        return features._set_fitted(feature_shape, feature_format_version, versions,
+                                    training_keys=training_hashes,
+                                    weights_identity=weights_identity)
+
     def _set_fitted(self, feature_shape, feature_format_version=FEATURE_FORMAT_VERSION,
                     versions=None, training_keys=None, weights_identity=None):
         """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""

@@ -241,8 +241,8 @@ def _restore_head(spec, model):
 
     classes = np.asarray(spec["classes"], dtype=np.dtype(spec["classes_dtype"]))
     params = _untuple(spec["params"], spec.get("tuple_params", ()))
-    head = BottleneckClassifier._from_trained_model(
-        params, classes, int(spec["n_features_in"]), model, spec.get("history", {}))
+    head = BottleneckClassifier.from_trained_model(
+        model, classes, int(spec["n_features_in"]), params=params, history=spec.get("history", {}))
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
     return head
@@ -319,18 +319,18 @@ def load(path, *, weights=None):
         if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
                                                            "BottleneckClassifier"):
             raise ValueError("unexpected step classes")
-        features = BottleneckFeatures(**_untuple(features_spec["params"],
-                                                 features_spec.get("tuple_params", ())))
-        features._validate_params()
+        # The backbone is rebuilt lazily on first transform, as after joblib.load.
+        features = BottleneckFeatures.from_fitted_state(
+            _untuple(features_spec["params"], features_spec.get("tuple_params", ())),
+            features_spec["feature_shape"],
+            feature_format_version=description["feature_format_version"],
+            versions=description.get("versions", {}),
+            training_hashes=features_spec.get("training_hashes"),
+            weights_identity=features_spec.get("weights_identity"))
     except (KeyError, TypeError, ValueError) as exc:
         raise IncompatibleModelError(
             f"{str(path)!r} has an invalid pipeline description: {exc}"
         ) from exc
-    # The backbone is rebuilt lazily on first transform, as after joblib.load.
-    features._set_fitted(features_spec["feature_shape"], description["feature_format_version"],
-                         description.get("versions", {}),
-                         training_keys=features_spec.get("training_hashes"),
-                         weights_identity=features_spec.get("weights_identity"))
     if features.precision == "int8":
         features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
     identity = features_spec.get("weights_identity")

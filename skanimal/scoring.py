@@ -110,18 +110,8 @@ def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
     paths = [str(p) for p in paths]
     with tqdm(total=len(paths), unit="img", desc=description, disable=not progress) as bar:
         for start in range(0, len(paths), CHUNK_SIZE):
-            chunk = paths[start:start + CHUNK_SIZE]
-            unreadable = []
-            chunk_features = None
-            while chunk:
-                try:
-                    chunk_features = np.asarray(transform.transform(chunk))
-                    break
-                except ImageLoadError as exc:
-                    if on_error == "raise" or exc.index is None or exc.index >= len(chunk):
-                        raise
-                    unreadable.append((chunk[exc.index], str(exc)))
-                    chunk = chunk[:exc.index] + chunk[exc.index + 1:]
+            chunk, chunk_features, unreadable = _features_of(
+                transform, paths[start:start + CHUNK_SIZE], on_error)
             bar.update(min(CHUNK_SIZE, len(paths) - start))
             yield Scores(
                 paths=chunk,
@@ -133,6 +123,32 @@ def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
                     chunk_features if chunk else np.empty((0, 0), np.float32)),
                 unreadable=unreadable,
             )
+
+
+def _features_of(transform, chunk, on_error):
+    """``(readable paths, their features, [(path, message)] of unreadable ones)``.
+
+    The transformer's :meth:`~skanimal.BottleneckFeatures.extract` reads the chunk once and
+    lists every unreadable file; a pipeline of other transformers gets a retry per bad file.
+    """
+    steps = [step for _, step in getattr(transform, "steps", [(None, transform)])]
+    if hasattr(steps[0], "extract"):
+        extraction = steps[0].extract(chunk, on_error=on_error)
+        features = extraction.features
+        if len(steps) > 1 and len(extraction.kept):
+            features = transform[1:].transform(features)
+        unreadable = [(chunk[exc.index], exc.file_message()) for exc in extraction.errors]
+        return [chunk[i] for i in extraction.kept], np.asarray(features), unreadable
+    unreadable = []
+    while chunk:
+        try:
+            return chunk, np.asarray(transform.transform(chunk)), unreadable
+        except ImageLoadError as exc:
+            if on_error == "raise" or exc.index is None or exc.index >= len(chunk):
+                raise
+            unreadable.append((chunk[exc.index], exc.file_message()))
+            chunk = chunk[:exc.index] + chunk[exc.index + 1:]
+    return chunk, None, unreadable
 
 
 def score_images(model, paths, *, proba=True, features=False, on_error="skip",

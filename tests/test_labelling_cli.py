@@ -117,3 +117,31 @@ def test_audit_json_and_csv(pool, tmp_path, capsys):
     assert main(argv + ["csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["finding"] for r in rows} >= {"duplicate"} and "path" in rows[0]
+
+
+def test_unreadable_photos_are_listed_by_name_and_left_in_place(model_file, pool, tmp_path,
+                                                                capsys):
+    """Every bad file is named (not X[i]) at the end, the rest is sorted, and the status is 1;
+    --on-error fail stops before anything is placed."""
+    bad = [Path(pool.root) / "broken.jpg", Path(pool.root) / "circle" / "empty.jpg"]
+    bad[0].write_text("not a jpeg")
+    bad[1].write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["sort", str(model_file), pool.root, "--into", str(out), "--move",
+                 "--min-confidence", "0.5"]) == 1
+    captured = capsys.readouterr()
+    assert "Moved 16 photo(s)" in captured.out
+    assert "left in place 2 unreadable image(s)" in captured.err
+    for path in bad:
+        assert str(path) in captured.err and path.exists()
+    assert "X[" not in captured.err
+
+    assert main(["suggest", str(model_file), pool.root, "-n", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped 2 unreadable image(s)" in err and "X[" not in err
+
+    assert main(["sort", str(model_file), pool.root, "--into", str(tmp_path / "strict"),
+                 "--on-error", "fail"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "X[" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "strict" / "predictions.csv").exists()
