@@ -127,7 +127,7 @@ def main(argv=None):
     import numpy as np
 
     from skanimal import BottleneckFeatures, load_image_folder
-    from skanimal.sorting import DEFAULT_MIN_CONFIDENCE, sort_images
+    from skanimal.sorting import default_threshold, sort_images
     from skanimal.suggest import suggest_images
 
     work = Path(tempfile.mkdtemp(prefix="bench-labelling-"))
@@ -147,27 +147,28 @@ def main(argv=None):
         truth = {Path(p).name: t for p, t in zip(dev.paths, dev.target)}
 
         # 1. ten labels per class
-        model, threshold = fit_calibrated(dev.paths[labelled], dev.target[labelled], cache)
+        # The default threshold: the calibrated one, raised to DEFAULT_MIN_CONFIDENCE.
+        model, calibrated = fit_calibrated(dev.paths[labelled], dev.target[labelled], cache)
+        threshold = default_threshold(calibrated)
         right, review, _ = sort_scores(model, dev.paths[rest], truth, work / "sort1", threshold)
-        row(f"10/class: right in class folders (calibrated threshold {threshold:.3f})",
-            f"{right:.1f} %", ">= 98 %", right >= 98)
+        row(f"10/class: right in class folders (default threshold {threshold:.3f}, "
+            f"calibrated {calibrated:.3f})", f"{right:.1f} %", ">= 98 %", right >= 98)
         row("10/class: sent to review", f"{review:.1f} %", "<= 30 %", review <= 30)
-        f_right, f_review, _ = sort_scores(model, dev.paths[rest], truth, work / "sortf",
-                                           DEFAULT_MIN_CONFIDENCE)
-        row(f"  fallback threshold {DEFAULT_MIN_CONFIDENCE}: right / review",
-            f"{f_right:.1f} % / {f_review:.1f} %")
+        c_right, c_review, _ = sort_scores(model, dev.paths[rest], truth, work / "sortc",
+                                           calibrated)
+        row(f"  calibrated threshold alone {calibrated:.3f}: right / review",
+            f"{c_right:.1f} % / {c_review:.1f} %")
 
         known = labelled[dev.target[labelled] != UNKNOWN]
         partial, t_partial = fit_calibrated(dev.paths[known], dev.target[known], cache)
         unknown = rest[dev.target[rest] == UNKNOWN]
         _, unknown_review, _ = sort_scores(partial, dev.paths[unknown], truth, work / "unk",
-                                           t_partial)
-        _, unknown_fallback, _ = sort_scores(partial, dev.paths[unknown], truth, work / "unkf",
-                                             DEFAULT_MIN_CONFIDENCE)
-        row(f"unknown class ({UNKNOWN}, never seen): sent to review, calibrated "
-            f"{t_partial:.3f} / fallback {DEFAULT_MIN_CONFIDENCE}",
-            f"{unknown_review:.1f} % / {unknown_fallback:.1f} %", "most",
-            max(unknown_review, unknown_fallback) > 50)
+                                           default_threshold(t_partial))
+        _, unknown_calibrated, _ = sort_scores(partial, dev.paths[unknown], truth, work / "unkc",
+                                               t_partial)
+        row(f"unknown class ({UNKNOWN}, never seen): sent to review at the default "
+            f"{default_threshold(t_partial):.3f} (calibrated {t_partial:.3f} alone)",
+            f"{unknown_review:.1f} % ({unknown_calibrated:.1f} %)", "most", unknown_review > 50)
 
         # 2. one round of suggest -> label -> retrain
         pool = work / "pool"
@@ -182,6 +183,7 @@ def main(argv=None):
                                             dev.target[np.concatenate([labelled, added])],
                                             cache)
         rest2 = np.setdiff1d(rest, added)
+        threshold2 = default_threshold(threshold2)
         right2, review2, _ = sort_scores(model2, dev.paths[rest2], truth, work / "sort2",
                                          threshold2)
         row(f"after suggest {N_SUGGEST} -> label -> retrain (threshold {threshold2:.3f}): right",

@@ -33,10 +33,12 @@ from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .scoring import collect_sources, iter_scores, split_pipeline
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
-           "confidence_for"]
+           "confidence_for", "default_threshold"]
 
-#: Threshold used when neither ``min_confidence`` nor a calibrated
-#: ``confidence_threshold_`` of the classifier is available.
+#: The lowest threshold a sort uses unless ``min_confidence`` is given: a calibrated
+#: ``confidence_threshold_`` only raises it. Calibration on the known classes can give a low
+#: threshold (0.3 on animals-dev from 10 photos per class), which lets photos of classes the
+#: model never saw into class folders; at 0.9 nearly all of them go to ``_review``.
 DEFAULT_MIN_CONFIDENCE = 0.9
 
 #: Folder (inside OUT) of the photos the model is not confident about.
@@ -115,8 +117,8 @@ def confidence_for(model, min_confidence=None):
     -------
     threshold : float
     source : str
-        In words: given, calibrated by the classifier, or the fallback
-        :data:`DEFAULT_MIN_CONFIDENCE`.
+        In words: given, or :func:`default_threshold` of the classifier's calibrated
+        ``confidence_threshold_``, or :data:`DEFAULT_MIN_CONFIDENCE` without one.
     """
     if min_confidence is not None:
         if not 0 <= min_confidence <= 1:
@@ -126,12 +128,36 @@ def confidence_for(model, min_confidence=None):
     head = model.steps[-1][1] if hasattr(model, "steps") else model
     calibrated = getattr(head, "confidence_threshold_", None)
     if calibrated is not None:
-        return float(calibrated), ("calibrated: the classifier's confidence_threshold_ "
-                                   "(right >= 98 % of the time on its validation part)")
+        threshold = default_threshold(calibrated)
+        if threshold > calibrated:
+            return threshold, (f"DEFAULT_MIN_CONFIDENCE: above the classifier's calibrated "
+                               f"confidence_threshold_ {calibrated:.4g}, so that photos of "
+                               "classes it never saw go to review")
+        return threshold, ("calibrated: the classifier's confidence_threshold_ "
+                           "(right >= 98 % of the time on its validation part)")
     why = ("the classifier has no calibrated confidence_threshold_"
            if not hasattr(head, "confidence_threshold_")
            else "no threshold reached 98 % precision on the classifier's validation part")
     return DEFAULT_MIN_CONFIDENCE, f"fallback DEFAULT_MIN_CONFIDENCE ({why})"
+
+
+def default_threshold(calibrated):
+    """The threshold a sort uses by default, given a calibrated one.
+
+    Parameters
+    ----------
+    calibrated : float
+        The smallest confidence at which held-out predictions were right often enough
+        (:func:`skanimal.calibration.confidence_threshold`).
+
+    Returns
+    -------
+    float
+        ``max(calibrated, DEFAULT_MIN_CONFIDENCE)``: calibration on the known classes says
+        nothing about photos of classes the model never saw, which a low threshold would
+        file into class folders.
+    """
+    return max(float(calibrated), DEFAULT_MIN_CONFIDENCE)
 
 
 def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_error="skip",

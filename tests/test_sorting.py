@@ -282,11 +282,15 @@ def test_threshold_comes_from_the_calibrated_classifier(trained):
     assert threshold == DEFAULT_MIN_CONFIDENCE and "fallback" in source
     head.confidence_threshold_ = None
     assert "no threshold reached" in confidence_for(model)[1]
-    head.confidence_threshold_ = 0.73
+    head.confidence_threshold_ = 0.97
     try:
-        assert confidence_for(model) == (0.73, confidence_for(model)[1])
+        assert confidence_for(model) == (0.97, confidence_for(model)[1])
         assert "calibrated" in confidence_for(model)[1]
         assert confidence_for(model, 0.5)[0] == 0.5
+        # A calibrated threshold only raises the floor that keeps unseen classes in review.
+        head.confidence_threshold_ = 0.73
+        threshold, source = confidence_for(model)
+        assert threshold == DEFAULT_MIN_CONFIDENCE and "0.73" in source and "never saw" in source
     finally:
         del head.confidence_threshold_
     with pytest.raises(ValueError, match="min_confidence"):
