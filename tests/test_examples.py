@@ -76,10 +76,17 @@ def test_grid_search(tmp_path):
     accuracy(stdout, "Held-out accuracy:")
     assert "Fitted 13 pipelines (4 candidates x 3 folds + refit)" in stdout
 
-    # The cv_results_ summary: one row per candidate, ranks 1..4.
+    # The cv_results_ summary: one row per candidate, ranked by mean accuracy as scikit-learn
+    # ranks (ties share the best rank: 1, 1, 3, 4).
     rows = re.findall(r"^\s+(\d)\s+" + NUMBER + r"\s+\(" + NUMBER + r"\)\s+\S+\s+\(.*\)$",
                       stdout, flags=re.MULTILINE)
-    assert sorted(int(rank) for rank, *_ in rows) == [1, 2, 3, 4], stdout
+    assert len(rows) == 4, stdout
+    ranked = sorted((int(rank), float(mean)) for rank, mean, _ in rows)
+    assert ranked[0][0] == 1, stdout
+    for position, ((rank, mean), (previous_rank, previous_mean)) in enumerate(
+            zip(ranked[1:], ranked), start=2):
+        assert mean <= previous_mean, stdout  # better rank, no lower accuracy
+        assert rank == position or (rank == previous_rank and mean == previous_mean), stdout
 
     # Each image's features were extracted (and cached) exactly once.
     match = re.search(r"(\d+) entries for (\d+) distinct images \(each extracted once", stdout)
