@@ -456,6 +456,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         -------
         ndarray of shape (n_images, ``n_features_out_``), float32
         """
+        if self.precision == "int8":  # calibration needs the images themselves
+            return self.fit(X).transform(X)
         self.fit()
         extraction = self.extract(X)
         self.training_hashes_ = _hash_prefixes(extraction.content_keys)
