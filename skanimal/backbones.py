@@ -530,8 +530,10 @@ def _build(spec, weights, image_size, pooling, precision):
 
     weights_file = weights not in (None, "imagenet")
     if weights_file:
-        fits = backbone_for_weights_file(weights)
-        if fits is not None and fits != spec.name:  # known at once: no model, no Keras noise
+        # Known at once from the file's size, with no model built and no Keras noise. By
+        # count, not by name: a spec of another name (a variant) can share the architecture.
+        count = _weights_in_file(weights)
+        if count is not None and spec.n_weights and count != spec.n_weights:
             raise WeightsUnavailableError(_mismatch_message(spec, weights))
     constructor = spec.keras_constructor()
     previous_policy = keras.config.dtype_policy()
