@@ -302,6 +302,13 @@ def _report_skipped(skipped, what="skipped"):
             print(f"  {reason}", file=sys.stderr)
 
 
+def _status_after_skipping(skipped, what="skipped"):
+    """List the unreadable images (see :func:`_report_skipped`) and return the exit status
+    of a command that answers for every image it was given: 0 only when none was skipped."""
+    _report_skipped(skipped, what)
+    return 1 if skipped else 0
+
+
 def _progress(args):
     if args.progress is not None:
         return int(bool(args.progress))
@@ -523,8 +530,7 @@ def _run_predict(args):
             out.write("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
                       + "\n")
     out.flush()
-    _report_skipped(result.skipped)
-    return 1 if result.skipped else 0  # every image asked for has a row only with status 0
+    return _status_after_skipping(result.skipped)
 
 
 # --------------------------------------------------------------------------------- demo
@@ -709,8 +715,7 @@ def _run_sort(args):
         print(f"Moved {len(result.relocations)} photo(s) already in {result.into} to their "
               "new folder (no second copy)")
     print(f"Wrote {result.predictions}")
-    _report_skipped(result.unreadable, "left in place")
-    return 1 if result.unreadable else 0  # status 0 only when every photo was sorted
+    return _status_after_skipping(result.unreadable, "left in place")
 
 
 def _add_suggest(commands):
@@ -747,8 +752,7 @@ def _run_suggest(args):
                                  "confidence_2"], args.format)
     if args.into is not None:
         print(f"Copied {len(result.copied)} photo(s) into {args.into}", file=sys.stderr)
-    _report_skipped(result.unreadable)
-    return 1 if result.unreadable else 0
+    return _status_after_skipping(result.unreadable)
 
 
 _AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
@@ -829,8 +833,7 @@ def _run_audit(args):
                           weights=weights, image_size=args.image_size,
                           on_error=_on_error(args), progress=bool(args.progress))
     _print_audit(result, args.data_dir, args.format)
-    _report_skipped(result.unreadable)
-    return 1 if result.unreadable else 0
+    return _status_after_skipping(result.unreadable)
 
 
 # ------------------------------------------------------------------------------- review
