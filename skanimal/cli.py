@@ -45,7 +45,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .backbones import available_backbones, get_spec
 from .exceptions import SkanimalError
 

@@ -5,9 +5,15 @@
 2. No skanimal module imports another skanimal module's ``_``-prefixed names (a public
    function is made instead). Importing a public name from a package-internal module such as
    ``skanimal._parallel`` is fine.
+3. Data flows one way. :data:`ALLOWED_IMPORTS` is docs/architecture.rst's table as data:
+   each module, and the skanimal modules it may import besides the :data:`FOUNDATION`.
+   A module missing from the table, an import outside its row, or a module the
+   architecture page does not name fails.
 """
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +129,153 @@ KNOWN_CROSS_MODULE_PRIVATE_IMPORTS = {}
 def test_no_module_imports_another_modules_private_names(module):
     offenders = private_skanimal_imports(PACKAGE / module)
     assert not offenders, "make these public:\n" + "\n".join(offenders)
+
+
+# ---------------------------------------------------------------- the import table
+#: Modules any module may import: errors, the one writer, other libraries' private APIs,
+#: joblib/Dask helpers, TensorFlow's quiet start and the version.
+FOUNDATION = frozenset({"exceptions", "fileio", "compat", "_parallel", "_tfstartup",
+                        "_version"})
+
+#: docs/architecture.rst as data, in data-flow order: paths → bytes → pixels → features →
+#: head → report, then the work built on them. Each module: what it may import besides
+#: FOUNDATION. Sub-packages are named with dots (``review.app``).
+ALLOWED_IMPORTS = {
+    # the foundation
+    **{name: set() for name in FOUNDATION},
+    # paths, bytes, pixels
+    "datasets": {"images"},
+    "images": set(),
+    "transforms": set(),
+    # features
+    "cache": set(),
+    "backbones": {"cache"},
+    "openvino_engine": set(),
+    "features": {"images", "cache", "backbones", "openvino_engine"},
+    "augmentation": {"images", "transforms", "cache"},
+    # head
+    "head": set(),
+    "calibration": set(),
+    "classifier": {"head", "calibration"},
+    # model files and reports
+    "persistence": {"features", "classifier", "augmentation", "cache", "backbones",
+                    "openvino_engine"},
+    "report": {"images"},
+    # what the commands do
+    "workflow": {"datasets", "backbones", "features", "classifier", "persistence", "report"},
+    "scoring": {"datasets"},
+    "moves": set(),
+    "sorting": {"scoring", "moves"},
+    "suggest": {"scoring", "datasets", "moves"},
+    "audit": {"scoring", "datasets", "features", "cache"},
+    # the review page
+    "review.__init__": {"review.server"},
+    "review.paths": {"datasets"},
+    "review.catalog": {"review.paths", "datasets", "moves"},
+    "review.thumbs": set(),
+    "review.retrain": {"review.catalog", "review.paths", "features", "sorting", "workflow"},
+    "review.app": {"review.catalog", "review.paths", "review.thumbs"},
+    "review.server": {"review.app", "review.catalog", "review.retrain", "workflow"},
+    # the shell
+    "cli": {"workflow", "backbones", "cache", "sorting", "suggest", "audit", "review"},
+    "__main__": {"cli"},
+    # the package's front door re-exports the public API
+    "__init__": {"augmentation", "backbones", "cache", "classifier", "datasets", "features",
+                 "persistence", "transforms"},
+}
+
+
+def _module_name(path):
+    """``review/app.py`` → ``review.app``; ``review/__init__.py`` → ``review.__init__``."""
+    return path.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".")
+
+
+def _known(dotted):
+    parts = dotted.split(".")
+    return (PACKAGE.joinpath(*parts).with_suffix(".py").is_file()
+            or PACKAGE.joinpath(*parts, "__init__.py").is_file())
+
+
+def _canonical(dotted):
+    """A module as ALLOWED_IMPORTS names it: a package is its ``__init__``."""
+    if PACKAGE.joinpath(*dotted.split("."), "__init__.py").is_file():
+        return f"{dotted}.__init__" if dotted else "__init__"
+    return dotted
+
+
+def skanimal_imports(path, package_parts):
+    """The skanimal modules a file at ``package_parts`` below the package imports."""
+    found = set()
+    for _, module, level, names in _imports(path):
+        if level:
+            base = package_parts[:len(package_parts) - (level - 1)]
+        elif (module or "").split(".")[0] == "skanimal":
+            base, module = [], module[len("skanimal"):].lstrip(".") or None
+        else:
+            continue
+        target = ".".join(base + (module.split(".") if module else []))
+        if module is None:  # ``from . import x``: a submodule, or a name of the package
+            for name in names:
+                sub = f"{target}.{name}" if target else name
+                found.add(_canonical(sub if _known(sub) else target))
+        elif not names:  # ``import skanimal.x``
+            found.add(_canonical(target))
+        else:  # ``from .pkg import sub`` imports the submodule ``pkg.sub``
+            found.update(_canonical(f"{target}.{name}" if _known(f"{target}.{name}")
+                                    else target) for name in names)
+    return found
+
+
+def import_violations(path, name, allowed=ALLOWED_IMPORTS):
+    """Imports of skanimal modules by module ``name`` (file ``path``) outside its row."""
+    if name not in allowed:
+        return [f"{name}: not in the import table (add it to ALLOWED_IMPORTS and to "
+                "docs/architecture.rst)"]
+    package_parts = name.split(".")[:-1]
+    permitted = {_canonical(module) for module in allowed[name] | FOUNDATION} | {name}
+    return sorted(f"{name} imports {imported}"
+                  for imported in skanimal_imports(path, package_parts)
+                  if imported not in permitted)
+
+
+def test_the_import_table_sees_what_it_guards(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from . import fileio, report\n"          # foundation: fine; report: not for images
+        "from .cache import content_key\n"
+        "import skanimal.workflow\n"
+        "from skanimal import features\n"
+        "def later():\n"
+        "    from .review import app\n", encoding="utf-8")
+    assert import_violations(sample, "images") == [
+        "images imports cache", "images imports features", "images imports report",
+        "images imports review.app", "images imports workflow"]
+    # relative imports inside a sub-package resolve against it
+    sub = tmp_path / "sub.py"
+    sub.write_text("from .catalog import x\nfrom .. import moves\n", encoding="utf-8")
+    assert import_violations(sub, "review.thumbs") == [
+        "review.thumbs imports moves", "review.thumbs imports review.catalog"]
+    # a module the table does not know is itself a violation
+    assert "not in the import table" in import_violations(sample, "newcomer")[0]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=_name)
+def test_imports_follow_the_architecture_table(path):
+    offenders = import_violations(path, _module_name(path))
+    assert not offenders, ("imports outside docs/architecture.rst's table "
+                           "(tests/test_architecture.py ALLOWED_IMPORTS):\n"
+                           + "\n".join(offenders))
+
+
+def test_the_table_names_only_modules_that_exist():
+    existing = {_module_name(path) for path in _modules()}
+    assert set(ALLOWED_IMPORTS) <= existing, set(ALLOWED_IMPORTS) - existing
+
+
+def test_the_architecture_page_names_every_module():
+    page = (PACKAGE.parent / "docs" / "architecture.rst").read_text(encoding="utf-8")
+    named = set(re.findall(r"``([a-z_][a-z_.]*)``", page))
+    missing = sorted(name for name in ALLOWED_IMPORTS
+                     if not name.endswith("__init__") and not name.startswith("_")
+                     and name not in named and name.split(".")[-1] not in named)
+    assert not missing, f"docs/architecture.rst does not name: {missing}"
