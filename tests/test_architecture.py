@@ -13,7 +13,6 @@
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 import pytest
