@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from skanimal import BottleneckFeatures, WeightsUnavailableError
-from skanimal.backbones import (
-    BACKBONES,
+from skanimal.backbones import BACKBONES
+from skanimal.weights import (
     backbone_for_weights_file,
     find_weights_file,
     keras_cache_dirs,
