@@ -64,7 +64,8 @@ def start(directory, *, model=None, host="127.0.0.1", port=0):
     return server.start(directory, model=model, host=host, port=port)
 
 
-def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True):
+def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
+          weights=None):
     """Run the review page until interrupted: what ``skanimal review`` does.
 
     Prints the page's URL as the first line of standard output, then opens it in the web
@@ -76,6 +77,9 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True)
         As for :func:`start`.
     open_browser : bool, default=True
         Open the page with Python's ``webbrowser`` module.
+    weights : path-like, optional
+        The model's backbone weights file at its new place, checked by content (see
+        :func:`skanimal.workflow.load_model`).
 
     Returns
     -------
@@ -86,4 +90,4 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True)
     from . import server
 
     return server.serve(directory, model=model, host=host, port=port,
-                        open_browser=open_browser)
+                        open_browser=open_browser, weights=weights)
