@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from skanimal import ImageLoadError, load_image_folder, make_shapes, workflow
-from skanimal.cli import _TF_NOISE, main
+from skanimal._tfstartup import NoticeFilter
+from skanimal.cli import main
 
 SMALL = dict(weights=None, image_size=(32, 32))
 BAD = ("zz_notes.jpg", "zz_empty.png")
@@ -134,7 +135,8 @@ def test_imagenet_offline_on_the_command_line_names_the_option(photos, tmp_path,
 def _run(*args):
     result = subprocess.run([sys.executable, "-m", "skanimal", *map(str, args)],
                             capture_output=True, text=True, timeout=300)
-    result.lines = [line for line in result.stderr.splitlines() if not _TF_NOISE.match(line)]
+    notices = NoticeFilter()
+    result.lines = [line for line in result.stderr.splitlines() if not notices.is_notice(line)]
     return result
 
 
@@ -215,8 +217,8 @@ def test_tiny_images_are_named_through_the_workflow(model, tmp_path):
 
 
 def test_the_command_line_names_files_not_positions_in_x():
-    from skanimal.cli import _for_the_command_line
+    from skanimal.cli.errors import for_the_shell
 
     error = ImageLoadError("Cannot read image X[16] '/photos/cat.jpg': truncated",
                            path="/photos/cat.jpg", index=16)
-    assert str(_for_the_command_line(error)) == "Cannot read image '/photos/cat.jpg': truncated"
+    assert for_the_shell(error) == "Cannot read image '/photos/cat.jpg': truncated"

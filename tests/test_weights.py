@@ -9,6 +9,7 @@ import pytest
 
 from skanimal import BottleneckFeatures, WeightsUnavailableError
 from skanimal.backbones import BACKBONES
+from skanimal.exceptions import WeightsMovedError
 from skanimal.weights import (
     backbone_for_weights_file,
     find_weights_file,
@@ -152,12 +153,13 @@ def test_offline_imagenet_prints_nothing_to_stdout_and_names_the_parameter(offli
     assert info.value.backbone == "vgg16" and info.value.download_error
 
 
-def test_offline_message_can_name_the_cli_option(offline_keras):
-    from skanimal.backbones import offline_weights_message
+def test_the_command_line_words_the_offline_advice_with_its_option(offline_keras):
+    from skanimal.cli.errors import for_the_shell
 
     with pytest.raises(WeightsUnavailableError) as info:
         BottleneckFeatures(weights="imagenet", image_size=SMALL, cache=False).fit()
-    cli = offline_weights_message(info.value.backbone, info.value.download_error, cli=True)
+    assert "--weights" not in str(info.value)  # the library names its parameter
+    cli = for_the_shell(info.value)
     assert "--weights PATH" in cli and "BottleneckFeatures(" not in cli
     assert "vgg16" in cli and "\n" not in cli
 
@@ -243,9 +245,12 @@ def test_a_moved_weights_file_is_found_or_asked_for(random_mobilenet, tmp_path, 
     # Cached images need no weights file: the cache is keyed by the recorded content.
     np.testing.assert_array_equal(features.transform(seen), expected_seen)
     features.set_params(cache=False)
-    with pytest.raises(WeightsUnavailableError, match="no longer exists.*--weights PATH") as info:
+    with pytest.raises(WeightsMovedError, match="no longer exists.*relocate_weights") as info:
         features.transform(unseen)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "--weights" not in str(info.value)
+    # the facts the command line words its own way
+    assert info.value.path == str(weights) and info.value.identity == features.weights_identity_
+    assert str(weights.parent) in info.value.places
 
     features.relocate_weights(elsewhere)  # a folder: found by content, whatever its name
     assert features.weights == str(elsewhere / "renamed.h5")
