@@ -36,7 +36,7 @@ from .arguments import (
 )
 from .console import PROG, console
 from .errors import DATA_ERRORS, for_the_shell
-from .output import format_bytes, write_csv, write_json, write_records, write_table
+from .output import format_bytes, write_audit, write_csv, write_json, write_records, write_table
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -441,11 +441,6 @@ def _run_suggest(args):
     return status_after_skipping(result.unreadable)
 
 
-_AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
-                  "suggested_probability", "group", "kind", "other_path", "other_label",
-                  "similarity", "part", "other_part"]
-
-
 def _add_audit(commands):
     audit = add_command(
         commands, "audit", _run_audit,
@@ -477,33 +472,6 @@ def _add_audit(commands):
                        help="output format; default: %(default)s")
 
 
-def _print_audit(result, data_dir, fmt):
-    sections = (("suspect", result.suspects), ("duplicate", result.duplicates),
-                ("near_duplicate", result.near_duplicates))
-    if fmt == "json":
-        write_json({
-            "suspects": result.suspects, "duplicates": result.duplicates,
-            "near_duplicates": result.near_duplicates,
-            "unreadable": [{"path": p, "error": e} for p, e in result.unreadable],
-        })
-    elif fmt == "csv":
-        write_records([{"finding": name, **row} for name, rows in sections for row in rows],
-                       _AUDIT_COLUMNS, "csv")
-    else:
-        print(f"Audited {result.n_images} photos of {data_dir}")
-        columns = {
-            "suspect": ["path", "label", "label_probability", "suggested",
-                        "suggested_probability"],
-            "duplicate": ["group", "kind", "path", "label", "part"],
-            "near_duplicate": ["similarity", "kind", "path", "other_path", "label",
-                               "other_label"],
-        }
-        for name, rows in sections:
-            print(f"\n{name.replace('_', '-')}s: {len(rows)}")
-            if rows:
-                write_records(rows, columns[name], "table")
-
-
 def _run_audit(args):
     from ..audit import audit_folder
     from ..workflow import load_model
@@ -519,7 +487,7 @@ def _run_audit(args):
     result = audit_folder(args.data_dir, model=model, backbone=args.backbone or "vgg16",
                           weights=weights, image_size=args.image_size,
                           on_error=on_error_value(args), progress=bool(args.progress))
-    _print_audit(result, args.data_dir, args.format)
+    write_audit(result, args.data_dir, args.format)
     return status_after_skipping(result.unreadable)
 
 

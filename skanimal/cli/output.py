@@ -6,7 +6,8 @@ import csv
 import json
 import sys
 
-__all__ = ["write_table", "write_csv", "write_json", "write_records", "format_bytes"]
+__all__ = ["write_table", "write_csv", "write_json", "write_records", "write_audit",
+           "format_bytes"]
 
 
 def write_table(header, rows, out=None):
@@ -73,6 +74,40 @@ def write_records(records, columns, fmt, out=None):
     else:
         write_table([c.upper() for c in columns],
                     [[row.get(c, "") for c in columns] for row in records], out)
+
+
+#: The columns of ``skanimal audit --format csv``.
+AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
+                 "suggested_probability", "group", "kind", "other_path", "other_label",
+                 "similarity", "part", "other_part"]
+
+
+def write_audit(result, data_dir, fmt):
+    """What ``skanimal audit`` prints: its three findings as tables, one CSV or JSON."""
+    sections = (("suspect", result.suspects), ("duplicate", result.duplicates),
+                ("near_duplicate", result.near_duplicates))
+    if fmt == "json":
+        write_json({
+            "suspects": result.suspects, "duplicates": result.duplicates,
+            "near_duplicates": result.near_duplicates,
+            "unreadable": [{"path": p, "error": e} for p, e in result.unreadable],
+        })
+    elif fmt == "csv":
+        write_records([{"finding": name, **row} for name, rows in sections for row in rows],
+                      AUDIT_COLUMNS, "csv")
+    else:
+        print(f"Audited {result.n_images} photos of {data_dir}")
+        columns = {
+            "suspect": ["path", "label", "label_probability", "suggested",
+                        "suggested_probability"],
+            "duplicate": ["group", "kind", "path", "label", "part"],
+            "near_duplicate": ["similarity", "kind", "path", "other_path", "label",
+                               "other_label"],
+        }
+        for name, rows in sections:
+            print(f"\n{name.replace('_', '-')}s: {len(rows)}")
+            if rows:
+                write_records(rows, columns[name], "table")
 
 
 def format_bytes(n):

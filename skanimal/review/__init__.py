@@ -31,7 +31,7 @@ def require_extra():
         raise SkanimalError(EXTRA_MISSING)
 
 
-def start(directory, *, model=None, host="127.0.0.1", port=0):
+def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None):
     """Prepare the review of a folder and bind its server, without serving yet.
 
     Parameters
@@ -45,6 +45,9 @@ def start(directory, *, model=None, host="127.0.0.1", port=0):
         Address to listen on. Any address but a loopback one warns (``UserWarning``).
     port : int, default=0
         TCP port; 0 picks a free one.
+    weights : path-like, optional
+        The model's backbone weights file at its new place, checked by content (see
+        :func:`skanimal.workflow.load_model`).
 
     Returns
     -------
@@ -61,7 +64,7 @@ def start(directory, *, model=None, host="127.0.0.1", port=0):
     require_extra()
     from . import server
 
-    return server.start(directory, model=model, host=host, port=port)
+    return server.start(directory, model=model, host=host, port=port, weights=weights)
 
 
 def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
@@ -78,8 +81,7 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
     open_browser : bool, default=True
         Open the page with Python's ``webbrowser`` module.
     weights : path-like, optional
-        The model's backbone weights file at its new place, checked by content (see
-        :func:`skanimal.workflow.load_model`).
+        As for :func:`start`.
 
     Returns
     -------
