@@ -3,7 +3,9 @@
 Data flows one way: paths → bytes → pixels (:mod:`skanimal.images`) → backbone
 (:mod:`skanimal.backbones`) → a 2-D float32 array. Features are kept in a content-addressed
 disk cache (:mod:`skanimal.cache`), so each image goes through the CNN once, ever, whatever
-clone, CV fold, grid point or process asks for it.
+clone, CV fold, grid point or process asks for it. This module is the estimator's public
+surface; the engine that reads, caches and batches images is :mod:`skanimal.extraction`,
+and weights files are :mod:`skanimal.weights`' job.
 """
 
 from __future__ import annotations

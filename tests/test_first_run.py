@@ -205,6 +205,62 @@ def test_cli_predict_takes_the_weights_new_place(mobilenet_model, photos, tmp_pa
         shutil.move(moved / "any-name.h5", weights)
 
 
+def test_every_command_that_loads_a_model_takes_the_weights_new_place(
+        mobilenet_model, photos, tmp_path, capsys, monkeypatch):
+    # issue 22: sort, suggest, audit and review take --weights as predict and evaluate do
+    model, weights = mobilenet_model
+    clean, _ = photos
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(weights, moved / "any-name.h5")
+    try:
+        assert main(["sort", str(model), str(clean), "--into", str(tmp_path / "a")]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("skanimal: error: weights file") and "\n" not in error
+        assert "no longer exists" in error and "--weights PATH" in error
+        assert "predict/evaluate" not in error and "relocate_weights" not in error
+        assert not (tmp_path / "a").exists()
+
+        assert main(["sort", str(model), str(clean), "--into", str(tmp_path / "a"),
+                     "--weights", str(moved)]) == 0
+        assert "Copied 24 photo(s)" in capsys.readouterr().out
+        assert main(["suggest", str(model), str(clean), "-n", "3", "--format", "csv",
+                     "--weights", str(moved / "any-name.h5")]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 1 + 3
+        assert main(["audit", str(clean), "--model", str(model), "--format", "csv"]) == 1
+        assert "--weights PATH" in capsys.readouterr().err
+        assert main(["audit", str(clean), "--model", str(model), "--format", "json",
+                     "--weights", str(moved)]) == 0
+        capsys.readouterr()
+        assert main(["suggest", str(model), str(clean), "--weights", __file__]) == 1
+        assert "is not the weights file this model was made with" in capsys.readouterr().err
+    finally:
+        shutil.move(moved / "any-name.h5", weights)
+
+
+def test_review_takes_the_weights_new_place(mobilenet_model, photos, tmp_path, monkeypatch):
+    pytest.importorskip("flask")
+    from skanimal import review
+    from skanimal.exceptions import WeightsMovedError
+
+    model, weights = mobilenet_model
+    clean, _ = photos
+    folder = tmp_path / "sorted"
+    shutil.copytree(clean, folder)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(weights, moved / "any-name.h5")
+    try:
+        with pytest.raises(WeightsMovedError):
+            review.start(folder, model=model)
+        server = review.start(folder, model=model, weights=moved)
+        server.close()
+    finally:
+        shutil.move(moved / "any-name.h5", weights)
+
+
 def test_tiny_images_are_named_through_the_workflow(model, tmp_path):
     from PIL import Image
 
