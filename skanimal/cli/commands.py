@@ -525,10 +525,7 @@ def _add_review(commands):
 
 
 def _run_review(args):
-    from ..review import require_extra
-
-    require_extra()  # one line naming the extra, before Flask is imported
-    from ..review import serve
+    from ..review import serve  # says which extra to install, before Flask is imported
 
     if args.weights is not None and args.model is None:
         raise UsageError("--weights is the weights file of --model MODEL: give both")
