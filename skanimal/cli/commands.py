@@ -332,7 +332,7 @@ def _add_sort(commands):
         commands, "sort", _run_sort,
         help="sort photos into class folders with a saved model; the unsure ones to review",
         usage="skanimal sort MODEL SOURCE... --into OUT [--min-confidence P] "
-              "[--copy | --link | --move]\n       skanimal sort --undo OUT",
+              "[--copy | --link | --move] [--weights PATH]\n       skanimal sort --undo OUT",
         description="Put each image of SOURCE (files, and folders searched recursively) into\n"
                     "OUT/<class>/ when the model is confident enough, else into OUT/_review/,\n"
                     "and write OUT/predictions.csv (source, destination, label, confidence,\n"
