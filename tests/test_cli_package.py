@@ -133,3 +133,29 @@ def test_the_commands_module_is_parsers_and_handlers():
     assert len(source.splitlines()) <= 620
     for elsewhere in ("import csv", "import json", "import re", "threading", "os.pipe"):
         assert elsewhere not in source
+
+
+# -------------------------------------------------------------------------- errors
+
+
+def test_library_errors_carry_facts_and_the_command_line_words_them():
+    import pickle
+
+    from skanimal.cli.errors import for_the_shell
+    from skanimal.exceptions import UnreadableImagesError, WeightsMovedError
+
+    unreadable = UnreadableImagesError(["'a.jpg': truncated", "'b.jpg': empty"], 9, named=1)
+    assert str(unreadable) == ("2 of 9 images cannot be read (on_error='skip' goes on without "
+                               "them): 'a.jpg': truncated; and 1 more")
+    assert for_the_shell(unreadable) == str(unreadable).replace("on_error='skip'",
+                                                                "--on-error skip")
+    again = pickle.loads(pickle.dumps(unreadable))  # from joblib/Dask workers
+    assert (again.files, again.total, str(again)) == (unreadable.files, 9, str(unreadable))
+
+    moved = WeightsMovedError("gone", path="/w/old.h5", identity="sha256:" + "ab" * 32,
+                              places=["/w", "/home/.keras/models"])
+    line = for_the_shell(moved)
+    assert line.startswith("weights file '/w/old.h5' no longer exists")
+    assert line.endswith("pass its new place: --weights PATH")
+    assert "'/w', '/home/.keras/models'" in line and "sha256 abababababab" in line
+    assert pickle.loads(pickle.dumps(moved)).places == moved.places
