@@ -53,6 +53,56 @@ def _rebuild_image_load_error(cls, message, path, index):
     return cls(message, path=path, index=index)
 
 
+class UnreadableImagesError(ImageLoadError):
+    """Some of the images a workflow was given cannot be read, and it was told to stop.
+
+    Carries the facts; :meth:`describe` words them, naming the way to go on without those
+    images (the Python parameter by default, a command-line option for the ``skanimal``
+    command).
+
+    Parameters
+    ----------
+    files : list of str
+        One message per unreadable image, naming its file.
+    total : int
+        How many images there were in all.
+    named : int, default=20
+        How many of ``files`` the message lists before it says how many more there are.
+    """
+
+    def __init__(self, files, total, *, named=20):
+        self.files = list(files)
+        self.total = int(total)
+        self.named = int(named)
+        super().__init__(self.describe())
+
+    def __reduce__(self):
+        return (_rebuild_unreadable, (type(self), self.files, self.total, self.named))
+
+    def describe(self, how_to_skip="on_error='skip'"):
+        """The message, naming ``how_to_skip`` as the way to go on without the images.
+
+        Parameters
+        ----------
+        how_to_skip : str, default="on_error='skip'"
+            E.g. ``"--on-error skip"`` on the command line.
+
+        Returns
+        -------
+        str
+            One line.
+        """
+        shown = "; ".join(self.files[:self.named])
+        more = (f"; and {len(self.files) - self.named} more"
+                if len(self.files) > self.named else "")
+        return (f"{len(self.files)} of {self.total} images cannot be read ({how_to_skip} "
+                f"goes on without them): {shown}{more}")
+
+
+def _rebuild_unreadable(cls, files, total, named):
+    return cls(files, total, named=named)
+
+
 class ImageFolderError(SkanimalError, ValueError):
     """A class-per-folder data set is missing, empty or badly laid out."""
 
@@ -69,7 +119,7 @@ class WeightsUnavailableError(SkanimalError, OSError):
     download_error : str or None
         Why the download failed, e.g. ``"[Errno -2] Name or service not known"``; with
         ``backbone``, lets a caller word the advice its own way
-        (:func:`skanimal.backbones.offline_weights_message`).
+        (:func:`skanimal.weights.offline_weights_message`).
     """
 
     def __init__(self, message, *, backbone=None, download_error=None):
@@ -85,6 +135,40 @@ class WeightsUnavailableError(SkanimalError, OSError):
 
 def _rebuild_weights_error(cls, message, backbone, download_error):
     return cls(message, backbone=backbone, download_error=download_error)
+
+
+class WeightsMovedError(WeightsUnavailableError):
+    """A fitted model's weights file is gone, and no file with its content was found.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to do (in Python's words).
+    path : str
+        Where the weights file was when the model was fitted.
+    identity : str
+        ``"sha256:<digest>"`` of its content.
+    places : list of str
+        The folders searched for a file with that content.
+    parameter : str, default="weights"
+        The parameter that takes the file's new place; a caller words it its own way
+        (:func:`skanimal.weights.moved_weights_message`).
+    """
+
+    def __init__(self, message, *, path, identity, places, parameter="weights"):
+        super().__init__(message)
+        self.path = path
+        self.identity = identity
+        self.places = list(places)
+        self.parameter = parameter
+
+    def __reduce__(self):
+        return (_rebuild_moved_error, (type(self), str(self), self.path, self.identity,
+                                       self.places, self.parameter))
+
+
+def _rebuild_moved_error(cls, message, path, identity, places, parameter):
+    return cls(message, path=path, identity=identity, places=places, parameter=parameter)
 
 
 class IncompatibleModelError(SkanimalError, ValueError):

@@ -3,103 +3,52 @@
 Data flows one way: paths → bytes → pixels (:mod:`skanimal.images`) → backbone
 (:mod:`skanimal.backbones`) → a 2-D float32 array. Features are kept in a content-addressed
 disk cache (:mod:`skanimal.cache`), so each image goes through the CNN once, ever, whatever
-clone, CV fold, grid point or process asks for it.
+clone, CV fold, grid point or process asks for it. This module is the estimator's public
+surface; the engine that reads, caches and batches images is :mod:`skanimal.extraction`,
+and weights files are :mod:`skanimal.weights`' job.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .backbones import find_weights_file, get_backbone, get_spec, keras_cache_dirs, weights_identity
+from .backbones import get_backbone, get_spec
 from .cache import (
     FEATURE_FORMAT_VERSION,
     FeatureCache,
     hash_array_row,
-    hash_bytes,
-    hash_file,
     make_fingerprint,
     resolve_cache_dir,
 )
 from .compat import Interval, StrOptions, fit_context
-from .exceptions import (
-    ImageLoadError,
-    IncompatibleModelError,
-    SmallImageWarning,
-    WeightsUnavailableError,
+from .exceptions import IncompatibleModelError, SmallImageWarning, WeightsUnavailableError
+from .extraction import (
+    SMALL_IMAGE_FRACTION,
+    ChunkSettings,
+    Extraction,
+    Extractor,
+    content_keys,
+    decode_threads,
+    extract_in_chunks,
+    hash_prefixes,
+    item_key,
+    known_prefixes,
 )
-from .images import (
-    ImageItem,
-    check_images,
-    decode_item,
-    read_item_bytes,
-    resize_array_batch,
-    stored_image_size,
-)
+from .images import check_images, decode_item, read_item_bytes, resize_array_batch
+from .weights import relocated_weights, resolve_moved_weights, weights_identity
 
 __all__ = ["BottleneckFeatures", "Extraction", "SMALL_IMAGE_FRACTION"]
 
-#: An image file is "far smaller" than the network's input when both its sides are below
-#: this fraction of the input's: upscaled 8 times or more, it shows the CNN little but blur.
-SMALL_IMAGE_FRACTION = 1 / 8
-
-
-@dataclass
-class Extraction:
-    """What :meth:`BottleneckFeatures.extract` produced, besides the features.
-
-    Attributes
-    ----------
-    features : ndarray of shape (n_kept, ``n_features_out_``), float32
-        Features of the images that could be read, in the order of ``X``.
-    kept : ndarray of int
-        Position in ``X`` of each row of ``features``.
-    errors : list of ImageLoadError
-        The images that could not be read (``on_error="skip"``), in the order of ``X``;
-        each names its file (``.path``) and position (``.index``).
-    content_keys : list of str
-        The content key (SHA-256 of the file's bytes, the feature cache's key) of each row.
-    n_cached : int
-        How many rows came from the feature cache rather than the CNN.
-    small_images : list of (str, (int, int))
-        Files far smaller than the network's input (``SMALL_IMAGE_FRACTION``) and their
-        ``(width, height)``.
-    """
-
-    features: np.ndarray = field(repr=False)
-    kept: np.ndarray = field(repr=False)
-    errors: list = field(default_factory=list)
-    content_keys: list = field(default_factory=list, repr=False)
-    n_cached: int = 0
-    small_images: list = field(default_factory=list)
-
-
-def _key_prefix(key):
-    """The first 8 bytes of a hex content key as an int: compact, and collision-free in
-    practice among the images of one data set."""
-    return int(str(key)[:16], 16)
-
 _POOLINGS = (None, "avg", "max")
 _PRECISIONS = ("float32", "bfloat16", "int8")
-
-
-#: Threads writing cache entries; they mostly wait for fsync, so more than the cores.
-_CACHE_WRITERS = 4
-
-
-def _decode_threads():
-    # Decoding releases the GIL; a few threads keep ahead of the CNN without starving it.
-    return max(2, min(8, os.cpu_count() or 2))
 
 
 class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -261,16 +210,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if relocated is not None and relocated[0] == (weights, recorded) \
                 and os.path.isfile(relocated[1]):
             return relocated[1]
-        folder = os.path.dirname(os.path.abspath(weights))
-        found = find_weights_file(recorded, [folder], name=os.path.basename(weights))
-        if found is None:
-            places = ", ".join(repr(p) for p in [folder, *keras_cache_dirs()])
-            raise WeightsUnavailableError(
-                f"weights file {weights!r} no longer exists, and no file with its content "
-                f"(sha256 {recorded[7:19]}…) is in {places}; pass its new place: "
-                "--weights PATH (skanimal predict/evaluate), skanimal.load(..., weights=PATH) "
-                "or BottleneckFeatures.relocate_weights(PATH)"
-            )
+        found = resolve_moved_weights(weights, recorded)
         warnings.warn(f"weights file {weights!r} no longer exists; using {found!r}, which has "
                       "the same content", UserWarning, stacklevel=4)
         self._relocated = ((weights, recorded), found)
@@ -302,18 +242,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"this model was fitted with weights={self.weights!r}, not a weights file; "
                 "there is nothing to relocate"
             )
-        place = os.fspath(place)
-        if not os.path.exists(place):
-            raise WeightsUnavailableError(f"weights={place!r}: no such file or folder")
-        found = find_weights_file(recorded, [place], search_keras_cache=False)
-        if found is None:
-            what = (f"is not the weights file this model was made with (its sha256 is "
-                    f"{weights_identity(place)[7:19]}…, the model's {recorded[7:19]}…)"
-                    if os.path.isfile(place) else
-                    f"holds no file with the content of the model's weights (sha256 "
-                    f"{recorded[7:19]}…)")
-            raise WeightsUnavailableError(f"weights {place!r} {what}")
-        return self.set_params(weights=found)
+        return self.set_params(weights=relocated_weights(recorded, place))
 
     def _checked_weights(self):
         weights = self._weights_in_use()
@@ -432,7 +361,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if self.precision == "int8":
             return self._fit_int8(X)
         self.__dict__.pop("quantized_backbone_", None)
-        keys = _content_keys(check_images(X)) if X is not None else None
+        keys = content_keys(check_images(X)) if X is not None else None
         self.weights_identity_ = weights_identity(self.weights)  # this fit's, not a former one
         # A cache that already holds this configuration knows the feature shape: a warm run
         # then never builds the backbone (nor imports TensorFlow).
@@ -460,7 +389,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             return self.fit(X).transform(X)
         self.fit()
         extraction = self.extract(X)
-        self.training_hashes_ = _hash_prefixes(extraction.content_keys)
+        self.training_hashes_ = hash_prefixes(extraction.content_keys)
         return extraction.features
 
     def _fit_int8(self, X):
@@ -479,7 +408,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         def key(i):
             if isinstance(images, np.ndarray):
                 return hash_array_row(images[i])
-            return _item_key(images[i], read_item_bytes(images[i], index=i))
+            return item_key(images[i], read_item_bytes(images[i], index=i))
 
         def pixels_of(i):  # a calibration image is read again: fit keeps no bytes of all X
             if isinstance(images, np.ndarray):
@@ -487,7 +416,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             data = read_item_bytes(images[i], index=i)
             return decode_item(images[i], data, size, index=i)
 
-        with ThreadPoolExecutor(_decode_threads(), thread_name_prefix="skanimal-decode") as pool:
+        with ThreadPoolExecutor(decode_threads(), thread_name_prefix="skanimal-decode") as pool:
             keys = list(pool.map(key, range(len(images))))
             sample = calibration_sample(keys)
             pixels = np.stack(list(pool.map(pixels_of, sample)))
@@ -548,7 +477,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """Set the fitted attributes (``fit``, and :func:`skanimal.load` with saved values)."""
         if weights_identity is not None:
             self.weights_identity_ = weights_identity
-        self.training_hashes_ = _hash_prefixes(training_keys)
+        self.training_hashes_ = hash_prefixes(training_keys)
         self.image_size_ = self._resolved_image_size()
         self.feature_shape_ = tuple(feature_shape)
         self.n_features_out_ = int(np.prod(self.feature_shape_))
@@ -624,13 +553,41 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
         images = check_images(X)
         n_jobs = 1 if self.n_jobs is None else self.n_jobs
+        extractor = self._extractor()
         if n_jobs != 1 and len(images) > self.batch_size:
-            extraction = self._transform_parallel(images, n_jobs, on_error)
+            extraction = extract_in_chunks(images, n_jobs, self._chunk_settings, extractor,
+                                           on_error=on_error, verbose=self.verbose)
         else:
-            extraction = self._transform_images(images, offset=0, on_error=on_error)
+            extraction = extractor.extract(images, 0, on_error=on_error)
         if extraction.small_images:
             self._warn_small(extraction.small_images)
         return extraction
+
+    def _extractor(self):
+        """The extraction engine with this transformer's settings, cache and backbone."""
+        return Extractor(self._resolved_image_size(), self.batch_size, self._get_backbone,
+                         store=self._feature_store(),
+                         n_features=getattr(self, "n_features_out_", None),
+                         verbose=self.verbose)
+
+    def _chunk_settings(self):
+        """What ``joblib`` workers need: plain values, the weights file already resolved
+        (workers are unfitted: no relocation there) and the cache directory as an absolute
+        path (they may not share this process's environment nor its working directory)."""
+        directory = resolve_cache_dir(self.cache)
+        int8 = self.precision == "int8"
+        return ChunkSettings(
+            image_size=self._resolved_image_size(),
+            batch_size=self.batch_size,
+            backbone_args={} if int8 else dict(
+                name=self.backbone, weights=self._checked_weights(),
+                image_size=self._resolved_image_size(), pooling=self.pooling,
+                precision=self.precision),
+            cache_dir=None if directory is None else os.path.abspath(directory),
+            fingerprint=None if directory is None else self._fingerprint(),
+            quantized=self._quantized_backbone() if int8 else None,
+            n_features=getattr(self, "n_features_out_", None),
+        )
 
     def _warn_small(self, small_images):
         height, width = self._resolved_image_size()
@@ -659,184 +616,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         known = getattr(self, "training_hashes_", None)
         if known is None:
             return None
-        prefixes = np.array([_key_prefix(k) for k in content_keys], dtype=np.uint64)
-        return np.isin(prefixes, known)
-
-    def _transform_parallel(self, images, n_jobs, on_error="raise"):
-        """Features of ``images`` computed in chunks by ``joblib.Parallel`` workers.
-
-        Runs on whatever joblib backend is active (loky processes by default; a Dask, Ray or
-        Spark cluster inside ``joblib.parallel_config(backend=...)``). Chunks are whole
-        batches (so the backbone sees the same batches as in a serial run), about
-        ``4 × workers`` of them, each shipping only paths (or pixel rows) and the
-        estimator's parameters: every worker process builds the backbone once, from its
-        name, and reuses it for all its chunks. The cache directory is resolved here, in
-        the calling process, and passed to the workers as an explicit path.
-        """
-        from joblib import effective_n_jobs
-        from tqdm.auto import tqdm
-
-        from ._parallel import caller_tf_threads, chunk_bounds
-
-        n_workers = effective_n_jobs(n_jobs)
-        bounds = chunk_bounds(len(images), self.batch_size, n_workers)
-        if n_workers == 1 or len(bounds) == 1:
-            # joblib would run the chunks one by one in this process anyway.
-            return self._transform_images(images, offset=0, on_error=on_error)
-        tf_threads = caller_tf_threads()  # validated here, shipped to the workers
-        directory = resolve_cache_dir(self.cache)
-        params = {
-            **self.get_params(),
-            "weights": self._weights_in_use(),  # workers are unfitted: no relocation there
-            "n_jobs": None,
-            "verbose": 0,
-            # Workers may not share this process's environment ($SKANIMAL_CACHE_DIR) nor
-            # its working directory: they get the directory as an absolute path.
-            "cache": False if directory is None else os.path.abspath(directory),
-        }
-        # An int8 model is fitted state, not a parameter: it travels with each task (a few
-        # MB of IR bytes; each worker process compiles it once).
-        quantized = self._quantized_backbone() if self.precision == "int8" else None
-        tasks = (
-            delayed(_transform_chunk)(params, images[start:stop], start, os.getpid(), tf_threads,
-                                      quantized, on_error)
-            for start, stop in bounds
-        )
-        # One task per chunk (chunks are coarse already); results come back in order.
-        parallel = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")
-        parts = []
-        with tqdm(total=len(images), unit="img", desc="Extracting features",
-                  disable=not self.verbose) as progress:
-            for (start, stop), part in zip(bounds, parallel(tasks)):
-                parts.append(part)
-                progress.update(stop - start)
-        return Extraction(
-            features=np.concatenate([part.features for part in parts]),
-            kept=np.concatenate([part.kept for part in parts]),
-            errors=[error for part in parts for error in part.errors],
-            content_keys=[key for part in parts for key in part.content_keys],
-            n_cached=sum(part.n_cached for part in parts),
-            small_images=[item for part in parts for item in part.small_images],
-        )
-
-    def _transform_images(self, images, offset, on_error="raise"):
-        """:class:`Extraction` of ``images`` (checked paths list or 4-D array); ``offset`` is
-        where ``images`` starts in the caller's X, so errors and ``kept`` use its indices.
-
-        Each image is read once: a decoding thread reads its bytes, keys the cache with
-        them and, on a miss, decodes the same bytes (:func:`_prepare`). Only the pixels of
-        misses are kept, and only for the images in flight, a bounded window that lets the
-        next batch decode while the CNN runs on this one. Writer threads store batch k in the
-        cache while the CNN runs on batch k+1: each entry waits for its fsync (~3 ms for a
-        250 KB entry here), which at hundreds of images per second (int8) would otherwise
-        stall the CNN, and is waited for in parallel.
-        """
-        n_images = len(images)
-        size = self._resolved_image_size()
-        store = self._feature_store()
-        output = None
-        backbone = None
-        keys = [None] * n_images
-        errors = []  # ImageLoadError of each image skipped (on_error="skip")
-        small = []  # (path, (width, height)) of files far smaller than the input
-        n_cached = 0
-        done = {}  # content key -> row computed by the CNN: duplicates go through it once
-        waiting = {}  # content key -> row, for the misses in `batch`
-        batch = []  # (row, key, pixels) of misses waiting for the CNN
-        copies = []  # (row, row it copies) for duplicates of images in `batch`
-        writing = []  # the previous batch's cache writes
-
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=n_images, unit="img", desc="Extracting features",
-                        disable=not self.verbose)
-
-        def run_batch():
-            nonlocal backbone, output, writing
-            if backbone is None:
-                backbone = self._get_backbone()
-            features = backbone.features(np.stack([pixels for _, _, pixels in batch]))
-            if output is None:
-                output = np.empty((n_images, features.shape[1]), dtype=np.float32)
-            rows = [row for row, _, _ in batch]
-            output[rows] = features
-            if store is not None:
-                for future in writing:  # one batch in the writers at most: memory stays flat
-                    future.result()
-                entries = [(key, row) for (_, key, _), row in zip(batch, features)]
-                writing = [writer.submit(store.put_many, entries[i::_CACHE_WRITERS])
-                           for i in range(_CACHE_WRITERS)]
-            for row, source in copies:
-                output[row] = output[source]
-            progress.update(len(batch) + len(copies))
-            done.update(waiting)
-            waiting.clear()
-            batch.clear()
-            copies.clear()
-
-        threads = _decode_threads()
-        # Look-ahead window: the next batch decodes while the CNN runs on this one.
-        window = self.batch_size + 2 * threads
-        with progress, ThreadPoolExecutor(threads, thread_name_prefix="skanimal-decode") as pool, \
-                ThreadPoolExecutor(_CACHE_WRITERS, thread_name_prefix="skanimal-cache") as writer:
-            pending = collections.deque()
-            submitted = 0
-            try:
-                for row in range(n_images):
-                    while submitted < n_images and len(pending) < window:
-                        pending.append(pool.submit(_prepare, images, submitted, offset, size,
-                                                   store))
-                        submitted += 1
-                    try:
-                        key, cached, pixels, stored_size = pending.popleft().result()
-                    except ImageLoadError as exc:
-                        if on_error != "skip":
-                            raise
-                        errors.append(exc)
-                        progress.update(1)
-                        continue
-                    keys[row] = key
-                    if stored_size is not None and _far_smaller(stored_size, size):
-                        small.append((os.fspath(images[row]), stored_size))
-                    if cached is not None:
-                        n_cached += 1
-                        if output is None:
-                            output = np.empty((n_images, cached.shape[0]), dtype=np.float32)
-                        output[row] = cached
-                        progress.update(1)
-                    elif key is not None and key in done:
-                        output[row] = output[done[key]]
-                        progress.update(1)
-                    elif key is not None and key in waiting:
-                        copies.append((row, waiting[key]))
-                    else:
-                        if key is not None:
-                            waiting[key] = row
-                        batch.append((row, key, pixels))
-                        if len(batch) == self.batch_size:
-                            run_batch()
-                if batch:
-                    run_batch()
-                for future in writing:
-                    future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
-        failed = {exc.index - offset for exc in errors}
-        kept = np.array([row for row in range(n_images) if row not in failed], dtype=np.intp)
-        if output is None:  # nothing could be read
-            n_features = getattr(self, "n_features_out_", None)  # unfitted in a worker
-            if n_features is None:
-                n_features = self._get_backbone().n_features
-            output = np.empty((n_images, n_features), dtype=np.float32)
-        return Extraction(
-            features=output[kept] if failed else output,
-            kept=kept + offset,
-            errors=errors,
-            content_keys=[keys[row] for row in kept],
-            n_cached=n_cached,
-            small_images=small,
-        )
+        return known_prefixes(content_keys, known)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -860,84 +640,3 @@ def _library_versions():
 
     return {"skanimal": __version__, "keras": installed("keras"),
             "scikit-learn": installed("scikit-learn")}
-
-
-def _far_smaller(stored_size, size):
-    width, height = stored_size
-    return (width < size[1] * SMALL_IMAGE_FRACTION
-            and height < size[0] * SMALL_IMAGE_FRACTION)
-
-
-def _content_keys(images):
-    """Content keys of checked ``images`` without decoding them; files that cannot be
-    read are left out (transform reports them)."""
-    if isinstance(images, np.ndarray):
-        return [hash_array_row(row) for row in images]
-    keys = []
-    for item in images:
-        try:
-            if isinstance(item, ImageItem):
-                keys.append(item.content_key(item.load_bytes()))
-            else:
-                keys.append(hash_file(item))
-        except (ImageLoadError, OSError):
-            continue
-    return keys
-
-
-def _hash_prefixes(keys):
-    if keys is None:
-        return None
-    return np.unique(np.array([_key_prefix(k) for k in keys], dtype=np.uint64))
-
-
-def _prepare(images, i, offset, size, store):
-    """``(key, cached features, pixels, stored size)`` of ``images[i]``, reading its file
-    once.
-
-    Runs on a decoding thread. ``key`` is its content key; ``cached`` its features when
-    the cache holds them, else None and ``pixels`` its decoded pixels; ``stored size`` the
-    ``(width, height)`` a plain image file declares (None for arrays and image items). The
-    encoded bytes do not outlive this call.
-    """
-    if isinstance(images, np.ndarray):
-        key = hash_array_row(images[i])
-        cached = store.get(key) if store is not None else None
-        if cached is not None:
-            return key, cached, None, None
-        return key, None, resize_array_batch(images[i:i + 1], size)[0], None
-    item, index = images[i], offset + i
-    data = read_item_bytes(item, index=index)
-    key = _item_key(item, data)
-    stored_size = None if isinstance(item, ImageItem) else stored_image_size(data)
-    if store is not None:
-        cached = store.get(key)
-        if cached is not None:
-            return key, cached, None, stored_size
-    return key, None, decode_item(item, data, size, index=index), stored_size
-
-
-def _item_key(item, data):
-    """Content key of an image item whose file holds ``data``."""
-    # An ImageItem keys itself (an augmented copy: source content, parameters and seed), so
-    # a changed source file gets new keys for its copies too.
-    return item.content_key(data) if isinstance(item, ImageItem) else hash_bytes(data)
-
-
-def _transform_chunk(params, images, offset, caller_pid=None, tf_threads=None, quantized=None,
-                     on_error="raise"):
-    """Worker-side transform of ``images``, which start at ``offset`` in the caller's X.
-
-    Limits TensorFlow's threads first when this is a worker process (before TensorFlow
-    starts here; see :mod:`skanimal._parallel`), then extracts through the process-wide
-    backbone registry, so a worker builds the backbone once and reuses it for every chunk.
-    """
-    from ._parallel import limit_tf_threads, record_chunk
-
-    limit_tf_threads(caller_pid=caller_pid, hint=tf_threads)
-    transformer = BottleneckFeatures(**{**params, "n_jobs": None})
-    if quantized is not None:
-        transformer.quantized_backbone_ = quantized
-    extraction = transformer._transform_images(images, offset, on_error=on_error)
-    record_chunk(len(images))
-    return extraction

@@ -35,11 +35,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .backbones import find_weights_file, keras_models_dir
 from .cache import FEATURE_FORMAT_VERSION
 from .compat import pack_model
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
 from .fileio import atomic_write, to_jsonable, write_bytes
+from .weights import find_weights_file, keras_models_dir
 
 __all__ = ["save", "load", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
 

@@ -34,7 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import collect_images, load_image_folder
-from .exceptions import ImageFolderError, ImageLoadError, IncompatibleModelError, SkanimalError
+from .exceptions import (
+    ImageFolderError,
+    IncompatibleModelError,
+    SkanimalError,
+    UnreadableImagesError,
+)
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .report import (
     add_provenance,
@@ -272,13 +277,8 @@ def _check_on_error(on_error):
 
 
 def _unreadable_error(errors, total):
-    named = "; ".join(error.file_message() for error in errors[:_NAMED_ERRORS])
-    more = (f"; and {len(errors) - _NAMED_ERRORS} more"
-            if len(errors) > _NAMED_ERRORS else "")
-    return ImageLoadError(
-        f"{len(errors)} of {total} images cannot be read (--on-error skip, or on_error='skip' "
-        f"in Python, goes on without them): {named}{more}"
-    )
+    return UnreadableImagesError([error.file_message() for error in errors], total,
+                                 named=_NAMED_ERRORS)
 
 
 def _extract(features, paths, on_error, log):
@@ -330,7 +330,7 @@ def _is_zip_archive(path):
         return handle.read(4) == b"PK\x03\x04"
 
 
-def load_model(path):
+def load_model(path, *, weights=None):
     """Load a pipeline saved by :func:`train` (or ``joblib.dump``, or :func:`skanimal.save`),
     checking what it is.
 
@@ -342,6 +342,9 @@ def load_model(path):
         archive written by :func:`skanimal.save` (recognised by its content, a zip archive,
         whatever its name; loaded without unpickling). Only load joblib files you trust:
         unpickling can run code.
+    weights : path-like, optional
+        The model's backbone weights file at its new place (the file, or a folder holding
+        it), checked by content; see :meth:`skanimal.BottleneckFeatures.relocate_weights`.
 
     Returns
     -------
@@ -387,6 +390,8 @@ def load_model(path):
         check_is_fitted(model)
     except Exception as exc:
         raise IncompatibleModelError(f"the model in {str(path)!r} is not fitted") from exc
+    if weights is not None:  # the weights file's new place, checked by content
+        _features_step(model).relocate_weights(weights)
     return model
 
 

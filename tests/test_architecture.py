@@ -148,16 +148,18 @@ ALLOWED_IMPORTS = {
     "transforms": set(),
     # features
     "cache": set(),
-    "backbones": {"cache"},
+    "weights": {"cache", "backbones"},
+    "backbones": {"weights"},
     "openvino_engine": set(),
-    "features": {"images", "cache", "backbones", "openvino_engine"},
+    "extraction": {"images", "cache", "backbones", "openvino_engine"},
+    "features": {"extraction", "images", "cache", "backbones", "weights", "openvino_engine"},
     "augmentation": {"images", "transforms", "cache"},
     # head
     "head": set(),
     "calibration": set(),
     "classifier": {"head", "calibration"},
     # model files and reports
-    "persistence": {"features", "classifier", "augmentation", "cache", "backbones",
+    "persistence": {"features", "classifier", "augmentation", "cache", "backbones", "weights",
                     "openvino_engine"},
     "report": {"images"},
     # what the commands do
@@ -176,8 +178,14 @@ ALLOWED_IMPORTS = {
     "review.app": {"review.catalog", "review.paths", "review.thumbs"},
     "review.server": {"review.app", "review.catalog", "review.retrain", "workflow"},
     # the shell
-    "cli": {"workflow", "backbones", "cache", "sorting", "suggest", "audit", "review"},
-    "__main__": {"cli"},
+    "cli.__init__": {"cli.commands", "cli.arguments"},
+    "cli.arguments": {"cli.console", "backbones"},
+    "cli.console": set(),
+    "cli.output": set(),
+    "cli.errors": {"workflow", "weights"},
+    "cli.commands": {"cli.arguments", "cli.console", "cli.output", "cli.errors", "workflow",
+                     "backbones", "cache", "sorting", "suggest", "audit", "review.__init__"},
+    "__main__": {"cli.__init__"},
     # the package's front door re-exports the public API
     "__init__": {"augmentation", "backbones", "cache", "classifier", "datasets", "features",
                  "persistence", "transforms"},

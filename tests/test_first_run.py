@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from skanimal import ImageLoadError, load_image_folder, make_shapes, workflow
-from skanimal.cli import _TF_NOISE, main
+from skanimal._tfstartup import NoticeFilter
+from skanimal.cli import main
 
 SMALL = dict(weights=None, image_size=(32, 32))
 BAD = ("zz_notes.jpg", "zz_empty.png")
@@ -134,7 +135,8 @@ def test_imagenet_offline_on_the_command_line_names_the_option(photos, tmp_path,
 def _run(*args):
     result = subprocess.run([sys.executable, "-m", "skanimal", *map(str, args)],
                             capture_output=True, text=True, timeout=300)
-    result.lines = [line for line in result.stderr.splitlines() if not _TF_NOISE.match(line)]
+    notices = NoticeFilter()
+    result.lines = [line for line in result.stderr.splitlines() if not notices.is_notice(line)]
     return result
 
 
@@ -203,6 +205,62 @@ def test_cli_predict_takes_the_weights_new_place(mobilenet_model, photos, tmp_pa
         shutil.move(moved / "any-name.h5", weights)
 
 
+def test_every_command_that_loads_a_model_takes_the_weights_new_place(
+        mobilenet_model, photos, tmp_path, capsys, monkeypatch):
+    # issue 22: sort, suggest, audit and review take --weights as predict and evaluate do
+    model, weights = mobilenet_model
+    clean, _ = photos
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(weights, moved / "any-name.h5")
+    try:
+        assert main(["sort", str(model), str(clean), "--into", str(tmp_path / "a")]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("skanimal: error: weights file") and "\n" not in error
+        assert "no longer exists" in error and "--weights PATH" in error
+        assert "predict/evaluate" not in error and "relocate_weights" not in error
+        assert not (tmp_path / "a").exists()
+
+        assert main(["sort", str(model), str(clean), "--into", str(tmp_path / "a"),
+                     "--weights", str(moved)]) == 0
+        assert "Copied 24 photo(s)" in capsys.readouterr().out
+        assert main(["suggest", str(model), str(clean), "-n", "3", "--format", "csv",
+                     "--weights", str(moved / "any-name.h5")]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 1 + 3
+        assert main(["audit", str(clean), "--model", str(model), "--format", "csv"]) == 1
+        assert "--weights PATH" in capsys.readouterr().err
+        assert main(["audit", str(clean), "--model", str(model), "--format", "json",
+                     "--weights", str(moved)]) == 0
+        capsys.readouterr()
+        assert main(["suggest", str(model), str(clean), "--weights", __file__]) == 1
+        assert "is not the weights file this model was made with" in capsys.readouterr().err
+    finally:
+        shutil.move(moved / "any-name.h5", weights)
+
+
+def test_review_takes_the_weights_new_place(mobilenet_model, photos, tmp_path, monkeypatch):
+    pytest.importorskip("flask")
+    from skanimal import review
+    from skanimal.exceptions import WeightsMovedError
+
+    model, weights = mobilenet_model
+    clean, _ = photos
+    folder = tmp_path / "sorted"
+    shutil.copytree(clean, folder)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(weights, moved / "any-name.h5")
+    try:
+        with pytest.raises(WeightsMovedError):
+            review.start(folder, model=model)
+        server = review.start(folder, model=model, weights=moved)
+        server.close()
+    finally:
+        shutil.move(moved / "any-name.h5", weights)
+
+
 def test_tiny_images_are_named_through_the_workflow(model, tmp_path):
     from PIL import Image
 
@@ -215,8 +273,8 @@ def test_tiny_images_are_named_through_the_workflow(model, tmp_path):
 
 
 def test_the_command_line_names_files_not_positions_in_x():
-    from skanimal.cli import _for_the_command_line
+    from skanimal.cli.errors import for_the_shell
 
     error = ImageLoadError("Cannot read image X[16] '/photos/cat.jpg': truncated",
                            path="/photos/cat.jpg", index=16)
-    assert str(_for_the_command_line(error)) == "Cannot read image '/photos/cat.jpg': truncated"
+    assert for_the_shell(error) == "Cannot read image '/photos/cat.jpg': truncated"

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from skanimal import BottleneckFeatures, WeightsUnavailableError
-from skanimal.backbones import (
-    BACKBONES,
+from skanimal.backbones import BACKBONES
+from skanimal.exceptions import WeightsMovedError
+from skanimal.weights import (
     backbone_for_weights_file,
     find_weights_file,
     keras_cache_dirs,
@@ -152,12 +153,13 @@ def test_offline_imagenet_prints_nothing_to_stdout_and_names_the_parameter(offli
     assert info.value.backbone == "vgg16" and info.value.download_error
 
 
-def test_offline_message_can_name_the_cli_option(offline_keras):
-    from skanimal.backbones import offline_weights_message
+def test_the_command_line_words_the_offline_advice_with_its_option(offline_keras):
+    from skanimal.cli.errors import for_the_shell
 
     with pytest.raises(WeightsUnavailableError) as info:
         BottleneckFeatures(weights="imagenet", image_size=SMALL, cache=False).fit()
-    cli = offline_weights_message(info.value.backbone, info.value.download_error, cli=True)
+    assert "--weights" not in str(info.value)  # the library names its parameter
+    cli = for_the_shell(info.value)
     assert "--weights PATH" in cli and "BottleneckFeatures(" not in cli
     assert "vgg16" in cli and "\n" not in cli
 
@@ -243,9 +245,12 @@ def test_a_moved_weights_file_is_found_or_asked_for(random_mobilenet, tmp_path, 
     # Cached images need no weights file: the cache is keyed by the recorded content.
     np.testing.assert_array_equal(features.transform(seen), expected_seen)
     features.set_params(cache=False)
-    with pytest.raises(WeightsUnavailableError, match="no longer exists.*--weights PATH") as info:
+    with pytest.raises(WeightsMovedError, match="no longer exists.*relocate_weights") as info:
         features.transform(unseen)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "--weights" not in str(info.value)
+    # the facts the command line words its own way
+    assert info.value.path == str(weights) and info.value.identity == features.weights_identity_
+    assert str(weights.parent) in info.value.places
 
     features.relocate_weights(elsewhere)  # a folder: found by content, whatever its name
     assert features.weights == str(elsewhere / "renamed.h5")
@@ -281,3 +286,81 @@ def test_relocating_to_other_weights_is_refused(random_mobilenet, tiny_weights_f
     weights.write_bytes(tiny_weights_file.read_bytes())
     with pytest.raises(WeightsUnavailableError, match="not the weights this model was fitted"):
         features.transform(_pixels(4))
+
+
+# -- a weights file is recognised by its content, not its name --------------------------------
+
+
+def _features_with(path, pixels):
+    return BottleneckFeatures("mobilenet_v2", weights=str(path), image_size=SMALL,
+                              cache=False).fit().transform(pixels)
+
+
+def test_the_shared_weights_renamed_weights_h5_load(mobilenet_v2_weights, tmp_path):
+    import shutil
+
+    from skanimal.weights import weights_layout
+
+    renamed = tmp_path / "weights.h5"  # Keras would read it as a Keras 2 file by its name
+    shutil.copy(mobilenet_v2_weights, renamed)
+    assert weights_layout(renamed) == "keras3"
+    pixels = _pixels(7, n=2)
+    np.testing.assert_array_equal(_features_with(renamed, pixels),
+                                  _features_with(mobilenet_v2_weights, pixels))
+
+
+@pytest.fixture(scope="module")
+def both_layouts(tmp_path_factory):
+    """One random MobileNetV2 saved in Keras 3's layout and in Keras 2's, by content only."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    folder = tmp_path_factory.mktemp("layouts")
+    model = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                           input_shape=(*SMALL, 3))
+    keras3 = folder / "model.weights.h5"
+    model.save_weights(keras3)
+    legacy = folder / "legacy.h5"
+    with h5py.File(legacy, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    return keras3, legacy
+
+
+@pytest.mark.parametrize("layout, name", [
+    ("keras3", "weights.h5"), ("keras3", "mnv2.bin"),
+    ("legacy", "weights.weights.h5"), ("legacy", "mnv2"),
+])
+def test_either_layout_loads_under_any_name(both_layouts, tmp_path, layout, name):
+    import shutil
+
+    import h5py
+
+    from skanimal.weights import weights_layout
+
+    keras3, legacy = both_layouts
+    source = keras3 if layout == "keras3" else legacy
+    renamed = tmp_path / name
+    shutil.copy(source, renamed)
+    with h5py.File(renamed, "a") as file:  # content of its own: really loaded, not reused
+        file.attrs["copy"] = name
+    assert weights_layout(renamed) == layout
+    pixels = _pixels(8, n=2)
+    expected = _features_with(keras3, pixels)
+    assert expected.std() > 0
+    np.testing.assert_allclose(_features_with(renamed, pixels), expected, rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no alias left behind
+
+
+def test_a_file_that_is_no_weights_file_is_one_true_line(tmp_path):
+    from skanimal.weights import weights_layout
+
+    photo = tmp_path / "weights.h5"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not weights at all")
+    assert weights_layout(photo) is None
+    with pytest.raises(WeightsUnavailableError) as info:
+        BottleneckFeatures("mobilenet_v2", weights=str(photo), image_size=SMALL,
+                           cache=False).fit()
+    message = str(info.value)
+    assert "\n" not in message and "is not a Keras weights file" in message
+    assert str(photo) in message

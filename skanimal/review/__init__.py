@@ -31,7 +31,7 @@ def require_extra():
         raise SkanimalError(EXTRA_MISSING)
 
 
-def start(directory, *, model=None, host="127.0.0.1", port=0):
+def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None):
     """Prepare the review of a folder and bind its server, without serving yet.
 
     Parameters
@@ -45,6 +45,9 @@ def start(directory, *, model=None, host="127.0.0.1", port=0):
         Address to listen on. Any address but a loopback one warns (``UserWarning``).
     port : int, default=0
         TCP port; 0 picks a free one.
+    weights : path-like, optional
+        The model's backbone weights file at its new place, checked by content (see
+        :func:`skanimal.workflow.load_model`).
 
     Returns
     -------
@@ -61,10 +64,11 @@ def start(directory, *, model=None, host="127.0.0.1", port=0):
     require_extra()
     from . import server
 
-    return server.start(directory, model=model, host=host, port=port)
+    return server.start(directory, model=model, host=host, port=port, weights=weights)
 
 
-def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True):
+def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
+          weights=None):
     """Run the review page until interrupted: what ``skanimal review`` does.
 
     Prints the page's URL as the first line of standard output, then opens it in the web
@@ -76,6 +80,8 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True)
         As for :func:`start`.
     open_browser : bool, default=True
         Open the page with Python's ``webbrowser`` module.
+    weights : path-like, optional
+        As for :func:`start`.
 
     Returns
     -------
@@ -86,4 +92,4 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True)
     from . import server
 
     return server.serve(directory, model=model, host=host, port=port,
-                        open_browser=open_browser)
+                        open_browser=open_browser, weights=weights)

@@ -89,7 +89,7 @@ class ReviewServer:
         wasyncore.close_all(self._map)
 
 
-def start(directory, *, model=None, host="127.0.0.1", port=0, log=None):
+def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=None):
     """Prepare the review of ``directory`` and bind its server (it serves on :meth:`run`).
 
     Parameters
@@ -106,6 +106,8 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None):
         TCP port; 0 picks a free one.
     log : file, optional
         Where progress notes go (default ``sys.stderr``; stdout is kept for the URL).
+    weights : path-like, optional
+        The model's backbone weights file at its new place, checked by content.
 
     Returns
     -------
@@ -114,7 +116,7 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None):
     log = log or sys.stderr
     pipeline = None
     if model is not None:
-        pipeline = load_model(model)
+        pipeline = load_model(model, weights=weights)
         split_model(pipeline, model)  # one line now if it cannot be scored or retrained
     catalog = Catalog(directory, None if pipeline is None else list(pipeline.classes_))
     finished = catalog.finish_interrupted()
@@ -144,11 +146,12 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None):
     return review
 
 
-def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True, out=None):
+def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True, out=None,
+          weights=None):
     """Start the review, print its URL as the first line of ``out`` (stdout), open the
     browser unless told not to, and serve until interrupted. Returns 0."""
     out = out or sys.stdout
-    review = start(directory, model=model, host=host, port=port)
+    review = start(directory, model=model, host=host, port=port, weights=weights)
     print(review.url, file=out, flush=True)
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     if open_browser:
