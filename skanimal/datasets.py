@@ -54,31 +54,41 @@ def find_images(folder):
     return [os.fspath(p) for p in files]
 
 
-def collect_images(inputs):
-    """Image files from files and folders named by a user, as ``skanimal predict`` takes them.
+def collect_images(inputs, *, exclude=None):
+    """Image files from files and folders named by a user: the one collector of every
+    command that scores files (``predict``, ``sort``, ``suggest``).
 
     Parameters
     ----------
     inputs : path-like or sequence of path-like
         Files, used as given whatever their extension, and folders, searched by
-        :func:`find_images`.
+        :func:`find_images` (hidden files and folders left out).
+    exclude : path-like, optional
+        A folder left out of the search of any input folder it lies in (an output folder
+        inside a source, as ``skanimal sort`` has). An input inside ``exclude`` is searched
+        as any other.
 
     Returns
     -------
     list of str
-        In the order of ``inputs``; a folder's files in :func:`find_images`' order.
+        Paths as the user gave them (a relative input gives relative paths), in the order
+        of ``inputs``; a folder's files in :func:`find_images`' order.
 
     Raises
     ------
     ImageFolderError
-        When an input does not exist or a folder holds no image file.
+        When an input does not exist or a folder holds no image file (outside
+        ``exclude``): an empty folder is a mistake worth one line, not an empty result.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    excluded = None if exclude is None else os.path.abspath(os.fspath(exclude)) + os.sep
     paths = []
     for item in inputs:
         if os.path.isdir(item):
             found = find_images(item)
+            if excluded is not None and excluded.startswith(os.path.abspath(item) + os.sep):
+                found = [p for p in found if not os.path.abspath(p).startswith(excluded)]
             if not found:
                 raise ImageFolderError(f"no image files in folder {os.fspath(item)!r} "
                                        f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
