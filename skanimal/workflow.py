@@ -22,9 +22,7 @@ Only load model files you trust: joblib files can run code when loaded (see
 
 from __future__ import annotations
 
-import itertools
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -405,7 +403,8 @@ def save_model_beside(pipeline, path):
     """Save a pipeline beside ``path`` under the next free numbered name, never overwriting.
 
     ``animals.joblib`` → ``animals (1).joblib`` → ``animals (2).joblib``... (the first name
-    no file has; :func:`skanimal.moves.free_names`, the numbering of copied photos too). A ``.skanimal`` name is written with :func:`skanimal.save`, any other with
+    no file has; :func:`skanimal.moves.free_names`, the numbering of copied photos too). A
+    ``.skanimal`` name is written with :func:`skanimal.save`, any other with
     :func:`save_model`. The file is written completely under a temporary name first and
     then linked to its final name, which fails rather than replace a file created there in
     the meantime (the next name is tried then).
