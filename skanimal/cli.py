@@ -280,11 +280,6 @@ def _add_on_error_option(parser, default):
     )
 
 
-def _on_error(args):
-    """The Python API's name for the CLI's --on-error choice."""
-    return {"fail": "raise", "skip": "skip"}[args.on_error]
-
-
 def _add_weights_option(parser):
     parser.add_argument(
         "--weights", metavar="PATH",
@@ -650,10 +645,11 @@ def _add_sort(commands):
               "[--copy | --link | --move]\n       skanimal sort --undo OUT",
         description="Put each image of SOURCE (files, and folders searched recursively) into\n"
                     "OUT/<class>/ when the model is confident enough, else into OUT/_review/,\n"
-                    "and write OUT/predictions.csv (source, destination, label, confidence,\n"
-                    "runner-up classes). Names that collide get a suffix; nothing is ever\n"
-                    "overwritten; running the same sort again duplicates nothing, and a photo\n"
-                    "a retrained model puts in another class is moved there. --move is\n"
+                    "and write OUT/predictions.csv (source, destination, label_1,\n"
+                    "probability_1, then the runner-up classes). Names that collide get a\n"
+                    "suffix; nothing is ever overwritten; running the same sort again\n"
+                    "duplicates nothing, and a photo a retrained model puts in another class\n"
+                    "is moved there. --move is\n"
                     "journaled: killed and run again, it finishes with every photo exactly\n"
                     "once. --undo OUT puts moved photos back (and removes copies and links).\n\n"
                     "Only load model files you trust: joblib files can run code when loaded.",
@@ -703,7 +699,7 @@ def _run_sort(args):
     model_path, *sources = args.inputs
     model = load_model(model_path)
     result = sort_images(model, sources, args.into, min_confidence=args.min_confidence,
-                         mode=args.mode, on_error=_on_error(args), progress=bool(args.progress))
+                         mode=args.mode, on_error=args.on_error, progress=bool(args.progress))
     print(f"Threshold: {result.threshold:.4g} ({result.threshold_source})")
     if result.resumed:
         print(f"Finished {result.resumed} photo(s) of an interrupted sort first")
@@ -742,14 +738,13 @@ def _add_suggest(commands):
 
 
 def _run_suggest(args):
-    from .suggest import suggest_images
+    from .suggest import COLUMNS, suggest_images
     from .workflow import load_model
 
     model = load_model(args.model)
     result = suggest_images(model, args.pool, args.n, into=args.into,
-                            on_error=_on_error(args), progress=bool(args.progress))
-    _write_records(result.rows, ["path", "margin", "label", "confidence", "label_2",
-                                 "confidence_2"], args.format)
+                            on_error=args.on_error, progress=bool(args.progress))
+    _write_records(result.rows, COLUMNS, args.format)
     if args.into is not None:
         print(f"Copied {len(result.copied)} photo(s) into {args.into}", file=sys.stderr)
     return _status_after_skipping(result.unreadable)
@@ -831,7 +826,7 @@ def _run_audit(args):
     weights = "imagenet" if args.weights is None else _weights(args.weights)
     result = audit_folder(args.data_dir, model=model, backbone=args.backbone or "vgg16",
                           weights=weights, image_size=args.image_size,
-                          on_error=_on_error(args), progress=bool(args.progress))
+                          on_error=args.on_error, progress=bool(args.progress))
     _print_audit(result, args.data_dir, args.format)
     return _status_after_skipping(result.unreadable)
 
