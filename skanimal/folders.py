@@ -22,7 +22,8 @@ from pathlib import Path
 from .fileio import atomic_write
 
 __all__ = ["REVIEW_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
-           "prediction_columns", "read_predictions", "write_predictions", "top_k_columns"]
+           "prediction_columns", "read_sort_predictions", "write_sort_predictions",
+           "top_k_columns"]
 
 #: Folder (inside OUT) of the photos the model is not confident about ("none of these").
 REVIEW_FOLDER = "_review"
@@ -73,7 +74,7 @@ def prediction_columns():
     return ["source", "destination", *top_k_columns(TOP_K), "status", "error"]
 
 
-def read_predictions(folder, name=PREDICTIONS_FILE):
+def read_sort_predictions(folder, name=PREDICTIONS_FILE):
     """The rows of ``folder``'s predictions.csv, as dicts; none when it has no such file.
 
     Files written by earlier versions (``label``, ``confidence``, ``label_2``,
@@ -101,7 +102,7 @@ def read_predictions(folder, name=PREDICTIONS_FILE):
     return rows
 
 
-def write_predictions(folder, rows):
+def write_sort_predictions(folder, rows):
     """Write ``rows`` as ``folder``'s predictions.csv, atomically.
 
     Parameters

@@ -34,8 +34,8 @@ from .folders import (
     REVIEW_FOLDER,
     STATE_FOLDER,
     TOP_K,
-    read_predictions,
-    write_predictions,
+    read_sort_predictions,
+    write_sort_predictions,
 )
 from .scoring import check_on_error, iter_scores, split_pipeline
 
@@ -217,7 +217,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     # Absolute: predictions.csv is a record read back from any working directory.
     paths = [os.path.abspath(p) for p in collect_images(sources, exclude=into)]
 
-    placed_before = _index(read_predictions(into), into)
+    placed_before = _index(read_sort_predictions(into), into)
     run = _new_run_name()
     rows, unreadable, relocations, journals = [], [], [], []
     # The files of each scored chunk are transferred on a thread while the next chunk is
@@ -491,12 +491,13 @@ def _finish_interrupted(into):
 def _update_predictions(into, rows):
     """Merge ``rows`` into predictions.csv: a source's newest row replaces its older one."""
     new = {row["source"]: row for row in rows}
-    merged = [new.pop(row["source"], row) for row in read_predictions(into)]
+    merged = [new.pop(row["source"], row) for row in read_sort_predictions(into)]
     merged.extend(new.values())
-    write_predictions(into, merged)
+    write_sort_predictions(into, merged)
 
 
 def _drop_predictions(into, sources):
     if not (Path(into) / PREDICTIONS_FILE).exists():
         return
-    write_predictions(into, [r for r in read_predictions(into) if r["source"] not in sources])
+    write_sort_predictions(into, [r for r in read_sort_predictions(into)
+                                  if r["source"] not in sources])

@@ -79,8 +79,8 @@ class TrainResult:
     sizes : dict
         Number of images of each part: ``{"train": ..., "val": ..., "test": ...}``.
     scores : dict
-        :func:`skanimal.report.evaluate`-style metrics of the ``"val"`` and ``"test"``
-        parts (a part of size 0 has no entry).
+        :func:`skanimal.report.classification_metrics`-style metrics of the ``"val"`` and
+        ``"test"`` parts (a part of size 0 has no entry).
     timings : dict
         ``extract_s``, ``fit_s`` and ``total_s``, in seconds.
     test : Bunch
@@ -110,7 +110,7 @@ class EvaluateResult:
     Attributes
     ----------
     metrics : dict
-        :func:`skanimal.report.evaluate`'s metrics (``accuracy``, ``log_loss``,
+        :func:`skanimal.report.classification_metrics`' metrics (``accuracy``, ``log_loss``,
         ``per_class``...); with the provenance entries of ``metrics.json`` when a report
         was written.
     classification_report : str

@@ -9,8 +9,8 @@ inode), which a move inside the folder keeps, so it follows the photo wherever i
 Sources of scores, in this order: the model given to the app (its ``predict_proba``, set with
 :meth:`Catalog.set_probabilities`), else ``DIR/predictions.csv`` (``destination``,
 ``label_1``, ``probability_1``, as ``skanimal sort`` writes it; read with
-:func:`skanimal.folders.read_predictions`). The folder's layout (``_review``, the state
-folder) is :mod:`skanimal.folders`'. Audit suspects come from
+:func:`skanimal.folders.read_sort_predictions`). The folder's layout (``_review``, the
+state folder) is :mod:`skanimal.folders`'. Audit suspects come from
 ``DIR/audit.csv`` or ``DIR/audit.json`` when present (``skanimal audit DIR --format csv >
 DIR/audit.csv``): the audit is cross-validation, too slow to run on every page load.
 """
@@ -31,7 +31,13 @@ import numpy as np
 from .. import moves
 from ..datasets import load_image_folder
 from ..exceptions import ImageFolderError, SkanimalError
-from ..folders import PREDICTIONS_FILE, REVIEW_FOLDER, STATE_FOLDER, file_key, read_predictions
+from ..folders import (
+    PREDICTIONS_FILE,
+    REVIEW_FOLDER,
+    STATE_FOLDER,
+    file_key,
+    read_sort_predictions,
+)
 from .paths import PathRefused, relative_name, resolve_inside
 
 __all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
@@ -161,7 +167,7 @@ class Catalog:
         if not csv_path.is_file():
             return 0
         matched = 0
-        for row in read_predictions(csv_path.parent, csv_path.name):
+        for row in read_sort_predictions(csv_path.parent, csv_path.name):
             identity = self._identity_of(row.get("destination") or row.get("path") or "")
             try:
                 confidence = float(row.get("probability_1", ""))
