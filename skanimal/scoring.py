@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .datasets import ON_ERROR, check_on_error
 from .exceptions import ImageLoadError, IncompatibleModelError
 
 __all__ = ["ON_ERROR", "Scores", "check_on_error", "iter_scores", "join_pipeline",
@@ -28,40 +29,8 @@ __all__ = ["ON_ERROR", "Scores", "check_on_error", "iter_scores", "join_pipeline
 #: Images per chunk: a few backbone batches, so one bad file costs little to redo.
 CHUNK_SIZE = 256
 
-#: What to do with an image that cannot be read: stop (``"fail"``, with one error naming
-#: the unreadable images) or go on without it (``"skip"``, listing it in ``unreadable``).
-ON_ERROR = ("fail", "skip")
-
 #: How many unreadable images a "fail" error names before it says how many more there are.
 NAMED_ERRORS = 20
-
-
-def check_on_error(on_error):
-    """``on_error`` checked against :data:`ON_ERROR`.
-
-    Parameters
-    ----------
-    on_error : {"fail", "skip"}
-        ``"raise"``, the former name of ``"fail"``, still works for one release, with a
-        :class:`FutureWarning`.
-
-    Returns
-    -------
-    str
-        ``"fail"`` or ``"skip"``.
-
-    Raises
-    ------
-    ValueError
-        For any other value.
-    """
-    if isinstance(on_error, str) and on_error == "raise":
-        warnings.warn("on_error='raise' is deprecated and will be removed in the next "
-                      "release: use on_error='fail'.", FutureWarning, stacklevel=3)
-        return "fail"
-    if not isinstance(on_error, str) or on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    return on_error
 
 
 def unreadable_error(messages, total):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import collect_images, load_image_folder
+from .datasets import collect_images, load_image_folder, split_what_fits
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .moves import copy_number, free_names
@@ -512,7 +512,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
     if len(data.target_names) < 2:
         raise ImageFolderError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
                                "classifier needs at least two class sub-folders")
-    train_part, val_part, test_part = _split_what_fits(data, val_size, test_size,
+    train_part, val_part, test_part = split_what_fits(data, val_size, test_size,
                                                        random_state, log)
     sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
              "test": len(test_part.paths)}
@@ -605,51 +605,6 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
 #: The heads ``train`` offers (``skanimal train --head``).
 HEADS = ("network", "logistic")
-
-
-def _split_what_fits(data, val_size, test_size, random_state, log):
-    """Stratified train/validation/test parts, as asked where the set allows it.
-
-    A non-empty part gets at least one image per class (stratification needs it) when every
-    class keeps at least two training images; otherwise the validation part is left out,
-    then the test part. Each change is said through ``log``.
-    """
-    from .datasets import train_val_test_split
-
-    _, counts = np.unique(np.asarray(data.target, dtype=str), return_counts=True)
-    n, n_classes, smallest = len(data.target), len(counts), int(counts.min())
-
-    def count(size):
-        return size if isinstance(size, (int, np.integer)) else int(round(size * n))
-
-    asked = {"validation": count(val_size), "test": count(test_size)}
-    if asked["validation"] + asked["test"] >= n:  # what was asked, not the set's size, is wrong
-        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
-                               f"val_size={val_size!r} and test_size={test_size!r} leave no "
-                               "training images")
-    # a stratified part holds at least one image per class
-    sizes = {name: max(size, n_classes) if size else 0 for name, size in asked.items()}
-    for name in ("validation", "test"):
-        # each part takes about its share of the smallest class, and at least one image
-        taken = sum(max(1, round(size * smallest / n)) for size in sizes.values() if size)
-        if smallest - taken >= 2:
-            break
-        if sizes[name]:
-            sizes[name] = 0
-            _say(log, f"Left out the {name} part: the smallest class has only {smallest} "
-                      "images, and each class keeps at least 2 for training"
-                      + (" (so no scores: evaluate the model on other photos with "
-                         "'skanimal evaluate')" if name == "test" else ""))
-    for name, size in sizes.items():
-        if size and size != asked[name]:
-            _say(log, f"The {name} part gets one image per class ({size} images, not "
-                      f"{asked[name]}), the fewest a stratified split allows")
-    try:
-        return train_val_test_split(data, val_size=sizes["validation"],
-                                    test_size=sizes["test"], random_state=random_state)
-    except ValueError as exc:
-        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
-                               f"{exc}") from exc
 
 
 def evaluate(model, data_dir, *, report_dir=None, progress=None, on_error="fail", weights=None,
