@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 from .fileio import atomic_write
+from .report import top_k_columns
 
 __all__ = ["REVIEW_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
-           "prediction_columns", "read_sort_predictions", "write_sort_predictions",
-           "top_k_columns"]
+           "prediction_columns", "read_sort_predictions", "write_sort_predictions"]
 
 #: Folder (inside OUT) of the photos the model is not confident about ("none of these").
 REVIEW_FOLDER = "_review"
@@ -44,23 +44,6 @@ _OLD_COLUMNS = {"label": "label_1", "confidence": "probability_1",
                 "label_3": "label_3", "confidence_3": "probability_3"}
 
 
-def top_k_columns(k):
-    """The column names of ``k`` ranked classes, as every skanimal CSV names them.
-
-    Parameters
-    ----------
-    k : int
-
-    Returns
-    -------
-    list of str
-        ``["label_1", "probability_1", ..., "label_<k>", "probability_<k>"]``: the most
-        probable class first.
-    """
-    return [name for rank in range(1, int(k) + 1)
-            for name in (f"label_{rank}", f"probability_{rank}")]
-
-
 def prediction_columns():
     """The columns of predictions.csv, in order.
 
@@ -68,8 +51,8 @@ def prediction_columns():
     -------
     list of str
         ``source`` (the photo as it was found), ``destination`` (where it is now),
-        :func:`top_k_columns` of :data:`TOP_K`, ``status`` (``"sorted"``, ``"review"`` or
-        ``"unreadable"``) and ``error``.
+        :func:`skanimal.report.top_k_columns` of :data:`TOP_K`, ``status``
+        (``"sorted"``, ``"review"`` or ``"unreadable"``) and ``error``.
     """
     return ["source", "destination", *top_k_columns(TOP_K), "status", "error"]
 

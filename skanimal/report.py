@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import atomic_write, to_jsonable
-from .folders import top_k_columns
 
 __all__ = [
     "plot_history",
@@ -47,6 +46,7 @@ __all__ = [
     "write_report_files",
     "REPORT_FILES",
     "write_predictions",
+    "top_k_columns",
 ]
 
 #: Files :func:`write_report` writes in its directory.
@@ -587,13 +587,30 @@ def classification_text(y_true, y_pred, classes):
                                  digits=3, zero_division=0)
 
 
+def top_k_columns(k):
+    """The column names of ``k`` ranked classes, as every skanimal CSV names them.
+
+    Parameters
+    ----------
+    k : int
+
+    Returns
+    -------
+    list of str
+        ``["label_1", "probability_1", ..., "label_<k>", "probability_<k>"]``: the most
+        probable class first.
+    """
+    return [name for rank in range(1, int(k) + 1)
+            for name in (f"label_{rank}", f"probability_{rank}")]
+
+
 def write_predictions(path, X, y_true, proba, classes, *, top_k=3, alternatives="deprecated"):
     """Write one CSV row per image: what it is, whether the model got it right, its ranked
     classes.
 
     Columns: ``path``, ``true``, ``correct`` (whether ``label_1`` is ``true``), then
     ``label_<i>`` and ``probability_<i>`` for the ``top_k`` most probable classes, best
-    first (:func:`skanimal.folders.top_k_columns`, the scheme of every CSV skanimal
+    first (:func:`top_k_columns`, the scheme of every CSV skanimal
     writes). Written atomically (:func:`skanimal.fileio.atomic_write`).
 
     Parameters

@@ -17,7 +17,7 @@ from sklearn.preprocessing import normalize
 
 from . import moves
 from .datasets import collect_images
-from .folders import top_k_columns
+from .report import top_k_columns
 from .scoring import score_images
 
 __all__ = ["SuggestResult", "suggest_images", "k_center_greedy", "COLUMNS"]

@@ -203,18 +203,23 @@ def test_load_model_reads_skanimal_archives_too(trained, data_dir, tmp_path):
 
 
 def test_save_model_beside_takes_the_next_free_name_and_never_overwrites(tmp_path):
+    # The numbering of moves.free_names, as copied photos get: "name (k).ext".
     old = tmp_path / "animals.joblib"
     workflow.save_model({"version": 1}, old)
-    (tmp_path / "animals-3.joblib").write_bytes(b"someone else's file")
-    assert workflow.save_model_beside({"version": 2}, old) == tmp_path / "animals-2.joblib"
-    new = workflow.save_model_beside({"version": 3}, tmp_path / "animals-2.joblib")
-    assert new == tmp_path / "animals-4.joblib"  # animals-3 is taken
+    (tmp_path / "animals (2).joblib").write_bytes(b"someone else's file")
+    assert workflow.save_model_beside({"version": 2}, old) == tmp_path / "animals (1).joblib"
+    new = workflow.save_model_beside({"version": 3}, tmp_path / "animals (1).joblib")
+    assert new == tmp_path / "animals (3).joblib"  # animals (2) is taken
     assert joblib.load(old) == {"version": 1}
-    assert (tmp_path / "animals-3.joblib").read_bytes() == b"someone else's file"
+    assert (tmp_path / "animals (2).joblib").read_bytes() == b"someone else's file"
     assert joblib.load(new) == {"version": 3}
     assert mode(new) == normal_mode()
-    assert sorted(os.listdir(tmp_path)) == ["animals-2.joblib", "animals-3.joblib",
-                                            "animals-4.joblib", "animals.joblib"]
+    assert sorted(os.listdir(tmp_path)) == ["animals (1).joblib", "animals (2).joblib",
+                                            "animals (3).joblib", "animals.joblib"]
+    # A name's own trailing number is not a copy number.
+    dated = tmp_path / "model-2023.joblib"
+    workflow.save_model({"version": 1}, dated)
+    assert workflow.save_model_beside({}, dated) == tmp_path / "model-2023 (1).joblib"
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -6,9 +6,9 @@ on the features of the photos now in the class folders. Those features come from
 feature cache (no CNN work for photos seen before) and, within one review session, from
 memory (:class:`FeatureMemo`: a photo moved between folders keeps its inode, size and
 modification time, so it is not even read again). The new model is saved beside the old one
-under the next free name (``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``;
-never overwriting: :func:`skanimal.workflow.save_model_beside`), then the ``_review`` folder
-is sorted again with it by :func:`skanimal.sorting.sort_images`.
+under the next free name (``animals.joblib`` → ``animals (1).joblib`` → ``animals
+(2).joblib``; never overwriting: :func:`skanimal.workflow.save_model_beside`), then the
+``_review`` folder is sorted again with it by :func:`skanimal.sorting.sort_images`.
 """
 
 from __future__ import annotations
