@@ -64,9 +64,12 @@ def test_an_output_folder_inside_the_source_is_left_out(tmp_path):
     make_shapes(tmp_path / "photos" / "out", n_per_class=1, image_size=16, classes=("square",))
     found = collect_images(tmp_path / "photos", exclude=tmp_path / "photos" / "out")
     assert [Path(p).name for p in found] == ["circle_000.jpg"]
+    # a source inside the output folder is searched as any other
+    assert len(collect_images(tmp_path / "photos" / "out", exclude=tmp_path / "photos")) == 1
     # a folder whose only images are in the output folder is empty
-    with pytest.raises(ImageFolderError, match="no image files"):
-        collect_images(tmp_path / "photos" / "out", exclude=tmp_path / "photos")
+    make_shapes(tmp_path / "only" / "out", n_per_class=1, image_size=16, classes=("square",))
+    with pytest.raises(ImageFolderError, match="no image files in folder .*only"):
+        collect_images(tmp_path / "only", exclude=tmp_path / "only" / "out")
 
 
 def test_paths_come_back_as_the_user_gave_them(model_and_photos, tmp_path, monkeypatch):
@@ -95,7 +98,8 @@ def test_predict_and_evaluate_score_through_the_engine(model_and_photos, monkeyp
 
     monkeypatch.setattr(workflow, "score_images", spy)
     predicted = workflow.predict(model, list(data.paths))
-    evaluated = workflow.evaluate(model, data.root)
+    with pytest.warns(UserWarning, match="trained on 8 of the 8"):
+        evaluated = workflow.evaluate(model, data.root)
     assert calls == [len(data.paths), len(data.paths)]
     np.testing.assert_allclose(predicted.proba, model.predict_proba(data.paths), rtol=1e-5)
     assert evaluated.metrics["accuracy"] == pytest.approx(model.score(data.paths, data.target))
@@ -267,9 +271,9 @@ def test_thumbnails_show_what_the_model_sees(tmp_path):
         assert thumb.size == (80, 40) and max(thumb.size) <= THUMB_SIZE
         shown = np.asarray(thumb.convert("RGB"), dtype=int)
     seen = decode_image(photo.read_bytes(), (40, 80)).astype(int)
-    assert np.abs(shown - seen).max() <= 12  # JPEG's error, not black against white
-    assert shown[20, 70].min() > 240
+    assert np.abs(shown - seen).mean() < 4  # JPEG's error, not black against white
+    assert shown[20, 70].min() > 240 and shown[20, 10, 0] > 180  # white where transparent
     big = tmp_path / "big.png"
     Image.new("RGB", (THUMB_SIZE * 3, THUMB_SIZE)).save(big)
     with Image.open(thumbnail(big, tmp_path / "thumbs")) as thumb:
-        assert thumb.size == (THUMB_SIZE, THUMB_SIZE // 3)
+        assert thumb.size == (THUMB_SIZE, round(THUMB_SIZE / 3))

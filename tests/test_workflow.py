@@ -19,8 +19,7 @@ from skanimal import (
 )
 from skanimal.datasets import find_images
 from skanimal.fileio import TMP_PREFIX
-from skanimal.report import REPORT_FILES
-from skanimal.report import evaluate as report_evaluate
+from skanimal.report import REPORT_FILES, classification_metrics
 
 SMALL = dict(weights=None, image_size=(32, 32))
 
@@ -91,7 +90,7 @@ def test_train_report_agrees_with_the_scores(trained):
         assert mode(result.report_dir / name) == normal_mode()
 
 
-def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
+def test_evaluate_matches_classification_metrics(trained, data_dir, tmp_path):
     result, _ = trained
     lines = []
     # The model was trained on the train part of these very images: evaluate says so.
@@ -100,7 +99,7 @@ def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
                                       log=lines.append)
     assert evaluated.n_trained_on == evaluated.metrics["n_trained_on"] == result.sizes["train"]
     data = load_image_folder(data_dir)
-    expected = report_evaluate(result.pipeline, data.paths, data.target)
+    expected = classification_metrics(result.pipeline, data.paths, data.target)
     for key in ("accuracy", "log_loss"):
         assert evaluated.metrics[key] == pytest.approx(expected[key]), key
     for key in ("per_class", "confusion_matrix", "n_samples", "classes"):
