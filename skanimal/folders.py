@@ -4,8 +4,8 @@ A sorted folder ``OUT`` holds one sub-folder per class, :data:`REVIEW_FOLDER` fo
 no class was confident enough for, :data:`PREDICTIONS_FILE` (one row per sorted photo, the
 columns of :func:`prediction_columns`) and :data:`STATE_FOLDER`, skanimal's own state
 (journals, run records, thumbnails). This module is the one place that knows those names and
-the file's columns; :mod:`skanimal.sorting` writes the folder and :mod:`skanimal.review`
-reads and edits it.
+the file's columns; :mod:`skanimal.sorting` writes the folder and the review page
+(``skanimal.review``) reads and edits it.
 
 It also holds :func:`file_key`, the identity of a file's current content that survives a
 move within its file system, used to remember features and thumbnails of photos that are

@@ -152,7 +152,7 @@ def join_pipeline(model, head):
 def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
                 progress=False, description="Scoring"):
     """:func:`score_images` chunk by chunk: one :class:`Scores` per chunk of
-    :data:`CHUNK_SIZE` paths, as soon as it is scored (one progress bar for all).
+    ``CHUNK_SIZE`` paths, as soon as it is scored (one progress bar for all).
 
     Lets a caller work on a chunk (e.g. copy its files) while the next is scored. The
     parameters are :func:`score_images`'; with ``on_error="fail"`` the error names the

@@ -38,7 +38,7 @@ class SuggestResult:
     rows : list of dict
         The suggestions, in the order they were picked: ``path`` (as collected from
         ``pool``), ``margin`` (top-1 minus top-2 probability), ``label_1``,
-        ``probability_1``, ``label_2``, ``probability_2`` (:data:`COLUMNS`).
+        ``probability_1``, ``label_2``, ``probability_2`` (``COLUMNS``).
     copied : list of pathlib.Path
         Where ``into`` received them (empty without ``into``).
     unreadable : list of (str, str)
