@@ -562,7 +562,7 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     # A second retrain goes on from the new model.
     assert post(client, "/api/retrain", {}, token).status_code == 202
     status, _ = wait_for_retrain(client)
-    assert status["state"] == "done" and status["model"] == "animals-4.joblib"
+    assert status["state"] == "done" and status["model"] == "animals (3).joblib"
     review.close()
 
 
