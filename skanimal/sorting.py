@@ -214,10 +214,11 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     if into.exists() and not into.is_dir():
         raise ImageFolderError(f"output folder {os.fspath(into)!r} is not a folder.")
     resumed = _finish_interrupted(into)
+    previous = read_sort_predictions(into)
     # Absolute: predictions.csv is a record read back from any working directory.
-    paths = [os.path.abspath(p) for p in collect_images(sources, exclude=into)]
+    paths = [os.path.abspath(p) for p in _collect(sources, into, previous)]
 
-    placed_before = _index(read_sort_predictions(into), into)
+    placed_before = _index(previous, into)
     run = _new_run_name()
     rows, unreadable, relocations, journals = [], [], [], []
     # The files of each scored chunk are transferred on a thread while the next chunk is
@@ -302,6 +303,24 @@ def _check_folder_names(classes):
             raise IncompatibleModelError(
                 f"the model's class {name!r} cannot be used as a folder name in the output "
                 f"(classes: {[str(c) for c in classes]}).")
+
+
+def _collect(sources, into, previous):
+    """:func:`skanimal.datasets.collect_images` of each source, ``into`` left out. A folder
+    with no image left is an error, unless an earlier (maybe killed) move sort into
+    ``into`` emptied it: running the same sort again then has nothing left to do."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    sorted_from = [row["source"] for row in previous if row.get("destination")]
+    paths = []
+    for source in sources:
+        try:
+            paths.extend(collect_images([source], exclude=into))
+        except ImageFolderError:
+            folder = os.path.abspath(source) + os.sep
+            if not (os.path.isdir(source) and any(s.startswith(folder) for s in sorted_from)):
+                raise
+    return paths
 
 
 def _inside(path, folder):

@@ -59,6 +59,21 @@ def test_an_empty_folder_is_an_error_naming_it_for_predict_and_sort(model_and_ph
     assert not (tmp_path / "out" / folders.PREDICTIONS_FILE).exists()
 
 
+def test_a_folder_a_move_sort_emptied_may_be_sorted_again(model_and_photos, tmp_path):
+    # Running a killed 'sort --move' again finishes it, even when every photo had moved.
+    import shutil
+
+    model, data = model_and_photos
+    shutil.copytree(data.root, tmp_path / "photos")
+    first = sort_images(model, tmp_path / "photos", tmp_path / "out", mode="move")
+    assert len(first.rows) == len(data.paths)
+    again = sort_images(model, tmp_path / "photos", tmp_path / "out", mode="move")
+    assert again.rows == [] and again.counts == {}
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ImageFolderError, match="no image files in folder .*other"):
+        sort_images(model, tmp_path / "other", tmp_path / "out", mode="move")
+
+
 def test_an_output_folder_inside_the_source_is_left_out(tmp_path):
     make_shapes(tmp_path / "photos", n_per_class=1, image_size=16, classes=("circle",))
     make_shapes(tmp_path / "photos" / "out", n_per_class=1, image_size=16, classes=("square",))
