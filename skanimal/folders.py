@@ -23,6 +23,7 @@ from .fileio import atomic_write
 from .report import top_k_columns
 
 __all__ = ["REVIEW_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
+           "journal_folder",
            "prediction_columns", "read_sort_predictions", "write_sort_predictions"]
 
 #: Folder (inside OUT) of the photos the model is not confident about ("none of these").
@@ -42,6 +43,22 @@ TOP_K = 3
 _OLD_COLUMNS = {"label": "label_1", "confidence": "probability_1",
                 "label_2": "label_2", "confidence_2": "probability_2",
                 "label_3": "label_3", "confidence_3": "probability_3"}
+
+
+def journal_folder(folder):
+    """Where the journals of the moves within a sorted folder are kept (sorts' and the
+    review page's alike, so an undo of either sees both).
+
+    Parameters
+    ----------
+    folder : path-like
+        A sorted folder (OUT).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return Path(folder) / STATE_FOLDER / "journal"
 
 
 def prediction_columns():

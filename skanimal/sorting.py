@@ -34,6 +34,7 @@ from .folders import (
     REVIEW_FOLDER,
     STATE_FOLDER,
     TOP_K,
+    journal_folder,
     read_sort_predictions,
     write_sort_predictions,
 )
@@ -458,7 +459,7 @@ def _new_run_name():
 
 
 def _journal_dir(into):
-    return Path(into) / STATE_FOLDER / "journal"
+    return journal_folder(into)
 
 
 def _run_file(journal):

@@ -36,6 +36,7 @@ from ..folders import (
     REVIEW_FOLDER,
     STATE_FOLDER,
     file_key,
+    journal_folder,
     read_sort_predictions,
 )
 from .paths import PathRefused, relative_name, resolve_inside
@@ -91,7 +92,7 @@ class Catalog:
                                    "not a folder")
         self.root = Path(os.path.realpath(root))
         self.state_dir = self.root / STATE_FOLDER
-        self.journal_dir = self.state_dir / "journal"
+        self.journal_dir = journal_folder(self.root)
         self._lock = threading.RLock()
         self._given_classes = [str(c) for c in classes] if classes is not None else None
         self._scores = {}    # identity -> PhotoScore
