@@ -178,8 +178,9 @@ def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
             chunk = paths[start:start + CHUNK_SIZE]
             part = _features_of(transform, chunk)
             bar.update(len(chunk))
-            if part.unreadable and on_error == "fail":
-                raise unreadable_error([message for _, message in part.unreadable], len(chunk))
+            if part.unreadable and on_error == "fail":  # of the images read so far
+                raise unreadable_error([message for _, message in part.unreadable],
+                                       start + len(chunk))
             part.classes = classes
             if head is not None:
                 part.proba = (np.asarray(head.predict_proba(part.features)) if part.paths
