@@ -90,7 +90,7 @@ def sort_scores(model, paths, truth, out, threshold):
         os.symlink(p, source / Path(p).name)
     result = sort_images(model, source, out, min_confidence=threshold)
     placed = [r for r in result.rows if Path(r["destination"]).parent.name != REVIEW_FOLDER]
-    right = sum(r["label"] == truth[Path(r["source"]).name] for r in placed)
+    right = sum(r["label_1"] == truth[Path(r["source"]).name] for r in placed)
     return (100 * right / max(1, len(placed)), 100 * (len(result.rows) - len(placed))
             / len(result.rows), result)
 

@@ -25,7 +25,7 @@ import numpy as np
 from .cache import hash_file
 from .datasets import load_image_folder
 from .exceptions import ImageFolderError
-from .scoring import score_images, split_pipeline
+from .scoring import check_on_error, score_images, split_pipeline
 
 __all__ = ["AuditResult", "PART_NAMES", "audit_folder"]
 
@@ -79,8 +79,8 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
         ``data_dir/<class>/...`` or ``data_dir/<part>/<class>/...`` with parts named like
         ``train``, ``val``, ``test`` (see ``PART_NAMES``).
     model : Pipeline, optional
-        A fitted pipeline whose feature steps (everything but the classifier) are used, so
-        the audit sees what that model sees (and reuses its cached features).
+        A fitted pipeline whose features step (:func:`skanimal.scoring.split_pipeline`) is
+        used, so the audit sees what that model sees (and reuses its cached features).
     backbone, weights, image_size
         Without ``model``: the :class:`~skanimal.BottleneckFeatures` to use (global
         average pooling, so the cross-validation stays quick).
@@ -93,9 +93,10 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
         Cosine similarity of features at or above which two files are near-duplicates.
     random_state : int, default=0
         Seeds the folds.
-    on_error : {"skip", "raise"}, default="skip"
+    on_error : {"skip", "fail"}, default="skip"
         ``"skip"`` audits the readable photos and lists the others in ``unreadable``;
-        ``"raise"`` stops at the first unreadable photo.
+        ``"fail"`` raises one error naming every unreadable photo. ``"raise"`` is a
+        deprecated alias of ``"fail"``.
     progress : bool, default=False
         Show a progress bar while extracting features.
 
@@ -114,6 +115,7 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    on_error = check_on_error(on_error)
     paths, labels, parts = _load(data_dir)
     if model is not None:
         transform, _ = split_pipeline(model)

@@ -18,11 +18,44 @@ from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "collect_images", "load_image_folder",
-           "train_val_test_split", "make_shapes"]
+__all__ = ["IMAGE_EXTENSIONS", "ON_ERROR", "check_on_error", "find_images", "collect_images",
+           "load_image_folder", "train_val_test_split", "split_what_fits", "make_shapes"]
 
 #: Extensions recognised as images, compared case-insensitively.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+#: What to do with an image that cannot be read, everywhere in skanimal: stop (``"fail"``,
+#: with one error naming the unreadable images) or go on without it (``"skip"``).
+ON_ERROR = ("fail", "skip")
+
+
+def check_on_error(on_error):
+    """``on_error`` checked against :data:`ON_ERROR`.
+
+    Parameters
+    ----------
+    on_error : {"fail", "skip"}
+        ``"raise"``, the former name of ``"fail"``, still works for one release, with a
+        :class:`FutureWarning` (as scikit-learn deprecates a value).
+
+    Returns
+    -------
+    str
+        ``"fail"`` or ``"skip"``.
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    if isinstance(on_error, str) and on_error == "raise":
+        warnings.warn("on_error='raise' is deprecated and will be removed in the next "
+                      "release: use on_error='fail'.", FutureWarning, stacklevel=3)
+        return "fail"
+    if not isinstance(on_error, str) or on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    return on_error
 
 
 def _is_image_file(path: Path) -> bool:
@@ -54,31 +87,41 @@ def find_images(folder):
     return [os.fspath(p) for p in files]
 
 
-def collect_images(inputs):
-    """Image files from files and folders named by a user, as ``skanimal predict`` takes them.
+def collect_images(inputs, *, exclude=None):
+    """Image files from files and folders named by a user: the one collector of every
+    command that scores files (``predict``, ``sort``, ``suggest``).
 
     Parameters
     ----------
     inputs : path-like or sequence of path-like
         Files, used as given whatever their extension, and folders, searched by
-        :func:`find_images`.
+        :func:`find_images` (hidden files and folders left out).
+    exclude : path-like, optional
+        A folder left out of the search of any input folder it lies in (an output folder
+        inside a source, as ``skanimal sort`` has). An input inside ``exclude`` is searched
+        as any other.
 
     Returns
     -------
     list of str
-        In the order of ``inputs``; a folder's files in :func:`find_images`' order.
+        Paths as the user gave them (a relative input gives relative paths), in the order
+        of ``inputs``; a folder's files in :func:`find_images`' order.
 
     Raises
     ------
     ImageFolderError
-        When an input does not exist or a folder holds no image file.
+        When an input does not exist or a folder holds no image file (outside
+        ``exclude``): an empty folder is a mistake worth one line, not an empty result.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    excluded = None if exclude is None else os.path.abspath(os.fspath(exclude)) + os.sep
     paths = []
     for item in inputs:
         if os.path.isdir(item):
             found = find_images(item)
+            if excluded is not None and excluded.startswith(os.path.abspath(item) + os.sep):
+                found = [p for p in found if not os.path.abspath(p).startswith(excluded)]
             if not found:
                 raise ImageFolderError(f"no image files in folder {os.fspath(item)!r} "
                                        f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -90,7 +133,7 @@ def collect_images(inputs):
     return paths
 
 
-def load_image_folder(root, *, on_error="raise"):
+def load_image_folder(root, *, on_error="fail"):
     """Load a class-per-folder image data set.
 
     ``root/<class name>/<image file>``: every sub-folder of ``root`` is a class and every file
@@ -101,10 +144,11 @@ def load_image_folder(root, *, on_error="raise"):
     ----------
     root : path-like
         Directory holding one sub-folder per class.
-    on_error : {"raise", "skip"}, default="raise"
-        What to do with files that cannot be decoded as images: ``"raise"`` leaves them in
+    on_error : {"fail", "skip"}, default="fail"
+        What to do with files that cannot be decoded as images: ``"fail"`` leaves them in
         (the transformer raises when it meets them); ``"skip"`` opens every file now, drops
-        the unreadable ones and warns once with their list.
+        the unreadable ones and warns once with their list. ``"raise"`` is a deprecated
+        alias of ``"fail"``.
 
     Returns
     -------
@@ -123,8 +167,7 @@ def load_image_folder(root, *, on_error="raise"):
     UserWarning
         Naming the class sub-folders that hold no image (their classes are left out).
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    on_error = check_on_error(on_error)
     root = Path(root).expanduser()
     if not root.exists():
         raise ImageFolderError(f"Image folder {str(root)!r} does not exist.")
@@ -230,6 +273,73 @@ def train_val_test_split(data, *, val_size=0.1, test_size=0.1, random_state=0):
         return Bunch(paths=paths[idx], target=target[idx], target_names=names)
 
     return part(train), part(val), part(test)
+
+
+def split_what_fits(data, val_size, test_size, random_state=0, log=None):
+    """Stratified train/validation/test parts, as asked where the set allows it (the split
+    ``skanimal train`` makes, through :func:`train_val_test_split`).
+
+    A non-empty part gets at least one image per class (stratification needs it) when every
+    class keeps at least two training images; otherwise the validation part is left out,
+    then the test part. Each change is said through ``log``.
+
+    Parameters
+    ----------
+    data : Bunch
+        As returned by :func:`load_image_folder`.
+    val_size, test_size : float or int
+        Asked fractions of the whole set (or counts); see :func:`train_val_test_split`.
+    random_state : int, RandomState or None, default=0
+    log : callable, optional
+        Called with one line of text for each part that is left out or enlarged.
+
+    Returns
+    -------
+    train, val, test : Bunch
+
+    Raises
+    ------
+    ImageFolderError
+        When the asked sizes leave no training images.
+    """
+    def say(message):
+        if log is not None:
+            log(message)
+
+    _, counts = np.unique(np.asarray(data.target, dtype=str), return_counts=True)
+    n, n_classes, smallest = len(data.target), len(counts), int(counts.min())
+
+    def count(size):
+        return size if isinstance(size, (int, np.integer)) else int(round(size * n))
+
+    asked = {"validation": count(val_size), "test": count(test_size)}
+    if asked["validation"] + asked["test"] >= n:  # what was asked, not the set's size, is wrong
+        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
+                               f"val_size={val_size!r} and test_size={test_size!r} leave no "
+                               "training images")
+    # a stratified part holds at least one image per class
+    sizes = {name: max(size, n_classes) if size else 0 for name, size in asked.items()}
+    for name in ("validation", "test"):
+        # each part takes about its share of the smallest class, and at least one image
+        taken = sum(max(1, round(size * smallest / n)) for size in sizes.values() if size)
+        if smallest - taken >= 2:
+            break
+        if sizes[name]:
+            sizes[name] = 0
+            say(f"Left out the {name} part: the smallest class has only {smallest} "
+                "images, and each class keeps at least 2 for training"
+                + (" (so no scores: evaluate the model on other photos with "
+                   "'skanimal evaluate')" if name == "test" else ""))
+    for name, size in sizes.items():
+        if size and size != asked[name]:
+            say(f"The {name} part gets one image per class ({size} images, not "
+                f"{asked[name]}), the fewest a stratified split allows")
+    try:
+        return train_val_test_split(data, val_size=sizes["validation"],
+                                    test_size=sizes["test"], random_state=random_state)
+    except ValueError as exc:
+        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
+                               f"{exc}") from exc
 
 
 #: Classes of the generated demo set: a shape drawn in its own colour family.

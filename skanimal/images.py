@@ -61,6 +61,7 @@ __all__ = [
     "read_image_bytes",
     "read_item_bytes",
     "decode_image",
+    "decode_thumbnail",
     "decode_item",
     "load_pixels",
     "resize_array_batch",
@@ -731,6 +732,43 @@ def decode_image(data, size=(224, 224), *, path=None, index=None):
             f"Cannot read image {where}: {reason}", path=path, index=index
         ) from exc
     return pixels
+
+
+def decode_thumbnail(data, max_side, *, path=None):
+    """Decode an image as the model sees it, shrunk to at most ``max_side`` pixels.
+
+    The pixels of :func:`decode_image` (upright, first frame, transparency on white,
+    16-bit grey scaled) with the image's own aspect ratio kept: what a person reviewing a
+    photo should see is what the model was shown.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded file.
+    max_side : int
+        Longest side of the result, in pixels; smaller images keep their size.
+    path : str, optional
+        The file the bytes came from, for error messages.
+
+    Returns
+    -------
+    pixels : numpy.ndarray of shape (height, width, 3) and dtype uint8
+
+    Raises
+    ------
+    ImageLoadError
+        As :func:`decode_image`.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if _read_orientation(img) in _SWAPPING_ORIENTATIONS:
+                width, height = height, width  # the upright sides
+    except Exception:  # let the decoder say why, in its words
+        return decode_image(data, None, path=path)
+    scale = min(1.0, max_side / max(width, height, 1))
+    return decode_image(data, (max(1, round(height * scale)), max(1, round(width * scale))),
+                        path=path)
 
 
 def stored_image_size(data):

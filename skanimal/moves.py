@@ -36,7 +36,8 @@ from pathlib import Path
 from . import fileio
 from .exceptions import SkanimalError
 
-__all__ = ["MODES", "TransferError", "transfer", "resume", "undo", "pending"]
+__all__ = ["MODES", "TransferError", "transfer", "resume", "undo", "pending", "free_names",
+           "copy_number"]
 
 #: Transfer modes accepted by :func:`transfer`.
 MODES = ("copy", "link", "move")
@@ -253,13 +254,44 @@ def _plan(pairs, mode):
     return entries
 
 
-def _candidates(name, start=0):
+def free_names(name, start=0):
+    """The names tried, in order, for a file that must never overwrite another.
+
+    The one numbering scheme of skanimal, for photos and model files alike: ``name``, then
+    ``"stem (1).ext"``, ``"stem (2).ext"``... as file managers and browsers number copies.
+    A number in parentheses is never part of a camera's or a person's file name, unlike a
+    trailing ``-2023``, so the original name stays readable in every copy's name.
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder).
+    start : int, default=0
+        The first candidate: 0 is ``name`` itself, ``k`` is ``"stem (k).ext"``.
+
+    Yields
+    ------
+    str
+    """
     stem, suffix = os.path.splitext(name)
     if start == 0:
         yield name
         start = 1
     for k in itertools.count(start):
         yield f"{stem} ({k}){suffix}"
+
+
+def copy_number(name):
+    """``(original name, k)`` of a name :func:`free_names` made; ``(name, 0)`` for others.
+
+    >>> copy_number("animals (2).joblib")
+    ('animals.joblib', 2)
+    """
+    stem, suffix = os.path.splitext(name)
+    match = re.fullmatch(r"(.*) \((\d+)\)", stem)
+    if match is None:
+        return name, 0
+    return match.group(1) + suffix, int(match.group(2))
 
 
 def _choose_name(source, folder, claimed=None, *, name=None, start=0):
@@ -271,7 +303,7 @@ def _choose_name(source, folder, claimed=None, *, name=None, start=0):
     needs to be written there.
     """
     claimed = claimed or {}
-    for candidate_name in _candidates(name or source.name, start):
+    for candidate_name in free_names(name or source.name, start):
         candidate = folder / candidate_name
         taken_by = claimed.get(os.fspath(candidate))
         if taken_by is not None:
@@ -286,13 +318,11 @@ def _choose_name(source, folder, claimed=None, *, name=None, start=0):
 
 
 def _next_start(path, name):
-    """Index of the candidate after ``path`` in the suffix sequence of ``name``."""
-    stem, suffix = os.path.splitext(name)
+    """Index of the candidate after ``path`` in the :func:`free_names` of ``name``."""
+    original, number = copy_number(os.path.basename(path))
     if os.path.basename(path) == name:
         return 1
-    match = re.fullmatch(re.escape(stem) + r" \((\d+)\)" + re.escape(suffix),
-                         os.path.basename(path))
-    return int(match.group(1)) + 1 if match else 0
+    return number + 1 if number and original == name else 0
 
 
 def _same_entry(a, b):

@@ -9,8 +9,8 @@ Plots are drawn on :class:`matplotlib.figure.Figure` objects created directly, n
 figures alone, and are freed like any other object. Save one with ``fig.savefig("x.png")``;
 Jupyter displays a returned Figure inline.
 
->>> from skanimal.report import evaluate, write_report               # doctest: +SKIP
->>> evaluate(pipe, X_test, y_test)["accuracy"]                        # doctest: +SKIP
+>>> from skanimal.report import classification_metrics, write_report  # doctest: +SKIP
+>>> classification_metrics(pipe, X_test, y_test)["accuracy"]          # doctest: +SKIP
 0.95
 >>> write_report(pipe, X_test, y_test, "report/")                     # doctest: +SKIP
 """
@@ -23,6 +23,7 @@ import json
 import math
 import os
 import textwrap
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,6 +35,7 @@ __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_misclassified",
+    "classification_metrics",
     "evaluate",
     "write_report",
     "predict_with_proba",
@@ -44,6 +46,7 @@ __all__ = [
     "write_report_files",
     "REPORT_FILES",
     "write_predictions",
+    "top_k_columns",
 ]
 
 #: Files :func:`write_report` writes in its directory.
@@ -418,7 +421,7 @@ def _check_known_labels(y_true, classes):
 
 
 def compute_metrics(y_true, y_pred, proba, classes):
-    """The metrics of :func:`evaluate` from predictions already made.
+    """The metrics of :func:`classification_metrics` from predictions already made.
 
     Parameters
     ----------
@@ -432,7 +435,7 @@ def compute_metrics(y_true, y_pred, proba, classes):
     Returns
     -------
     metrics : dict
-        As :func:`evaluate` returns it.
+        As :func:`classification_metrics` returns it.
 
     Raises
     ------
@@ -465,7 +468,24 @@ def compute_metrics(y_true, y_pred, proba, classes):
     return to_jsonable(metrics)
 
 
-def evaluate(pipeline, X, y):
+def _predict(pipeline, X):
+    """``(classes, proba, y_pred)`` of ``pipeline`` on ``X``: image files go through the one
+    scoring engine (:func:`skanimal.scoring.score_images`, every unreadable file named in
+    one error), arrays and other inputs straight to ``predict_proba``."""
+    from sklearn.pipeline import Pipeline
+
+    from .scoring import score_images
+
+    model = getattr(pipeline, "best_estimator_", pipeline)
+    if (isinstance(model, Pipeline) and len(model.steps) >= 2 and len(X)
+            and not (isinstance(X, np.ndarray) and X.dtype != object)
+            and all(isinstance(x, (str, os.PathLike)) for x in X)):
+        scores = score_images(model, X, on_error="fail")
+        return scores.classes, scores.proba, scores.classes[np.argmax(scores.proba, axis=1)]
+    return predict_with_proba(pipeline, X)
+
+
+def classification_metrics(pipeline, X, y):
     """Compute the usual classification metrics of a fitted pipeline on images ``X``.
 
     Parameters
@@ -502,9 +522,20 @@ def evaluate(pipeline, X, y):
     Notes
     -----
     Predicted labels are the ``argmax`` of ``predict_proba``, computed once for all metrics.
+    Image files go through :func:`skanimal.scoring.score_images`, as every command's do.
     """
-    classes, proba, y_pred = predict_with_proba(pipeline, X)
+    classes, proba, y_pred = _predict(pipeline, X)
     return compute_metrics(y, y_pred, proba, classes)
+
+
+def evaluate(pipeline, X, y):
+    """Deprecated: :func:`classification_metrics` (``skanimal.workflow.evaluate`` is the
+    ``skanimal evaluate`` command, which takes a folder). Will be removed in the next
+    release."""
+    warnings.warn("skanimal.report.evaluate is deprecated and will be removed in the next "
+                  "release: use skanimal.report.classification_metrics.", FutureWarning,
+                  stacklevel=2)
+    return classification_metrics(pipeline, X, y)
 
 
 def _jsonable_or_repr(value):
@@ -556,12 +587,31 @@ def classification_text(y_true, y_pred, classes):
                                  digits=3, zero_division=0)
 
 
-def write_predictions(path, X, y_true, proba, classes, *, alternatives=2):
-    """Write one CSV row per image: what it is, what was predicted, how sure, what else.
+def top_k_columns(k):
+    """The column names of ``k`` ranked classes, as every skanimal CSV names them.
 
-    Columns: ``path``, ``true``, ``predicted``, ``confidence`` (the predicted class's
-    probability), ``correct``, then ``alternative_<i>`` and ``probability_<i>`` for the
-    next most probable classes. Written atomically (:func:`skanimal.fileio.atomic_write`).
+    Parameters
+    ----------
+    k : int
+
+    Returns
+    -------
+    list of str
+        ``["label_1", "probability_1", ..., "label_<k>", "probability_<k>"]``: the most
+        probable class first.
+    """
+    return [name for rank in range(1, int(k) + 1)
+            for name in (f"label_{rank}", f"probability_{rank}")]
+
+
+def write_predictions(path, X, y_true, proba, classes, *, top_k=3, alternatives="deprecated"):
+    """Write one CSV row per image: what it is, whether the model got it right, its ranked
+    classes.
+
+    Columns: ``path``, ``true``, ``correct`` (whether ``label_1`` is ``true``), then
+    ``label_<i>`` and ``probability_<i>`` for the ``top_k`` most probable classes, best
+    first (:func:`top_k_columns`, the scheme of every CSV skanimal
+    writes). Written atomically (:func:`skanimal.fileio.atomic_write`).
 
     Parameters
     ----------
@@ -574,33 +624,35 @@ def write_predictions(path, X, y_true, proba, classes, *, alternatives=2):
     proba : ndarray of shape (n_samples, n_classes)
         Predicted probabilities, columns in the order of ``classes``.
     classes : array-like of shape (n_classes,)
-    alternatives : int, default=2
-        How many runner-up classes to list (fewer when there are fewer classes).
+    top_k : int, default=3
+        How many ranked classes to list (fewer when there are fewer classes).
+    alternatives : int
+        Deprecated: the number of runner-up classes, ``top_k - 1``. Will be removed in the
+        next release.
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
+    if alternatives != "deprecated":
+        warnings.warn("write_predictions(alternatives=n) is deprecated and will be removed in "
+                      "the next release: use top_k=n + 1.", FutureWarning, stacklevel=2)
+        top_k = int(alternatives) + 1
     proba = np.asarray(proba, dtype=float)
     classes = np.asarray(classes)
     y_true = np.asarray(y_true, dtype=object)
     _check_lengths(X=X, y_true=y_true, proba=proba)
-    n_alternatives = max(0, min(int(alternatives), len(classes) - 1))
+    k = max(1, min(int(top_k), len(classes)))
     order = np.argsort(-proba, axis=1, kind="stable")
-    header = ["path", "true", "predicted", "confidence", "correct"]
-    for rank in range(1, n_alternatives + 1):
-        header += [f"alternative_{rank}", f"probability_{rank}"]
     with atomic_write(path, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
+        writer.writerow(["path", "true", "correct", *top_k_columns(k)])
         for i, ranked in enumerate(order):
             item = X[i]
             name = f"row {i}" if isinstance(item, np.ndarray) else os.fspath(item)
-            predicted = classes[ranked[0]]
-            row = [name, y_true[i], predicted, f"{proba[i, ranked[0]]:.6f}",
-                   str(bool(predicted == y_true[i])).lower()]
-            for j in ranked[1:n_alternatives + 1]:
+            row = [name, y_true[i], str(bool(classes[ranked[0]] == y_true[i])).lower()]
+            for j in ranked[:k]:
                 row += [classes[j], f"{proba[i, j]:.6f}"]
             writer.writerow(row)
     return Path(path)
@@ -675,9 +727,9 @@ def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=No
 
     Files written in ``report_dir`` (created if needed), each atomically:
 
-    - ``metrics.json``: everything :func:`evaluate` returns, plus ``sizes``, ``timings``,
-      ``model`` (each step's class and simple parameters), ``skanimal_version``,
-      ``created`` (UTC, ISO 8601) and ``files``;
+    - ``metrics.json``: everything :func:`classification_metrics` returns, plus ``sizes``,
+      ``timings``, ``model`` (each step's class and simple parameters),
+      ``skanimal_version``, ``created`` (UTC, ISO 8601) and ``files``;
     - ``classification_report.txt``: accuracy, log loss and scikit-learn's
       :func:`~sklearn.metrics.classification_report`;
     - ``confusion_matrix.png``: :func:`plot_confusion_matrix` over ``pipeline.classes_``;
@@ -706,7 +758,7 @@ def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=No
     metrics : dict
         The content of ``metrics.json``.
     """
-    classes, proba, y_pred = predict_with_proba(pipeline, X_test)
+    classes, proba, y_pred = _predict(pipeline, X_test)
     metrics = compute_metrics(y_test, y_pred, proba, classes)
     metrics = add_provenance(metrics, pipeline, sizes=sizes, timings=timings)
     write_report_files(report_dir, metrics, X_test, y_test, y_pred, pipeline, proba=proba)
@@ -714,12 +766,12 @@ def write_report(pipeline, X_test, y_test, report_dir, *, sizes=None, timings=No
 
 
 def add_provenance(metrics, pipeline, *, sizes=None, timings=None):
-    """:func:`evaluate`'s metrics plus the provenance entries of ``metrics.json``.
+    """:func:`classification_metrics`' metrics plus the provenance entries of ``metrics.json``.
 
     Parameters
     ----------
     metrics : dict
-        As :func:`evaluate` or :func:`compute_metrics` return it.
+        As :func:`classification_metrics` or :func:`compute_metrics` return it.
     pipeline : estimator
         The evaluated model (its steps and simple parameters are recorded).
     sizes : dict, optional

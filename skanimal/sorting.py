@@ -15,9 +15,7 @@ its new folder, journaled, and keeps its row (and its original ``source``) in
 
 from __future__ import annotations
 
-import csv
 import filecmp
-import io
 import os
 import secrets
 import threading
@@ -29,8 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio, moves
+from .datasets import collect_images
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
-from .scoring import collect_sources, iter_scores, split_pipeline
+from .folders import (
+    PREDICTIONS_FILE,
+    REVIEW_FOLDER,
+    STATE_FOLDER,
+    TOP_K,
+    journal_folder,
+    read_sort_predictions,
+    write_sort_predictions,
+)
+from .scoring import check_on_error, iter_scores, split_pipeline
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
            "confidence_for", "default_threshold"]
@@ -41,16 +49,6 @@ __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images
 #: model never saw into class folders; at 0.9 nearly all of them go to ``_review``.
 DEFAULT_MIN_CONFIDENCE = 0.9
 
-#: Folder (inside OUT) of the photos the model is not confident about.
-REVIEW_FOLDER = "_review"
-
-#: File (inside OUT) listing every sorted photo.
-PREDICTIONS_FILE = "predictions.csv"
-
-#: Number of runner-up classes recorded per photo in predictions.csv.
-N_ALTERNATIVES = 2
-
-_STATE = ".skanimal"
 #: Suffix of the journal of a run's moves within OUT.
 _WITHIN = "-within"
 #: Keys of a row used while sorting, not written to predictions.csv.
@@ -65,9 +63,10 @@ class SortResult:
     ----------
     rows : list of dict
         One per source, as written to ``predictions.csv``: ``source``, ``destination``,
-        ``label`` (the most probable class), ``confidence`` (its probability), ``label_2``,
-        ``confidence_2``, ``label_3``, ``confidence_3`` (runner-up classes) and ``status``
-        (``"sorted"``, ``"review"`` or ``"unreadable"``, with ``error``).
+        ``label_1``, ``probability_1`` (the most probable class and its probability),
+        ``label_2``, ``probability_2``, ``label_3``, ``probability_3`` (runner-up classes)
+        and ``status`` (``"sorted"``, ``"review"`` or ``"unreadable"``, with ``error``); see
+        :func:`skanimal.folders.prediction_columns`.
     counts : dict
         Number of photos per destination folder (class names and ``"_review"``), and
         ``"unreadable"``.
@@ -184,8 +183,10 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
         How photos get there (:func:`skanimal.moves.transfer`); ``"copy"`` never modifies
         the sources. Every mode is journaled, so :func:`undo_sort` can reverse it. Photos
         already in ``into`` are always moved within it (a second copy would duplicate them).
-    on_error : {"skip", "raise"}, default="skip"
-        Unreadable files are left in place and listed (status ``"unreadable"``), or raise.
+    on_error : {"skip", "fail"}, default="skip"
+        Unreadable files are left in place and listed (status ``"unreadable"``), or
+        (``"fail"``) an error names the unreadable files of the first chunk that has any;
+        the chunks before it are sorted. ``"raise"`` is a deprecated alias of ``"fail"``.
     progress : bool, default=False
         Show a progress bar while scoring.
 
@@ -196,7 +197,8 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     Raises
     ------
     ImageFolderError
-        A source does not exist, or ``into`` is not a folder.
+        A source does not exist, a source folder holds no image, or ``into`` is not a
+        folder.
     IncompatibleModelError
         The model is not a fitted pipeline, or a class name cannot be a folder name.
     SkanimalError
@@ -204,6 +206,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     """
     if mode not in moves.MODES:
         raise ValueError(f"mode must be one of {moves.MODES}, got {mode!r}.")
+    on_error = check_on_error(on_error)
     threshold, threshold_source = confidence_for(model, min_confidence)
     _, head = split_pipeline(model)
     classes = np.asarray(head.classes_)
@@ -212,9 +215,11 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     if into.exists() and not into.is_dir():
         raise ImageFolderError(f"output folder {os.fspath(into)!r} is not a folder.")
     resumed = _finish_interrupted(into)
-    paths = collect_sources(sources, exclude=into)
+    previous = read_sort_predictions(into)
+    # Absolute: predictions.csv is a record read back from any working directory.
+    paths = [os.path.abspath(p) for p in _collect(sources, into, previous)]
 
-    placed_before = _index(_read_predictions(into), into)
+    placed_before = _index(previous, into)
     run = _new_run_name()
     rows, unreadable, relocations, journals = [], [], [], []
     # The files of each scored chunk are transferred on a thread while the next chunk is
@@ -301,6 +306,24 @@ def _check_folder_names(classes):
                 f"(classes: {[str(c) for c in classes]}).")
 
 
+def _collect(sources, into, previous):
+    """:func:`skanimal.datasets.collect_images` of each source, ``into`` left out. A folder
+    with no image left is an error, unless an earlier (maybe killed) move sort into
+    ``into`` emptied it: running the same sort again then has nothing left to do."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    sorted_from = [row["source"] for row in previous if row.get("destination")]
+    paths = []
+    for source in sources:
+        try:
+            paths.extend(collect_images([source], exclude=into))
+        except ImageFolderError:
+            folder = os.path.abspath(source) + os.sep
+            if not (os.path.isdir(source) and any(s.startswith(folder) for s in sorted_from)):
+                raise
+    return paths
+
+
 def _inside(path, folder):
     return os.fspath(path).startswith(os.fspath(folder) + os.sep)
 
@@ -330,7 +353,7 @@ def _place(rows, into, mode, run, failed):
         pairs = [(row["current"], into / row["folder"]) for row in rows
                  if row["folder"] and not row["move_within"] and not row["destination"]]
         if within or pairs:
-            fileio.write_json(into / _STATE / "runs" / f"{run}.json",
+            fileio.write_json(into / STATE_FOLDER / "runs" / f"{run}.json",
                               {"mode": mode, "rows": rows})
         journals = []
         for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
@@ -403,19 +426,19 @@ def _rows(scores, threshold):
         confidence = float(scores.proba[i, ranked[0]])
         sure = confidence >= threshold
         label = str(classes[ranked[0]])
-        row = {"source": path, "destination": "", "label": label,
-               "confidence": round(confidence, 6)}
-        for k in range(N_ALTERNATIVES):
-            j = ranked[k + 1] if k + 1 < len(ranked) else None
-            row[f"label_{k + 2}"] = "" if j is None else str(classes[j])
-            row[f"confidence_{k + 2}"] = "" if j is None else round(float(scores.proba[i, j]), 6)
+        row = {"source": path, "destination": ""}
+        for k in range(TOP_K):
+            j = ranked[k] if k < len(ranked) else None
+            row[f"label_{k + 1}"] = "" if j is None else str(classes[j])
+            row[f"probability_{k + 1}"] = "" if j is None else round(float(scores.proba[i, j]),
+                                                                      6)
         row.update(status="sorted" if sure else "review", error="",
                    folder=label if sure else REVIEW_FOLDER)
         rows.append(row)
     for path, error in scores.unreadable:
-        row = {"source": path, "destination": "", "label": "", "confidence": ""}
-        for k in range(N_ALTERNATIVES):
-            row[f"label_{k + 2}"] = row[f"confidence_{k + 2}"] = ""
+        row = {"source": path, "destination": ""}
+        for k in range(TOP_K):
+            row[f"label_{k + 1}"] = row[f"probability_{k + 1}"] = ""
         row.update(status="unreadable", error=error, folder="")
         rows.append(row)
     return rows
@@ -436,7 +459,7 @@ def _new_run_name():
 
 
 def _journal_dir(into):
-    return Path(into) / _STATE / "journal"
+    return journal_folder(into)
 
 
 def _run_file(journal):
@@ -485,40 +508,16 @@ def _finish_interrupted(into):
     return finished
 
 
-def _columns():
-    cols = ["source", "destination", "label", "confidence"]
-    for k in range(N_ALTERNATIVES):
-        cols += [f"label_{k + 2}", f"confidence_{k + 2}"]
-    return cols + ["status", "error"]
-
-
-def _read_predictions(into):
-    path = Path(into) / PREDICTIONS_FILE
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_predictions(into, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_columns(), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with fileio.atomic_write(Path(into) / PREDICTIONS_FILE, "w") as f:
-        f.write(buffer.getvalue())
-
-
 def _update_predictions(into, rows):
     """Merge ``rows`` into predictions.csv: a source's newest row replaces its older one."""
     new = {row["source"]: row for row in rows}
-    merged = [new.pop(row["source"], row) for row in _read_predictions(into)]
+    merged = [new.pop(row["source"], row) for row in read_sort_predictions(into)]
     merged.extend(new.values())
-    _write_predictions(into, merged)
+    write_sort_predictions(into, merged)
 
 
 def _drop_predictions(into, sources):
     if not (Path(into) / PREDICTIONS_FILE).exists():
         return
-    _write_predictions(into, [r for r in _read_predictions(into) if r["source"] not in sources])
+    write_sort_predictions(into, [r for r in read_sort_predictions(into)
+                                  if r["source"] not in sources])

@@ -16,11 +16,14 @@ from sklearn.metrics import pairwise_distances
 from sklearn.preprocessing import normalize
 
 from . import moves
-from .datasets import IMAGE_EXTENSIONS
-from .exceptions import ImageFolderError
-from .scoring import collect_sources, score_images
+from .datasets import collect_images
+from .report import top_k_columns
+from .scoring import score_images
 
-__all__ = ["SuggestResult", "suggest_images", "k_center_greedy"]
+__all__ = ["SuggestResult", "suggest_images", "k_center_greedy", "COLUMNS"]
+
+#: The columns of a suggestion row, in order.
+COLUMNS = ["path", "margin", *top_k_columns(2)]
 
 #: Candidates considered per requested photo: the ``CANDIDATES_PER_PICK × n`` lowest margins.
 CANDIDATES_PER_PICK = 4
@@ -33,8 +36,9 @@ class SuggestResult:
     Attributes
     ----------
     rows : list of dict
-        The suggestions, in the order they were picked: ``path``, ``margin`` (top-1 minus
-        top-2 probability), ``label``, ``confidence``, ``label_2``, ``confidence_2``.
+        The suggestions, in the order they were picked: ``path`` (as collected from
+        ``pool``), ``margin`` (top-1 minus top-2 probability), ``label_1``,
+        ``probability_1``, ``label_2``, ``probability_2`` (``COLUMNS``).
     copied : list of pathlib.Path
         Where ``into`` received them (empty without ``into``).
     unreadable : list of (str, str)
@@ -96,8 +100,9 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
     into : path-like, optional
         Copy the suggestions into this folder (never overwriting; see
         :func:`skanimal.moves.transfer`), to label them there.
-    on_error : {"skip", "raise"}, default="skip"
-        Unreadable files are listed in ``unreadable``, or raise.
+    on_error : {"skip", "fail"}, default="skip"
+        Unreadable files are listed in ``unreadable``, or (``"fail"``) one error names
+        them. ``"raise"`` is a deprecated alias of ``"fail"``.
     progress : bool, default=False
         Show a progress bar while scoring.
 
@@ -107,10 +112,7 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
     """
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
-    paths = collect_sources(pool)
-    if not paths:
-        raise ImageFolderError(f"no image files in {pool!r} (extensions: "
-                               f"{', '.join(sorted(IMAGE_EXTENSIONS))}).")
+    paths = collect_images(pool)
     scores = score_images(model, paths, features=True, on_error=on_error, progress=progress,
                           description="Scoring")
     if not scores.paths:
@@ -127,10 +129,10 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
     rows = [{
         "path": scores.paths[i],
         "margin": round(float(margin[i]), 6),
-        "label": str(scores.classes[top1[i]]),
-        "confidence": round(float(scores.proba[i, top1[i]]), 6),
+        "label_1": str(scores.classes[top1[i]]),
+        "probability_1": round(float(scores.proba[i, top1[i]]), 6),
         "label_2": str(scores.classes[top2[i]]),
-        "confidence_2": round(float(scores.proba[i, top2[i]]), 6),
+        "probability_2": round(float(scores.proba[i, top2[i]]), 6),
     } for i in chosen]
     copied = []
     if into is not None:

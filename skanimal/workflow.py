@@ -22,9 +22,7 @@ Only load model files you trust: joblib files can run code when loaded (see
 
 from __future__ import annotations
 
-import itertools
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -33,14 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import collect_images, load_image_folder
-from .exceptions import (
-    ImageFolderError,
-    IncompatibleModelError,
-    SkanimalError,
-    UnreadableImagesError,
-)
+from .datasets import collect_images, load_image_folder, split_what_fits
+from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
+from .moves import copy_number, free_names
 from .report import (
     add_provenance,
     classification_text,
@@ -49,6 +43,7 @@ from .report import (
     unknown_labels,
     write_report_files,
 )
+from .scoring import ON_ERROR, check_on_error, score_images, unreadable_error
 
 __all__ = [
     "ON_ERROR",
@@ -84,8 +79,8 @@ class TrainResult:
     sizes : dict
         Number of images of each part: ``{"train": ..., "val": ..., "test": ...}``.
     scores : dict
-        :func:`skanimal.report.evaluate`-style metrics of the ``"val"`` and ``"test"``
-        parts (a part of size 0 has no entry).
+        :func:`skanimal.report.classification_metrics`-style metrics of the ``"val"`` and
+        ``"test"`` parts (a part of size 0 has no entry).
     timings : dict
         ``extract_s``, ``fit_s`` and ``total_s``, in seconds.
     test : Bunch
@@ -115,7 +110,7 @@ class EvaluateResult:
     Attributes
     ----------
     metrics : dict
-        :func:`skanimal.report.evaluate`'s metrics (``accuracy``, ``log_loss``,
+        :func:`skanimal.report.classification_metrics`' metrics (``accuracy``, ``log_loss``,
         ``per_class``...); with the provenance entries of ``metrics.json`` when a report
         was written.
     classification_report : str
@@ -239,11 +234,6 @@ def _features_step(pipeline):
     return None
 
 
-def _set_progress(pipeline, progress):
-    if progress is not None:
-        _features_step(pipeline).set_params(verbose=int(bool(progress)))
-
-
 def _check_known_classes(target, classes, data_dir):
     # The report's own test, so a mismatch is this one line rather than its ValueError later
     # (e.g. a model trained on integer labels, folders named "0", "1").
@@ -263,32 +253,7 @@ def _resolve_model(model, weights=None):
     return model
 
 
-#: What a workflow does with an image it cannot read: stop (``"fail"``, after listing every
-#: such image) or go on without it (``"skip"``, listing them in the result's ``skipped``).
-ON_ERROR = ("fail", "skip")
-
-#: How many unreadable images a "fail" error names before it says how many more there are.
-_NAMED_ERRORS = 20
-
-
-def _check_on_error(on_error):
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-
-
-def _unreadable_error(errors, total):
-    return UnreadableImagesError([error.file_message() for error in errors], total,
-                                 named=_NAMED_ERRORS)
-
-
-def _extract(features, paths, on_error, log):
-    """``features.extract`` with the workflow's error policy and a line about the cache."""
-    t0 = time.perf_counter()
-    extraction = features.extract(paths, on_error="skip")
-    seconds = time.perf_counter() - t0
-    if extraction.errors and on_error == "fail":
-        raise _unreadable_error(extraction.errors, len(paths))
-    n, cached = len(extraction.kept), extraction.n_cached
+def _say_extracted(log, n, cached, seconds):
     if n and cached == n:
         _say(log, f"Features of {n} images from the cache in {seconds:.1f} s")
     elif cached:
@@ -296,6 +261,17 @@ def _extract(features, paths, on_error, log):
                   f"({cached} from the cache, {n - cached} through the CNN)")
     else:
         _say(log, f"Extracted features of {n} images in {seconds:.1f} s")
+
+
+def _extract(features, paths, on_error, log):
+    """``features.extract`` with the workflow's error policy and a line about the cache
+    (training: the features of every part at once, before there is a model to score)."""
+    t0 = time.perf_counter()
+    extraction = features.extract(paths, on_error="skip")
+    seconds = time.perf_counter() - t0
+    if extraction.errors and on_error == "fail":
+        raise unreadable_error([e.file_message() for e in extraction.errors], len(paths))
+    _say_extracted(log, len(extraction.kept), extraction.n_cached, seconds)
     return extraction, seconds
 
 
@@ -303,21 +279,18 @@ def _skipped(extraction):
     return [(error.path, error.file_message()) for error in extraction.errors]
 
 
-def _predict_images(pipeline, paths, on_error, log=None):
-    """``(classes, proba, predicted, extraction)`` of the readable ``paths``."""
-    from sklearn.pipeline import Pipeline
-
-    features = _features_step(pipeline)
-    steps = [step for _, step in pipeline.steps]
-    if steps.index(features) != 0:  # steps before the features: no per-image error policy
-        classes, proba, predicted = predict_with_proba(pipeline, paths)
-        return classes, proba, predicted, None
-    extraction, _ = _extract(features, paths, on_error, log)
-    if not len(extraction.kept):
-        raise _unreadable_error(extraction.errors, len(paths))
-    rest = Pipeline(pipeline.steps[1:])
-    classes, proba, predicted = predict_with_proba(rest, extraction.features)
-    return classes, proba, predicted, extraction
+def _score(pipeline, paths, on_error, progress, log=None):
+    """:func:`skanimal.scoring.score_images` of ``paths``, saying how long the features took;
+    an error when no image can be read."""
+    if progress is not None:  # one bar for the whole run, not one per chunk
+        _features_step(pipeline).set_params(verbose=0)
+    t0 = time.perf_counter()
+    scores = score_images(pipeline, paths, on_error=on_error, progress=bool(progress),
+                          description="Predicting")
+    _say_extracted(log, len(scores.paths), scores.n_cached, time.perf_counter() - t0)
+    if not scores.paths:
+        raise unreadable_error([message for _, message in scores.unreadable], len(paths))
+    return scores
 
 
 # ------------------------------------------------------------------------------ model files
@@ -420,14 +393,6 @@ def save_model(pipeline, path):
     return Path(path)
 
 
-def _numbered_names(path):
-    """``name.ext`` → ``name-2.ext``, ``name-3.ext``...; ``name-2.ext`` → ``name-3.ext``..."""
-    match = re.fullmatch(r"(.*)-(\d+)", path.stem)
-    base, last = (match.group(1), int(match.group(2))) if match else (path.stem, 1)
-    for number in itertools.count(last + 1):
-        yield path.with_name(f"{base}-{number}{path.suffix}")
-
-
 def _publish_new(temporary, destination):
     """Give ``temporary`` the name ``destination`` unless that name exists (never replacing)."""
     try:
@@ -442,8 +407,9 @@ def _publish_new(temporary, destination):
 def save_model_beside(pipeline, path):
     """Save a pipeline beside ``path`` under the next free numbered name, never overwriting.
 
-    ``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``... (the first name no
-    file has). A ``.skanimal`` name is written with :func:`skanimal.save`, any other with
+    ``animals.joblib`` → ``animals (1).joblib`` → ``animals (2).joblib``... (the first name
+    no file has; :func:`skanimal.moves.free_names`, the numbering of copied photos too). A
+    ``.skanimal`` name is written with :func:`skanimal.save`, any other with
     :func:`save_model`. The file is written completely under a temporary name first and
     then linked to its final name, which fails rather than replace a file created there in
     the meantime (the next name is tried then).
@@ -469,7 +435,9 @@ def save_model_beside(pipeline, path):
             save(pipeline, temporary)
         else:
             save_model(pipeline, temporary)
-        for candidate in _numbered_names(path):
+        original, number = copy_number(path.name)
+        for name in free_names(original, start=number + 1):
+            candidate = path.with_name(name)
             try:
                 _publish_new(temporary, candidate)
             except FileExistsError:
@@ -543,13 +511,13 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    _check_on_error(on_error)
+    on_error = check_on_error(on_error)
     start = time.perf_counter()
     data = _load_data(data_dir, log)
     if len(data.target_names) < 2:
         raise ImageFolderError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
                                "classifier needs at least two class sub-folders")
-    train_part, val_part, test_part = _split_what_fits(data, val_size, test_size,
+    train_part, val_part, test_part = split_what_fits(data, val_size, test_size,
                                                        random_state, log)
     sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
              "test": len(test_part.paths)}
@@ -586,7 +554,8 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
                  "test": len(test_part.paths)}
         if not sizes["train"]:
-            raise _unreadable_error(extraction.errors, len(everything))
+            raise unreadable_error([e.file_message() for e in extraction.errors],
+                                   len(everything))
 
     t0 = time.perf_counter()
     if head == "logistic":
@@ -643,51 +612,6 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 HEADS = ("network", "logistic")
 
 
-def _split_what_fits(data, val_size, test_size, random_state, log):
-    """Stratified train/validation/test parts, as asked where the set allows it.
-
-    A non-empty part gets at least one image per class (stratification needs it) when every
-    class keeps at least two training images; otherwise the validation part is left out,
-    then the test part. Each change is said through ``log``.
-    """
-    from .datasets import train_val_test_split
-
-    _, counts = np.unique(np.asarray(data.target, dtype=str), return_counts=True)
-    n, n_classes, smallest = len(data.target), len(counts), int(counts.min())
-
-    def count(size):
-        return size if isinstance(size, (int, np.integer)) else int(round(size * n))
-
-    asked = {"validation": count(val_size), "test": count(test_size)}
-    if asked["validation"] + asked["test"] >= n:  # what was asked, not the set's size, is wrong
-        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
-                               f"val_size={val_size!r} and test_size={test_size!r} leave no "
-                               "training images")
-    # a stratified part holds at least one image per class
-    sizes = {name: max(size, n_classes) if size else 0 for name, size in asked.items()}
-    for name in ("validation", "test"):
-        # each part takes about its share of the smallest class, and at least one image
-        taken = sum(max(1, round(size * smallest / n)) for size in sizes.values() if size)
-        if smallest - taken >= 2:
-            break
-        if sizes[name]:
-            sizes[name] = 0
-            _say(log, f"Left out the {name} part: the smallest class has only {smallest} "
-                      "images, and each class keeps at least 2 for training"
-                      + (" (so no scores: evaluate the model on other photos with "
-                         "'skanimal evaluate')" if name == "test" else ""))
-    for name, size in sizes.items():
-        if size and size != asked[name]:
-            _say(log, f"The {name} part gets one image per class ({size} images, not "
-                      f"{asked[name]}), the fewest a stratified split allows")
-    try:
-        return train_val_test_split(data, val_size=sizes["validation"],
-                                    test_size=sizes["test"], random_state=random_state)
-    except ValueError as exc:
-        raise ImageFolderError(f"cannot split {n} images into train/validation/test parts: "
-                               f"{exc}") from exc
-
-
 def evaluate(model, data_dir, *, report_dir=None, progress=None, on_error="fail", weights=None,
              log=None):
     """Score a saved model on every image of a class-per-folder set (``skanimal evaluate``).
@@ -729,17 +653,20 @@ def evaluate(model, data_dir, *, report_dir=None, progress=None, on_error="fail"
         For a file that is not a skanimal model, a missing or badly laid out folder,
         classes the model does not know, or unreadable images.
     """
-    _check_on_error(on_error)
+    on_error = check_on_error(on_error)
     pipeline = _resolve_model(model, weights)
     data = _load_data(data_dir, log)
     _check_known_classes(data.target, pipeline.classes_, data_dir)
-    _set_progress(pipeline, progress)
-    classes, proba, predicted, extraction = _predict_images(pipeline, data.paths, on_error, log)
-    paths, target, skipped, n_trained_on = data.paths, data.target, [], None
-    if extraction is not None:
-        paths, target = data.paths[extraction.kept], data.target[extraction.kept]
-        skipped = _skipped(extraction)
-        seen = _features_step(pipeline).fitted_on(extraction.content_keys)
+    scores = _score(pipeline, data.paths, on_error, progress, log)
+    row_of = {path: i for i, path in enumerate(data.paths)}
+    kept = np.array([row_of[path] for path in scores.paths], dtype=int)
+    paths, target, skipped = data.paths[kept], data.target[kept], scores.unreadable
+    classes, proba = scores.classes, scores.proba
+    predicted = classes[np.argmax(proba, axis=1)]
+    n_trained_on = None
+    features = _features_step(pipeline)
+    if scores.content_keys is not None and features is not None:
+        seen = features.fitted_on(scores.content_keys)
         n_trained_on = None if seen is None else int(seen.sum())
     if n_trained_on:
         warnings.warn(
@@ -791,15 +718,12 @@ def predict(model, inputs, *, progress=None, on_error="skip", weights=None):
         For a missing input, a folder without images, a file that is not a skanimal model
         or an unreadable image.
     """
-    _check_on_error(on_error)
+    on_error = check_on_error(on_error)
     paths = collect_images(inputs)  # before loading the model: a typo fails fast
     pipeline = _resolve_model(model, weights)
-    _set_progress(pipeline, progress)
-    classes, proba, _, extraction = _predict_images(pipeline, paths, on_error)
-    if extraction is None:
-        return PredictResult(paths=list(paths), classes=classes, proba=proba)
-    return PredictResult(paths=[paths[i] for i in extraction.kept], classes=classes,
-                         proba=proba, skipped=_skipped(extraction))
+    scores = _score(pipeline, paths, on_error, progress)
+    return PredictResult(paths=scores.paths, classes=scores.classes, proba=scores.proba,
+                         skipped=scores.unreadable)
 
 
 def _demo_weights(image_size, log):

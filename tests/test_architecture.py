@@ -158,23 +158,26 @@ ALLOWED_IMPORTS = {
     "head": set(),
     "calibration": set(),
     "classifier": {"head", "calibration"},
-    # model files and reports
+    # model files, a model over many files, reports
     "persistence": {"features", "classifier", "augmentation", "cache", "backbones", "weights",
                     "openvino_engine"},
-    "report": {"images"},
-    # what the commands do
-    "workflow": {"datasets", "backbones", "features", "classifier", "persistence", "report"},
     "scoring": {"datasets"},
+    "report": {"images", "scoring"},
+    # what the commands do
+    "workflow": {"datasets", "backbones", "features", "classifier", "persistence", "report",
+                 "scoring", "moves"},
     "moves": set(),
-    "sorting": {"scoring", "moves"},
-    "suggest": {"scoring", "datasets", "moves"},
+    "folders": {"report"},
+    "sorting": {"scoring", "moves", "folders", "datasets"},
+    "suggest": {"scoring", "datasets", "moves", "report"},
     "audit": {"scoring", "datasets", "features", "cache"},
     # the review page
     "review.__init__": {"review.server"},
     "review.paths": {"datasets"},
-    "review.catalog": {"review.paths", "datasets", "moves"},
-    "review.thumbs": set(),
-    "review.retrain": {"review.catalog", "review.paths", "features", "sorting", "workflow"},
+    "review.catalog": {"review.paths", "datasets", "moves", "folders"},
+    "review.thumbs": {"images", "folders"},
+    "review.retrain": {"review.catalog", "review.paths", "folders", "scoring", "sorting",
+                       "workflow"},
     "review.app": {"review.catalog", "review.paths", "review.thumbs"},
     "review.server": {"review.app", "review.catalog", "review.retrain", "workflow"},
     # the shell

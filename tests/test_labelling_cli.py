@@ -91,6 +91,19 @@ def test_data_errors_are_one_line(model_file, tmp_path, capsys):
     assert "no sort to undo" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["predict", "{model}", "{empty}"],
+                                     ["sort", "{model}", "{empty}", "--into", "{out}"],
+                                     ["suggest", "{model}", "{empty}", "-n", "2"]])
+def test_an_empty_folder_exits_1_naming_it(command, model_file, tmp_path, capsys):
+    # One collector, one rule: 'sort' of an empty folder was silently nothing (exit 0).
+    (tmp_path / "empty").mkdir()
+    argv = [part.format(model=model_file, empty=tmp_path / "empty", out=tmp_path / "out")
+            for part in command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no image files in folder" in err and "empty" in err and "\n" not in err
+
+
 def test_suggest_formats_and_into(model_file, pool, tmp_path, capsys):
     assert main(["suggest", str(model_file), pool.root, "-n", "3", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

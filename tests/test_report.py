@@ -23,6 +23,7 @@ from skanimal import BottleneckClassifier, BottleneckFeatures
 from skanimal.report import (
     REPORT_FILES,
     add_provenance,
+    classification_metrics,
     classification_text,
     compute_metrics,
     evaluate,
@@ -182,9 +183,9 @@ def test_plot_misclassified_checks_lengths():
 # ------------------------------------------------------------------------------ metrics
 
 
-def test_evaluate_matches_sklearn(fitted, split):
+def test_classification_metrics_match_sklearn(fitted, split):
     _, X_test, _, y_test = split
-    metrics = evaluate(fitted, X_test, y_test)
+    metrics = classification_metrics(fitted, X_test, y_test)
     classes = fitted.classes_
     y_pred = fitted.predict(X_test)
     proba = fitted.predict_proba(X_test)
@@ -205,12 +206,21 @@ def test_evaluate_matches_sklearn(fitted, split):
     json.dumps(metrics)  # plain Python values only
 
 
-def test_evaluate_rejects_unknown_classes(fitted, split):
+def test_classification_metrics_reject_unknown_classes(fitted, split):
     _, X_test, _, y_test = split
     y = y_test.copy()
     y[0] = "hexagon"
     with pytest.raises(ValueError, match="hexagon"):
-        evaluate(fitted, X_test, y)
+        classification_metrics(fitted, X_test, y)
+
+
+def test_report_evaluate_is_a_deprecated_name_of_classification_metrics(fitted, split):
+    # workflow.evaluate (a folder) and report.evaluate (a pipeline and X) were two public
+    # names "evaluate" for different things; the report's keeps working for one release.
+    _, X_test, _, y_test = split
+    with pytest.warns(FutureWarning, match="classification_metrics"):
+        metrics = evaluate(fitted, X_test, y_test)
+    assert metrics == classification_metrics(fitted, X_test, y_test)
 
 
 # ------------------------------------------------------------------------- write_report
@@ -321,7 +331,7 @@ def test_report_building_blocks_agree_with_evaluate(fitted, split):
     np.testing.assert_allclose(proba, fitted.predict_proba(X_test))
     np.testing.assert_array_equal(y_pred, fitted.predict(X_test))
     metrics = compute_metrics(y_test, y_pred, proba, classes)
-    assert metrics == evaluate(fitted, X_test, y_test)
+    assert metrics == classification_metrics(fitted, X_test, y_test)
     text = classification_text(y_test, y_pred, classes)
     assert text == classification_report(y_test, y_pred, labels=classes, digits=3,
                                          zero_division=0)

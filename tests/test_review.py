@@ -511,7 +511,7 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     from skanimal.review import start
 
     review_dir, model = copy_setup(model_dir, tmp_path)
-    (tmp_path / "animals-2.joblib").write_bytes(b"someone else's file")
+    (tmp_path / "animals (1).joblib").write_bytes(b"someone else's file")
     old_bytes = model.read_bytes()
     # Every photo of _review is then confident enough to leave it (the rule, not the
     # random-weights model's quality, is under test).
@@ -533,10 +533,10 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     status, phases = wait_for_retrain(client)
     assert status["state"] == "done", status
     assert {"training", "re-sorting"} <= set(phases)
-    assert status["model"] == "animals-3.joblib"
+    assert status["model"] == "animals (2).joblib"
     assert model.read_bytes() == old_bytes
-    assert (tmp_path / "animals-2.joblib").read_bytes() == b"someone else's file"
-    new = joblib.load(tmp_path / "animals-3.joblib")
+    assert (tmp_path / "animals (1).joblib").read_bytes() == b"someone else's file"
+    new = joblib.load(tmp_path / "animals (2).joblib")
     head = new.steps[-1][1]
     assert head.get_params()["callbacks"] is None  # the progress callback was not saved
     assert list(head.classes_) == CLASSES
@@ -554,7 +554,7 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     assert len(rows) == 5 * len(CLASSES)
     resorted = [r for r in rows if Path(r["destination"]).name in in_review]
     assert len(resorted) == len(in_review)
-    assert all(Path(r["destination"]).parent.name == r["label"] != "_review" and
+    assert all(Path(r["destination"]).parent.name == r["label_1"] != "_review" and
                Path(r["destination"]).is_file() for r in resorted)
     restored = post(client, "/api/undo", {}, token).get_json()["restored"]
     assert len(restored) == 4
@@ -562,7 +562,7 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     # A second retrain goes on from the new model.
     assert post(client, "/api/retrain", {}, token).status_code == 202
     status, _ = wait_for_retrain(client)
-    assert status["state"] == "done" and status["model"] == "animals-4.joblib"
+    assert status["state"] == "done" and status["model"] == "animals (3).joblib"
     review.close()
 
 
@@ -592,8 +592,8 @@ def test_retrain_a_logistic_head(model_dir, tmp_path, monkeypatch):
     token = login(client, review.app)
     assert post(client, "/api/retrain", {}, token).status_code == 202
     status, _ = wait_for_retrain(client)
-    assert status["state"] == "done" and status["model"] == "linear-2.joblib", status
-    new = joblib.load(tmp_path / "linear-2.joblib")
+    assert status["state"] == "done" and status["model"] == "linear (1).joblib", status
+    new = joblib.load(tmp_path / "linear (1).joblib")
     assert [type(step).__name__ for _, step in new.steps] == [
         "BottleneckFeatures", "StandardScaler", "LogisticRegression"]
     assert not any((review_dir / "_review").iterdir())

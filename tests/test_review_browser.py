@@ -109,7 +109,7 @@ def test_relabel_by_click_and_key_undo_and_retrain(served, browser_page):
     sync_api.expect(page.locator("#status")).to_have_text(re.compile(r"^Retrain(ed|ing failed)"),
                                                           timeout=300_000)
     assert page.locator("#status").text_content().startswith("Retrained:")
-    assert (models / "animals-2.joblib").is_file()
+    assert (models / "animals (1).joblib").is_file()
     assert not any((root / "_review").iterdir())
     assert page.locator('section[data-name="_review"] figure.photo').count() == 0
     assert (root / "square" / name).is_file()

@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 import skanimal
 from skanimal import BottleneckClassifier, BottleneckFeatures, WeightsUnavailableError
 from skanimal.compat import pack_model
-from skanimal.report import plot_misclassified, write_predictions, write_report_files
+from skanimal.report import plot_misclassified, top_k_columns, write_predictions, write_report_files
 
 SMALL = (32, 32)
 
@@ -120,10 +120,15 @@ def test_predictions_csv_has_a_row_per_image(predictions, tmp_path):
     with open(tmp_path / "p.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["path"] for row in rows] == paths
-    assert rows[1] == {"path": paths[1], "true": "dog", "predicted": "cat",
-                       "confidence": "0.600000", "correct": "false",
-                       "alternative_1": "dog", "probability_1": "0.300000",
-                       "alternative_2": "fox", "probability_2": "0.100000"}
+    assert rows[1] == {"path": paths[1], "true": "dog", "correct": "false",
+                       "label_1": "cat", "probability_1": "0.600000",
+                       "label_2": "dog", "probability_2": "0.300000",
+                       "label_3": "fox", "probability_3": "0.100000"}
+    assert list(rows[1]) == ["path", "true", "correct", *top_k_columns(3)]
+    with pytest.warns(FutureWarning, match="top_k"):
+        write_predictions(tmp_path / "q.csv", paths, y_true, proba, classes, alternatives=1)
+    with open(tmp_path / "q.csv", newline="") as handle:
+        assert next(csv.reader(handle)) == ["path", "true", "correct", *top_k_columns(2)]
 
 
 def test_misclassified_shows_the_most_confident_mistakes_first_with_whole_names(predictions):

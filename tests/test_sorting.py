@@ -80,14 +80,16 @@ def test_copy_sort_puts_every_photo_once_and_records_it(trained, photos, tmp_pat
     assert len(in_class) >= len(known) // 2
     assert all(where[name][0] == truth[name] for name in in_class)
     rows = read_csv(tmp_path / "out" / "predictions.csv")
-    assert list(rows[0])[:4] == ["source", "destination", "label", "confidence"]
-    assert {"label_2", "confidence_2", "label_3", "confidence_3"} <= set(rows[0])
+    assert list(rows[0]) == ["source", "destination", "label_1", "probability_1", "label_2",
+                             "probability_2", "label_3", "probability_3", "status", "error"]
     assert len(rows) == len(truth) == len(result.rows)
     for row in rows:
         assert Path(row["destination"]).read_bytes() == Path(row["source"]).read_bytes()
-        sure = float(row["confidence"]) >= 0.6
-        assert Path(row["destination"]).parent.name == (row["label"] if sure else REVIEW_FOLDER)
-        assert float(row["confidence"]) >= float(row["confidence_2"]) >= float(row["confidence_3"])
+        sure = float(row["probability_1"]) >= 0.6
+        assert Path(row["destination"]).parent.name == (row["label_1"] if sure
+                                                        else REVIEW_FOLDER)
+        assert (float(row["probability_1"]) >= float(row["probability_2"])
+                >= float(row["probability_3"]))
     assert sum(result.counts.values()) == len(truth)
     assert result.threshold == 0.6 and "given" in result.threshold_source
 
@@ -101,7 +103,7 @@ def test_unsure_photos_go_to_review(trained, photos, tmp_path):
     assert REVIEW_FOLDER not in lax.counts
     # An unknown class cannot land anywhere but in a known folder or review: with the model
     # unsure about it (its top probability below the known photos'), review takes it.
-    proba = {Path(r["source"]).name: r["confidence"] for r in lax.rows}
+    proba = {Path(r["source"]).name: r["probability_1"] for r in lax.rows}
     unknown = [proba[n] for n in truth if truth[n] not in KNOWN]
     known = [proba[n] for n in truth if truth[n] in KNOWN]
     middle = float(np.median(known))
@@ -140,11 +142,11 @@ def test_resort_with_a_changed_model_moves_the_earlier_copy(trained, photos, tmp
     second = sort_images(relabelled(model), source, out, min_confidence=0.0)
     where = placed(out)
     assert sorted(where) == sorted(truth) and all(len(v) == 1 for v in where.values())
-    changed = [a for a, b in zip(first.rows, second.rows) if a["label"] != b["label"]]
+    changed = [a for a, b in zip(first.rows, second.rows) if a["label_1"] != b["label_1"]]
     assert len(changed) == len(truth)  # rotated classes: every photo changed folder...
     assert len(second.relocations) == len(truth)  # ...by a move of its copy, not a new one
     for row in second.rows:
-        assert Path(row["destination"]).parent.name == row["label"]
+        assert Path(row["destination"]).parent.name == row["label_1"]
         assert Path(row["destination"]).read_bytes() == Path(row["source"]).read_bytes()
     rows = read_csv(out / "predictions.csv")
     assert sorted(r["destination"] for r in rows) == sorted(r["destination"]
@@ -171,7 +173,7 @@ def test_sorting_review_again_moves_within_out_and_keeps_the_rows(trained, photo
     # predictions.csv still has one row per original source, now pointing to its class.
     rows = read_csv(out / "predictions.csv")
     assert sorted(r["source"] for r in rows) == sorted(str(p) for p in source.rglob("*.jpg"))
-    assert all(Path(r["destination"]).parent.name == r["label"] for r in rows)
+    assert all(Path(r["destination"]).parent.name == r["label_1"] for r in rows)
     # The review page's undo of the re-sort; then undo_sort of the rest: nothing left.
     moves.undo(again.journals[0])
     assert all(v == [REVIEW_FOLDER] for v in placed(out).values())

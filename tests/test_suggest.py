@@ -46,7 +46,7 @@ def test_suggestions_are_the_uncertain_ones(model_and_pool):
     for row in result.rows:
         assert row["margin"] == pytest.approx(margin[row["path"]], abs=1e-5)
         assert row["margin"] <= cutoff + 1e-6
-        assert row["confidence"] >= row["confidence_2"]
+        assert row["probability_1"] >= row["probability_2"]
     pure = suggest_images(model, pool.root, 5, candidates=5)
     expected = np.sort(list(margin.values()))[:5]
     assert sorted(r["margin"] for r in pure.rows) == pytest.approx(expected, abs=1e-5)

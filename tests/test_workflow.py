@@ -19,8 +19,7 @@ from skanimal import (
 )
 from skanimal.datasets import find_images
 from skanimal.fileio import TMP_PREFIX
-from skanimal.report import REPORT_FILES
-from skanimal.report import evaluate as report_evaluate
+from skanimal.report import REPORT_FILES, classification_metrics
 
 SMALL = dict(weights=None, image_size=(32, 32))
 
@@ -91,7 +90,7 @@ def test_train_report_agrees_with_the_scores(trained):
         assert mode(result.report_dir / name) == normal_mode()
 
 
-def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
+def test_evaluate_matches_classification_metrics(trained, data_dir, tmp_path):
     result, _ = trained
     lines = []
     # The model was trained on the train part of these very images: evaluate says so.
@@ -100,7 +99,7 @@ def test_evaluate_matches_report_evaluate(trained, data_dir, tmp_path):
                                       log=lines.append)
     assert evaluated.n_trained_on == evaluated.metrics["n_trained_on"] == result.sizes["train"]
     data = load_image_folder(data_dir)
-    expected = report_evaluate(result.pipeline, data.paths, data.target)
+    expected = classification_metrics(result.pipeline, data.paths, data.target)
     for key in ("accuracy", "log_loss"):
         assert evaluated.metrics[key] == pytest.approx(expected[key]), key
     for key in ("per_class", "confusion_matrix", "n_samples", "classes"):
@@ -203,18 +202,23 @@ def test_load_model_reads_skanimal_archives_too(trained, data_dir, tmp_path):
 
 
 def test_save_model_beside_takes_the_next_free_name_and_never_overwrites(tmp_path):
+    # The numbering of moves.free_names, as copied photos get: "name (k).ext".
     old = tmp_path / "animals.joblib"
     workflow.save_model({"version": 1}, old)
-    (tmp_path / "animals-3.joblib").write_bytes(b"someone else's file")
-    assert workflow.save_model_beside({"version": 2}, old) == tmp_path / "animals-2.joblib"
-    new = workflow.save_model_beside({"version": 3}, tmp_path / "animals-2.joblib")
-    assert new == tmp_path / "animals-4.joblib"  # animals-3 is taken
+    (tmp_path / "animals (2).joblib").write_bytes(b"someone else's file")
+    assert workflow.save_model_beside({"version": 2}, old) == tmp_path / "animals (1).joblib"
+    new = workflow.save_model_beside({"version": 3}, tmp_path / "animals (1).joblib")
+    assert new == tmp_path / "animals (3).joblib"  # animals (2) is taken
     assert joblib.load(old) == {"version": 1}
-    assert (tmp_path / "animals-3.joblib").read_bytes() == b"someone else's file"
+    assert (tmp_path / "animals (2).joblib").read_bytes() == b"someone else's file"
     assert joblib.load(new) == {"version": 3}
     assert mode(new) == normal_mode()
-    assert sorted(os.listdir(tmp_path)) == ["animals-2.joblib", "animals-3.joblib",
-                                            "animals-4.joblib", "animals.joblib"]
+    assert sorted(os.listdir(tmp_path)) == ["animals (1).joblib", "animals (2).joblib",
+                                            "animals (3).joblib", "animals.joblib"]
+    # A name's own trailing number is not a copy number.
+    dated = tmp_path / "model-2023.joblib"
+    workflow.save_model({"version": 1}, dated)
+    assert workflow.save_model_beside({}, dated) == tmp_path / "model-2023 (1).joblib"
 
 
 @pytest.mark.parametrize("kwargs, match", [

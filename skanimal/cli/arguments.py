@@ -10,7 +10,7 @@ from .console import PROG
 __all__ = [
     "UsageError", "HelpFormatter", "add_command", "fraction_or_count", "positive_int",
     "epochs", "positive_float", "image_size", "weights_choice", "probability", "port",
-    "pooling", "add_progress_option", "add_on_error_option", "on_error_value",
+    "pooling", "add_progress_option", "add_on_error_option",
     "add_weights_option", "report_skipped", "status_after_skipping", "progress_of",
 ]
 
@@ -141,11 +141,6 @@ def add_on_error_option(parser, default):
              f"them, 'skip' goes on without them and lists them on stderr at the end; "
              f"default: %(default)s ({why}; use '{other}' otherwise)",
     )
-
-
-def on_error_value(args):
-    """The Python API's name for the CLI's --on-error choice."""
-    return {"fail": "raise", "skip": "skip"}[args.on_error]
 
 
 def add_weights_option(parser, dest="weights"):

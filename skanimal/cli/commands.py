@@ -23,7 +23,6 @@ from .arguments import (
     epochs,
     fraction_or_count,
     image_size,
-    on_error_value,
     pooling,
     port,
     positive_float,
@@ -335,10 +334,11 @@ def _add_sort(commands):
               "[--copy | --link | --move] [--weights PATH]\n       skanimal sort --undo OUT",
         description="Put each image of SOURCE (files, and folders searched recursively) into\n"
                     "OUT/<class>/ when the model is confident enough, else into OUT/_review/,\n"
-                    "and write OUT/predictions.csv (source, destination, label, confidence,\n"
-                    "runner-up classes). Names that collide get a suffix; nothing is ever\n"
-                    "overwritten; running the same sort again duplicates nothing, and a photo\n"
-                    "a retrained model puts in another class is moved there. --move is\n"
+                    "and write OUT/predictions.csv (source, destination, label_1,\n"
+                    "probability_1, then the runner-up classes). Names that collide get a\n"
+                    "suffix; nothing is ever overwritten; running the same sort again\n"
+                    "duplicates nothing, and a photo a retrained model puts in another class\n"
+                    "is moved there. --move is\n"
                     "journaled: killed and run again, it finishes with every photo exactly\n"
                     "once. --undo OUT puts moved photos back (and removes copies and links).\n\n"
                     "Only load model files you trust: joblib files can run code when loaded.",
@@ -387,7 +387,7 @@ def _run_sort(args):
     model_path, *sources = args.inputs
     model = load_model(model_path, weights=args.weights)
     result = sort_images(model, sources, args.into, min_confidence=args.min_confidence,
-                         mode=args.mode, on_error=on_error_value(args),
+                         mode=args.mode, on_error=args.on_error,
                          progress=bool(args.progress))
     print(f"Threshold: {result.threshold:.4g} ({result.threshold_source})")
     if result.resumed:
@@ -428,14 +428,13 @@ def _add_suggest(commands):
 
 
 def _run_suggest(args):
-    from ..suggest import suggest_images
+    from ..suggest import COLUMNS, suggest_images
     from ..workflow import load_model
 
     model = load_model(args.model, weights=args.weights)
     result = suggest_images(model, args.pool, args.n, into=args.into,
-                            on_error=on_error_value(args), progress=bool(args.progress))
-    write_records(result.rows, ["path", "margin", "label", "confidence", "label_2",
-                                 "confidence_2"], args.format)
+                            on_error=args.on_error, progress=bool(args.progress))
+    write_records(result.rows, COLUMNS, args.format)
     if args.into is not None:
         print(f"Copied {len(result.copied)} photo(s) into {args.into}", file=sys.stderr)
     return status_after_skipping(result.unreadable)
@@ -486,7 +485,7 @@ def _run_audit(args):
         weights = "imagenet" if args.weights is None else weights_choice(args.weights)
     result = audit_folder(args.data_dir, model=model, backbone=args.backbone or "vgg16",
                           weights=weights, image_size=args.image_size,
-                          on_error=on_error_value(args), progress=bool(args.progress))
+                          on_error=args.on_error, progress=bool(args.progress))
     write_audit(result, args.data_dir, args.format)
     return status_after_skipping(result.unreadable)
 

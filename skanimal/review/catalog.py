@@ -7,8 +7,10 @@ The folder is a class-per-folder set (as made by ``skanimal sort``): ``DIR/<clas
 inode), which a move inside the folder keeps, so it follows the photo wherever it is moved.
 
 Sources of scores, in this order: the model given to the app (its ``predict_proba``, set with
-:meth:`Catalog.set_probabilities`), else ``DIR/predictions.csv`` (columns ``destination``,
-``label``, ``confidence``, as ``skanimal sort`` writes it). Audit suspects come from
+:meth:`Catalog.set_probabilities`), else ``DIR/predictions.csv`` (``destination``,
+``label_1``, ``probability_1``, as ``skanimal sort`` writes it; read with
+:func:`skanimal.folders.read_sort_predictions`). The folder's layout (``_review``, the
+state folder) is :mod:`skanimal.folders`'. Audit suspects come from
 ``DIR/audit.csv`` or ``DIR/audit.json`` when present (``skanimal audit DIR --format csv >
 DIR/audit.csv``): the audit is cross-validation, too slow to run on every page load.
 """
@@ -29,14 +31,17 @@ import numpy as np
 from .. import moves
 from ..datasets import load_image_folder
 from ..exceptions import ImageFolderError, SkanimalError
+from ..folders import (
+    PREDICTIONS_FILE,
+    REVIEW_FOLDER,
+    STATE_FOLDER,
+    file_key,
+    journal_folder,
+    read_sort_predictions,
+)
 from .paths import PathRefused, relative_name, resolve_inside
 
 __all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
-
-#: The folder of photos no class was confident enough for ("none of these").
-REVIEW_FOLDER = "_review"
-#: The app's own state inside the reviewed folder: thumbnails, journals.
-STATE_FOLDER = ".skanimal"
 
 
 class MoveRefused(SkanimalError, ValueError):
@@ -44,7 +49,7 @@ class MoveRefused(SkanimalError, ValueError):
 
 
 @dataclass
-class Scores:
+class PhotoScore:
     """What a model said about one photo."""
 
     predicted: str
@@ -66,8 +71,7 @@ def _identity(stat_result):
 
 
 def _thumb_version(stat_result):
-    return f"{stat_result.st_dev:x}-{stat_result.st_ino:x}-{stat_result.st_size:x}-" \
-           f"{stat_result.st_mtime_ns:x}"
+    return "-".join(f"{part:x}" for part in file_key(stat_result))
 
 
 class Catalog:
@@ -88,10 +92,10 @@ class Catalog:
                                    "not a folder")
         self.root = Path(os.path.realpath(root))
         self.state_dir = self.root / STATE_FOLDER
-        self.journal_dir = self.state_dir / "journal"
+        self.journal_dir = journal_folder(self.root)
         self._lock = threading.RLock()
         self._given_classes = [str(c) for c in classes] if classes is not None else None
-        self._scores = {}    # identity -> Scores
+        self._scores = {}    # identity -> PhotoScore
         self._suspects = {}  # identity -> suggested class (str)
         self._undo = []      # Actions, most recent last
         self.scan()
@@ -153,28 +157,28 @@ class Catalog:
                 if identity is None:
                     continue
                 best = int(np.argmax(row))
-                self._scores[identity] = Scores(classes[best], float(row[best]),
+                self._scores[identity] = PhotoScore(classes[best], float(row[best]),
                                                 dict(zip(classes, row.tolist())))
 
     def load_predictions(self, csv_path=None):
-        """Read ``predictions.csv`` (``destination``, ``label``, ``confidence``); returns the
-        number of rows matched to a photo. A missing file reads as none."""
-        csv_path = Path(csv_path) if csv_path else self.root / "predictions.csv"
+        """Read ``predictions.csv`` (``destination``, ``label_1``, ``probability_1``; older
+        files' ``label``, ``confidence`` too); returns the number of rows matched to a
+        photo. A missing file reads as none."""
+        csv_path = Path(csv_path) if csv_path else self.root / PREDICTIONS_FILE
         if not csv_path.is_file():
             return 0
         matched = 0
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                identity = self._identity_of(row.get("destination") or row.get("path") or "")
-                try:
-                    confidence = float(row.get("confidence", ""))
-                except ValueError:
-                    continue
-                if identity is None or not row.get("label"):
-                    continue
-                with self._lock:
-                    self._scores[identity] = Scores(row["label"], confidence)
-                matched += 1
+        for row in read_sort_predictions(csv_path.parent, csv_path.name):
+            identity = self._identity_of(row.get("destination") or row.get("path") or "")
+            try:
+                confidence = float(row.get("probability_1", ""))
+            except ValueError:
+                continue
+            if identity is None or not row.get("label_1"):
+                continue
+            with self._lock:
+                self._scores[identity] = PhotoScore(row["label_1"], confidence)
+            matched += 1
         return matched
 
     def load_audit(self):

@@ -6,9 +6,9 @@ on the features of the photos now in the class folders. Those features come from
 feature cache (no CNN work for photos seen before) and, within one review session, from
 memory (:class:`FeatureMemo`: a photo moved between folders keeps its inode, size and
 modification time, so it is not even read again). The new model is saved beside the old one
-under the next free name (``animals.joblib`` → ``animals-2.joblib`` → ``animals-3.joblib``;
-never overwriting: :func:`skanimal.workflow.save_model_beside`), then the ``_review`` folder
-is sorted again with it by :func:`skanimal.sorting.sort_images`.
+under the next free name (``animals.joblib`` → ``animals (1).joblib`` → ``animals
+(2).joblib``; never overwriting: :func:`skanimal.workflow.save_model_beside`), then the
+``_review`` folder is sorted again with it by :func:`skanimal.sorting.sort_images`.
 """
 
 from __future__ import annotations
@@ -22,46 +22,32 @@ from pathlib import Path
 import keras
 import numpy as np
 from sklearn.base import clone
-from sklearn.pipeline import Pipeline
 
 from ..exceptions import IncompatibleModelError, SkanimalError
-from ..features import BottleneckFeatures
+from ..folders import REVIEW_FOLDER, file_key
+from ..scoring import join_pipeline, score_images, split_pipeline
 from ..sorting import sort_images
 from ..workflow import save_model_beside
-from .catalog import REVIEW_FOLDER
 from .paths import relative_name
 
 __all__ = ["FeatureMemo", "EpochProgress", "Retrainer", "resort_review", "score_photos",
-           "split_model", "join_model"]
+           "check_model"]
 
 # ----------------------------------------------------------------------------- model files
 
 
-def split_model(model, path="the model"):
-    """``(features_name, features, head_name, head)`` of a skanimal pipeline.
-
-    The first step is the fitted :class:`~skanimal.BottleneckFeatures`; the head is the
-    rest: the last step (``head_name`` its name), or, for a longer pipeline such as
-    ``skanimal train --head logistic``'s StandardScaler + LogisticRegression, a
-    :class:`~sklearn.pipeline.Pipeline` of the remaining steps (``head_name`` None).
-    """
-    steps = getattr(model, "steps", None)
-    if (not isinstance(model, Pipeline) or len(steps) < 2
-            or not isinstance(steps[0][1], BottleneckFeatures)
-            or not hasattr(steps[-1][1], "predict_proba")):
+def check_model(model, path="the model"):
+    """``model`` split by :func:`skanimal.scoring.split_pipeline` into its features step and
+    head, or one line naming ``path`` when the review page cannot score or retrain it."""
+    try:
+        features, head = split_pipeline(model)
+    except IncompatibleModelError:
+        features = None
+    if not hasattr(features, "extract"):
         raise IncompatibleModelError(
             f"{os.fspath(path)!r} is not a pipeline of BottleneckFeatures and a classifier "
             "(as 'skanimal train' saves): the review page cannot score or retrain it")
-    features_name, features = steps[0]
-    if len(steps) == 2:
-        return features_name, features, steps[1][0], steps[1][1]
-    return features_name, features, None, Pipeline(steps[1:])
-
-
-def join_model(features_name, features, head_name, head):
-    """The pipeline :func:`split_model` split (with a new head)."""
-    rest = head.steps if head_name is None else [(head_name, head)]
-    return Pipeline([(features_name, features)] + list(rest))
+    return features, head
 
 
 # -------------------------------------------------------------------------------- features
@@ -70,8 +56,8 @@ def join_model(features_name, features, head_name, head):
 class FeatureMemo:
     """Features of photos already seen in this session, by file identity.
 
-    The key is (device, inode, size, modification time): moving a photo inside the folder
-    keeps it, editing the file changes it. Photos not in memory go through the features
+    The key is :func:`skanimal.folders.file_key`: moving a photo inside the folder keeps it,
+    editing the file changes it. Photos not in memory go through the features
     step (and its on-disk cache) in chunks, so progress can be reported.
     """
 
@@ -89,10 +75,7 @@ class FeatureMemo:
         with self._lock:
             if features is not self._features:
                 self._features, self._rows = features, {}
-        keys = []
-        for path in paths:
-            info = os.stat(path)
-            keys.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns))
+        keys = [file_key(path) for path in paths]
         missing = [i for i, key in enumerate(keys) if key not in self._rows]
         total = len(paths)
         done = total - len(missing)
@@ -100,7 +83,8 @@ class FeatureMemo:
             progress(done, total)
         for start in range(0, len(missing), self.chunk_size):
             chunk = missing[start:start + self.chunk_size]
-            rows = features.transform([paths[i] for i in chunk])
+            rows = score_images(features, [paths[i] for i in chunk], proba=False,
+                                features=True, on_error="fail").features
             with self._lock:
                 for i, row in zip(chunk, rows):
                     self._rows[keys[i]] = row
@@ -147,7 +131,7 @@ def _fit_head(head, F, y, on_epoch):
 def score_photos(catalog, model, memo, progress=None):
     """Record ``model``'s probabilities for every photo of ``catalog`` (features from
     ``memo``); ``progress(done, total)`` follows the feature extraction."""
-    _, features, _, head = split_model(model)
+    features, head = check_model(model)
     paths = catalog.folder_paths()
     F = memo.transform(features, paths, progress)
     if F is not None:
@@ -240,7 +224,7 @@ class Retrainer:
                       message=" ".join(f"{type(exc).__name__}: {exc}".split()))
 
     def _retrain(self):
-        features_name, features, head_name, head = split_model(self.model, self.model_path)
+        features, head = check_model(self.model, self.model_path)
         paths, labels = self.catalog.training_set()
         if len(set(labels)) < 2:
             raise SkanimalError("retraining needs photos in at least two class folders")
@@ -254,7 +238,7 @@ class Retrainer:
         t0 = time.perf_counter()
         new_head = _fit_head(head, F, labels, lambda epoch: self._set(done=epoch))
         fit_s = time.perf_counter() - t0
-        new_model = join_model(features_name, features, head_name, new_head)
+        new_model = join_pipeline(self.model, new_head)
 
         self._set(phase="saving", done=0, total=1)
         saved = save_model_beside(new_model, self.model_path)

@@ -15,7 +15,7 @@ from waitress import wasyncore
 from ..workflow import load_model
 from .app import LOOPBACK_NAMES, create_app
 from .catalog import Catalog
-from .retrain import FeatureMemo, Retrainer, score_photos, split_model
+from .retrain import FeatureMemo, Retrainer, check_model, score_photos
 
 __all__ = ["ReviewServer", "start", "serve"]
 
@@ -117,7 +117,7 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=
     pipeline = None
     if model is not None:
         pipeline = load_model(model, weights=weights)
-        split_model(pipeline, model)  # one line now if it cannot be scored or retrained
+        check_model(pipeline, model)  # one line now if it cannot be scored or retrained
     catalog = Catalog(directory, None if pipeline is None else list(pipeline.classes_))
     finished = catalog.finish_interrupted()
     if finished:
