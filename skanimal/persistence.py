@@ -232,6 +232,11 @@ _MAX_IR_XML_BYTES = 16 * MiB
 #: not know (ignored: see _read), whose names are short.
 _MAX_MEMBERS = 64
 _MAX_DIRECTORY_BYTES = _MAX_MEMBERS * 1024
+#: Each member's limit before the description is read; the head's and the weights' are
+#: then narrowed to what the described head and backbone can weigh.
+_MEMBER_LIMITS = {_DESCRIPTION: _MAX_DESCRIPTION_BYTES, _HEAD: _MAX_BACKBONE_BYTES,
+                  _WEIGHTS: _MAX_BACKBONE_BYTES, "int8_model.xml": _MAX_IR_XML_BYTES,
+                  "int8_model.bin": _MAX_BACKBONE_BYTES}
 _MAX_TOTAL_BYTES = (_MAX_DESCRIPTION_BYTES + _MAX_IR_XML_BYTES + 3 * _MAX_BACKBONE_BYTES)
 
 
@@ -278,8 +283,8 @@ def _read(path, folder, *, want_weights):
     """
     path = Path(path)
     with open_zip(path, max_members=_MAX_MEMBERS, max_directory=_MAX_DIRECTORY_BYTES,
-                  max_total=_MAX_TOTAL_BYTES, what="skanimal model file",
-                  error=IncompatibleModelError) as archive:
+                  max_total=_MAX_TOTAL_BYTES, limits=_MEMBER_LIMITS,
+                  what="skanimal model file", error=IncompatibleModelError) as archive:
         if not {_DESCRIPTION, _HEAD} <= set(archive.members):
             raise IncompatibleModelError(
                 f"{str(path)!r} is not a skanimal model file (it lacks {_DESCRIPTION} or "
@@ -307,7 +312,7 @@ def _read(path, folder, *, want_weights):
     # head.keras is itself a zip, which Keras reads without limits: check it the same way.
     with open_zip(head_file, max_members=16, max_directory=16 * 1024,
                   max_total=_head_limit(head_spec), what="Keras head",
-                  error=IncompatibleModelError):
+                  error=IncompatibleModelError, shown=f"{str(path)!r}: its {_HEAD}"):
         pass
     return description, head_file, int8_files, weights_file
 

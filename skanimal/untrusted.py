@@ -52,7 +52,12 @@ def _size(n):
 
 
 def _refuse(error, path, reason):
-    return error(f"{os.fspath(path)!r} {reason}")
+    shown = path if isinstance(path, _Shown) else repr(os.fspath(path))
+    return error(f"{shown} {reason}")
+
+
+class _Shown(str):
+    """How a file is named in messages, when not by its path (a member of another file)."""
 
 
 def read_bytes(path, limit, *, what="file", error=DamagedFileError):
@@ -200,7 +205,7 @@ class CappedZip:
         if info.file_size > limit:
             raise _refuse(self._error, self.path,
                           f"holds a {name} of {_size(info.file_size)}, more than "
-                          f"{_size(limit)}: not a model skanimal wrote.")
+                          f"{_size(limit)}: not a file skanimal wrote.")
         taken = 0
         try:
             with self._zf.open(info) as member:
@@ -236,8 +241,8 @@ class CappedZip:
 
 
 @contextlib.contextmanager
-def open_zip(path, *, max_members, max_directory, max_total, max_ratio=100.0,
-             ratio_floor=MiB, what="archive", error=DamagedFileError):
+def open_zip(path, *, max_members, max_directory, max_total, limits=None, max_ratio=100.0,
+             ratio_floor=MiB, what="archive", error=DamagedFileError, shown=None):
     """Open a zip archive after checking its directory; yields a :class:`CappedZip`.
 
     Parameters
@@ -250,6 +255,9 @@ def open_zip(path, *, max_members, max_directory, max_total, max_ratio=100.0,
         Most bytes of central directory accepted (the list of members' names and sizes).
     max_total : int
         Most bytes accepted for all members together, as their headers declare them.
+    limits : dict, optional
+        ``{name: most bytes}`` of the members the caller knows, checked first (a member
+        is still read under the limit given to :meth:`CappedZip.read`).
     max_ratio : float, default=100
         Largest compression ratio (declared size / compressed size) accepted for a member,
         or for the whole archive, declaring more than ``ratio_floor`` bytes. Real data
@@ -257,11 +265,16 @@ def open_zip(path, *, max_members, max_directory, max_total, max_ratio=100.0,
     ratio_floor : int, default=1 MiB
     what, error
         As for :func:`read_bytes`.
+    shown : str, optional
+        How messages name the file (default: its path), e.g. ``"'m.skanimal''s head.keras"``
+        for an archive inside another.
     """
     try:
         handle = open(path, "rb")
     except OSError as exc:
         raise _refuse(error, path, f"cannot be read: {exc.strerror or exc}") from None
+    if shown is not None:
+        path = _Shown(shown)
     with handle:
         members, directory = _directory_size(handle, path, what, error)
         if members > max_members:
@@ -280,6 +293,12 @@ def open_zip(path, *, max_members, max_directory, max_total, max_ratio=100.0,
             if len(infos) > max_members:
                 raise _refuse(error, path, f"lists {len(infos):,} members; a {what} has at "
                                            f"most {max_members}.")
+            for info in infos:
+                limit = (limits or {}).get(info.filename)
+                if limit is not None and info.file_size > limit:
+                    raise _refuse(error, path,
+                                  f"holds a {info.filename} of {_size(info.file_size)}, more "
+                                  f"than {_size(limit)}: not a {what} skanimal wrote.")
             total = sum(info.file_size for info in infos)
             if total > max_total:
                 raise _refuse(error, path, f"declares {_size(total)} of content; a {what} "
