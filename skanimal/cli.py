@@ -703,8 +703,10 @@ def _run_sort(args):
         if undone.later_moves_undone:
             print(f"Undid {undone.later_moves_undone} later move(s) within {args.undo} "
                   "(review-page corrections)")
-        print(f"Restored {len(undone.restored)} moved photo(s) to where they came from; "
-              f"removed {undone.removed} copie(s) or link(s) from {args.undo}")
+        if undone.restored or not undone.removed:
+            print(f"Restored {len(undone.restored)} photo(s) to where they came from")
+        if undone.removed:
+            print(f"Removed {undone.removed} copied or linked photo(s) from {args.undo}")
         return 0
     model_path, *sources = args.inputs
     model = load_model(model_path)
@@ -715,7 +717,7 @@ def _run_sort(args):
         return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
 
     if result.resumed:
-        print(f"Finished {result.resumed} photo(s) of an interrupted sort first, into "
+        print(f"Finished an interrupted sort first: its {result.resumed} photo(s) are in "
               f"{result.into}: {folders(result.resumed_counts)}")
     verb = {"copy": "Copied", "link": "Linked", "move": "Moved"}[args.mode]
     placed = {k: v for k, v in result.counts.items() if k != "unreadable"}

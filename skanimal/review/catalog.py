@@ -15,8 +15,6 @@ DIR/audit.csv``): the audit is cross-validation, too slow to run on every page l
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import secrets
 import threading
@@ -29,6 +27,7 @@ import numpy as np
 from .. import moves
 from ..datasets import load_image_folder
 from ..exceptions import ImageFolderError, SkanimalError
+from ..untrusted import MiB, read_csv, read_json
 from .paths import PathRefused, relative_name, resolve_inside
 
 __all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
@@ -37,6 +36,9 @@ __all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
 REVIEW_FOLDER = "_review"
 #: The app's own state inside the reviewed folder: thumbnails, journals.
 STATE_FOLDER = ".skanimal"
+#: Largest predictions.csv or audit file read (as the sort's own limit for predictions.csv:
+#: a few million photos' rows).
+_MAX_CSV_BYTES = 1024 * MiB
 
 
 class MoveRefused(SkanimalError, ValueError):
@@ -163,18 +165,17 @@ class Catalog:
         if not csv_path.is_file():
             return 0
         matched = 0
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                identity = self._identity_of(row.get("destination") or row.get("path") or "")
-                try:
-                    confidence = float(row.get("confidence", ""))
-                except ValueError:
-                    continue
-                if identity is None or not row.get("label"):
-                    continue
-                with self._lock:
-                    self._scores[identity] = Scores(row["label"], confidence)
-                matched += 1
+        for row in read_csv(csv_path, _MAX_CSV_BYTES, what="predictions file"):
+            identity = self._identity_of(row.get("destination") or row.get("path") or "")
+            try:
+                confidence = float(row.get("confidence", ""))
+            except ValueError:
+                continue
+            if identity is None or not row.get("label") or not 0 <= confidence <= 1:
+                continue
+            with self._lock:
+                self._scores[identity] = Scores(row["label"], confidence)
+            matched += 1
         return matched
 
     def load_audit(self):
@@ -182,12 +183,11 @@ class Catalog:
         class); returns the number of suspects matched to a photo."""
         rows = []
         if (self.root / "audit.json").is_file():
-            with open(self.root / "audit.json", encoding="utf-8") as handle:
-                loaded = json.load(handle)
+            loaded = read_json(self.root / "audit.json", _MAX_CSV_BYTES, what="audit file")
             rows = loaded.get("suspects", []) if isinstance(loaded, dict) else loaded
+            rows = rows if isinstance(rows, list) else []
         elif (self.root / "audit.csv").is_file():
-            with open(self.root / "audit.csv", newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+            rows = read_csv(self.root / "audit.csv", _MAX_CSV_BYTES, what="audit file")
         matched = 0
         for row in rows:
             if not isinstance(row, dict):
