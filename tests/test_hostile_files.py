@@ -132,24 +132,24 @@ _MEASURE = textwrap.dedent("""
     outcomes = {}
     for path in sys.argv[1:]:
         read, write = os.pipe()
-        before = rss_kb()
         start = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             os.close(read)
+            before = rss_kb()
             try:
                 skanimal.load(path)
                 error = None
             except SkanimalError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            os.write(write, json.dumps(error).encode())
+            os.write(write, json.dumps([error, before]).encode())
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as pipe:
-            error = json.loads(pipe.read())
+            error, before = json.loads(pipe.read())
         _, status, usage = os.wait4(pid, 0)
-        # The child's peak resident size (it starts with the parent's pages) less the
-        # parent's when it forked: what the load grew by.
+        # The child's peak resident size less its size when it started: what the load
+        # grew by.
         outcomes[path] = {"error": error, "seconds": time.perf_counter() - start,
                           "growth_mb": (usage.ru_maxrss - before) / 1024, "status": status}
     print(json.dumps(outcomes))
