@@ -430,7 +430,8 @@ def _check_folder_names(classes):
 
 
 def _inside(path, folder):
-    return os.fspath(path).startswith(os.fspath(folder) + os.sep)
+    # Normalised: a path read back from predictions.csv may say "OUT/../elsewhere".
+    return os.path.normpath(os.fspath(path)).startswith(os.fspath(folder) + os.sep)
 
 
 def _same_file(a, b):

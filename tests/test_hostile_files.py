@@ -248,6 +248,14 @@ def _weights_named_by_the_file(members, folder):
     return _rebuilt(folder / "named.skanimal", members)
 
 
+def _oversized_int8_weights(members, folder):
+    # More than the largest registered backbone's weights, declared; zeros, compressed.
+    data, size = _deflate_padded(b"", 0, 300 * MB, b"")
+    return _rebuilt(folder / "int8.skanimal", members,
+                    extra=[_member("int8_model.xml", b"<net/>"),
+                           _member("int8_model.bin", data=data, size=size)])
+
+
 #: Each hostile file and a fragment of the reason it must be refused for.
 HOSTILE = {
     "description padded to 3.3 GB": (_padded_description, "skanimal.json of 3,372.0 MB"),
@@ -263,6 +271,7 @@ HOSTILE = {
     "a member listed twice": (_listed_twice, "lists the member 'head.keras' twice"),
     "a zip bomb inside head.keras": (_bomb_inside_the_head, "Keras head"),
     "weights named by the file": (_weights_named_by_the_file, "does not match the checksum"),
+    "int8 IR weights of 300 MB": (_oversized_int8_weights, "int8_model.bin of 300.0 MB"),
 }
 
 
