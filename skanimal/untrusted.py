@@ -33,7 +33,7 @@ import zlib
 
 from .exceptions import DamagedFileError
 
-__all__ = ["MiB", "read_bytes", "read_json", "read_csv", "CappedZip", "open_zip"]
+__all__ = ["MiB", "read_bytes", "read_json", "parse_json", "read_csv", "CappedZip", "open_zip"]
 
 MiB = 1 << 20
 
