@@ -33,8 +33,8 @@ from .exceptions import DamagedFileError, ImageFolderError, IncompatibleModelErr
 from .scoring import collect_sources, iter_scores, split_pipeline
 from .untrusted import MiB, read_csv, read_json
 
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "UndoResult", "sort_images",
-           "undo_sort", "confidence_for", "default_threshold"]
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "UndoResult",
+           "LaterMovesError", "sort_images", "undo_sort", "confidence_for", "default_threshold"]
 
 #: The lowest threshold a sort uses unless ``min_confidence`` is given: a calibrated
 #: ``confidence_threshold_`` only raises it. Calibration on the known classes can give a low
