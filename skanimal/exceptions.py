@@ -181,3 +181,8 @@ class CacheWarning(UserWarning):
 
 class SmallImageWarning(UserWarning):
     """Images far smaller than the network's input: upscaled, their features say little."""
+
+
+class DamagedFileError(SkanimalError, ValueError):
+    """A file skanimal reads back (a journal, a run record, a CSV file) is damaged, too large,
+    or not what it claims to be; the message names it and says why."""

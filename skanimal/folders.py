@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .fileio import atomic_write
 from .report import top_k_columns
+from .untrusted import MiB, read_csv
 
 __all__ = ["REVIEW_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
            "journal_folder",
@@ -37,6 +38,9 @@ STATE_FOLDER = ".skanimal"
 
 #: Classes recorded per photo in predictions.csv (the most probable one and runners-up).
 TOP_K = 3
+
+#: Largest predictions.csv read back: a few million photos' rows.
+MAX_PREDICTIONS_BYTES = 1024 * MiB
 
 #: Column names of predictions.csv files written before the ``label_<i>``/``probability_<i>``
 #: scheme, read as their new names.
@@ -74,7 +78,7 @@ def prediction_columns():
     return ["source", "destination", *top_k_columns(TOP_K), "status", "error"]
 
 
-def read_sort_predictions(folder, name=PREDICTIONS_FILE):
+def read_sort_predictions(folder, name=PREDICTIONS_FILE, *, required=("source", "destination")):
     """The rows of ``folder``'s predictions.csv, as dicts; none when it has no such file.
 
     Files written by earlier versions (``label``, ``confidence``, ``label_2``,
@@ -86,6 +90,8 @@ def read_sort_predictions(folder, name=PREDICTIONS_FILE):
         A sorted folder (OUT).
     name : str, default=PREDICTIONS_FILE
         The file's name in ``folder``.
+    required : sequence of str, default=("source", "destination")
+        Columns the file must have (a sort's own file has both).
 
     Returns
     -------
@@ -94,8 +100,8 @@ def read_sort_predictions(folder, name=PREDICTIONS_FILE):
     path = Path(folder) / name
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    # A folder's files may come from anyone (a shared folder): capped and parsed defensively.
+    rows = read_csv(path, MAX_PREDICTIONS_BYTES, required=required, what="predictions file")
     if rows and "confidence" in rows[0] and "probability_1" not in rows[0]:
         rows = [{_OLD_COLUMNS.get(key, key): value for key, value in row.items()}
                 for row in rows]

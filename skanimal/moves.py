@@ -35,9 +35,10 @@ from pathlib import Path
 
 from . import fileio
 from .exceptions import SkanimalError
+from .untrusted import MiB, read_json
 
 __all__ = ["MODES", "TransferError", "transfer", "resume", "undo", "pending", "free_names",
-           "copy_number"]
+           "copy_number", "read_journal"]
 
 #: Transfer modes accepted by :func:`transfer`.
 MODES = ("copy", "link", "move")
@@ -104,7 +105,7 @@ def transfer(moves, *, mode="copy", journal=None):
         raise ValueError("transfer: mode='move' needs a journal file (journal=...).")
     pairs = _check_pairs(moves)
     if journal is not None and os.path.lexists(journal):
-        record = _read_journal(journal)
+        record = read_journal(journal)
         recorded = [(e["source"], e["folder"]) for e in record["entries"]]
         if record["mode"] != mode or recorded != pairs:
             raise TransferError(
@@ -124,6 +125,7 @@ def transfer(moves, *, mode="copy", journal=None):
         "entries": _plan(pairs, mode),
     }
     if journal is not None:
+        _check_journal_size(record, journal)
         fileio.write_json(journal, record)
     return _run(record, journal)
 
@@ -145,7 +147,7 @@ def resume(journal):
     TransferError
         The journal is unreadable, or it has been undone.
     """
-    record = _read_journal(journal)
+    record = read_journal(journal)
     if record["state"] in _UNDO_STATES:
         raise TransferError(f"journal {os.fspath(journal)!r} has been undone; nothing to resume.")
     return _run(record, journal)
@@ -174,7 +176,7 @@ def undo(journal):
     TransferError
         The journal is unreadable, or a moved file is missing from both its places.
     """
-    record = _read_journal(journal)
+    record = read_journal(journal)
     if record["state"] != "undone":
         record["state"] = "undoing"
         fileio.write_json(journal, record)
@@ -208,7 +210,7 @@ def pending(directory):
         return []
     found = []
     for path in sorted(directory.glob("*.json")):
-        state = _read_journal(path)["state"]
+        state = read_journal(path)["state"]
         if state in (_RESUMABLE, "undoing"):
             found.append((path, state))
     return found
@@ -567,16 +569,58 @@ def _gone(source, destination):
                          f"nor {os.fspath(destination)!r}.")
 
 
-def _read_journal(journal):
-    try:
-        with open(journal, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise TransferError(f"cannot read journal {os.fspath(journal)!r}: {exc}") from None
+#: Largest journal read back. A sort's journal covers one chunk of photos (a few hundred
+#: entries of four paths: about 100 kB); 64 MiB is some 100,000 entries of long paths, and
+#: transfer() refuses to plan a bigger one, so skanimal never writes what it would refuse.
+MAX_JOURNAL_BYTES = 64 * MiB
+_STATES = (_RESUMABLE, "done") + _UNDO_STATES
+_ENTRY_KEYS = {"source": str, "folder": str, "destination": str, "existing": bool}
+
+
+def _check_journal_size(record, journal):
+    size = len(json.dumps(record, indent=2).encode())
+    if size > MAX_JOURNAL_BYTES:
+        raise TransferError(f"cannot plan {len(record['entries']):,} transfers in one journal "
+                            f"({os.fspath(journal)!r} would take {size:,} bytes, more than "
+                            f"{MAX_JOURNAL_BYTES:,}); transfer them in smaller groups.")
+
+
+def read_journal(journal):
+    """The record of a journal, checked: size-capped and parsed defensively, since a crash,
+    a full disk or an editor may have damaged it.
+
+    Parameters
+    ----------
+    journal : path-like
+
+    Returns
+    -------
+    dict
+        ``format``, ``version``, ``mode``, ``token``, ``state`` and ``entries`` (each with
+        ``source``, ``folder``, ``destination`` and ``existing``).
+
+    Raises
+    ------
+    TransferError
+        One line naming the journal and what is wrong with it.
+    """
+    record = read_json(journal, MAX_JOURNAL_BYTES, what="transfer journal", error=TransferError)
+    name = repr(os.fspath(journal))
     if not isinstance(record, dict) or record.get("format") != JOURNAL_FORMAT:
-        raise TransferError(f"{os.fspath(journal)!r} is not a skanimal transfer journal.")
+        raise TransferError(f"{name} is not a skanimal transfer journal.")
     if record.get("version") != JOURNAL_VERSION:
-        raise TransferError(f"journal {os.fspath(journal)!r} has version "
-                            f"{record.get('version')!r}; this skanimal reads version "
-                            f"{JOURNAL_VERSION}.")
+        raise TransferError(f"journal {name} has version {record.get('version')!r}; this "
+                            f"skanimal reads version {JOURNAL_VERSION}.")
+    entries = record.get("entries")
+    if (record.get("mode") not in MODES or record.get("state") not in _STATES
+            or not isinstance(record.get("token"), str)
+            or not re.fullmatch(r"[0-9a-f]{1,64}", record["token"])  # used in file patterns
+            or not isinstance(entries, list)
+            or not all(isinstance(e, dict) and all(isinstance(e.get(k), t)
+                                                   for k, t in _ENTRY_KEYS.items())
+                       for e in entries)):
+        raise TransferError(f"journal {name} is damaged (a field is missing or of the wrong "
+                            "type); the photos it lists are where the file system says.")
     return record
+
+

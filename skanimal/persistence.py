@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,10 +36,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
+from .backbones import BACKBONES
 from .cache import FEATURE_FORMAT_VERSION
 from .compat import pack_model
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
-from .fileio import atomic_write, to_jsonable, write_bytes
+from .fileio import atomic_write, to_jsonable
+from .untrusted import MiB, open_zip, parse_json
 from .weights import find_weights_file, keras_models_dir
 
 __all__ = ["save", "load", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
@@ -183,9 +186,16 @@ def save(pipeline, path, *, include_weights=False):
             "files": sorted(int8_files), "sha256": quantized.digest, "recipe": quantized.recipe}
     path = Path(path)
     head_bytes = pack_model(head.model_, optimizer_state=False)
+    text = json.dumps(description, indent=2)
+    # Never write a file load() would refuse (its limits: _read).
+    for what, size, limit in (("description", len(text.encode()), _MAX_DESCRIPTION_BYTES),
+                              ("head", len(head_bytes), _head_limit(description["steps"][1]))):
+        if size > limit:
+            raise ValueError(f"skanimal.save: this pipeline's {what} takes {size:,} bytes, more "
+                             f"than a .skanimal file holds ({limit:,}); use joblib.dump.")
     with atomic_write(path) as handle, \
             zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_DESCRIPTION, json.dumps(description, indent=2))
+        zf.writestr(_DESCRIPTION, text)
         zf.writestr(_HEAD, head_bytes)
         for name, data in int8_files.items():
             zf.writestr(name, data)
@@ -198,28 +208,123 @@ def _hex_list(prefixes):
     return None if prefixes is None else [f"{int(p):016x}" for p in prefixes]
 
 
-def _read(path):
-    path = Path(path)
+# --- limits of what load() reads: a .skanimal file may come from anyone ------------------
+# Every size below is derived from what save() writes, so a real model always fits.
+
+def _weights_file_limit(n_values):
+    """Largest file holding ``n_values`` float32 weights: 4 bytes each, plus the HDF5 (or
+    OpenVINO IR) bookkeeping, measured at 4.6 % for MobileNetV2's 9,449,296-byte file of
+    2,257,984 values (of the registered backbones, the one with the most layers per weight);
+    a quarter more and 1 MiB bound it for any of them."""
+    return int(n_values * 4 * 1.25) + MiB
+
+
+#: The largest registered backbone's weights file (ResNet50's 23.6 M values: 119 MB; Keras'
+#: own ResNet50 file is 94.8 MB, its VGG19 one 80.1 MB): an embedded weights
+#: file or an int8 IR's weights is bounded by its backbone's; a head larger than the largest
+#: backbone is no head skanimal trains (save() refuses to write one).
+_MAX_BACKBONE_BYTES = _weights_file_limit(max(spec.n_weights for spec in BACKBONES.values()))
+#: The description grows with the training set (its content keys: 26 bytes a photo) and the
+#: history (about 20 bytes an epoch and metric): 16 MiB is 600,000 training photos.
+_MAX_DESCRIPTION_BYTES = 16 * MiB
+#: The int8 IR's graph (XML text: a few kB a layer; the registered backbones have at most
+#: a few hundred layers, and quantization adds about as many).
+_MAX_IR_XML_BYTES = 16 * MiB
+#: save() writes at most five members; the rest of the room is for members skanimal does
+#: not know (ignored: see _read), whose names are short.
+_MAX_MEMBERS = 64
+_MAX_DIRECTORY_BYTES = _MAX_MEMBERS * 1024
+#: Each member's limit before the description is read; the head's and the weights' are
+#: then narrowed to what the described head and backbone can weigh.
+_MEMBER_LIMITS = {_DESCRIPTION: _MAX_DESCRIPTION_BYTES, _HEAD: _MAX_BACKBONE_BYTES,
+                  _WEIGHTS: _MAX_BACKBONE_BYTES, "int8_model.xml": _MAX_IR_XML_BYTES,
+                  "int8_model.bin": _MAX_BACKBONE_BYTES}
+_MAX_TOTAL_BYTES = (_MAX_DESCRIPTION_BYTES + _MAX_IR_XML_BYTES + 3 * _MAX_BACKBONE_BYTES)
+
+
+def _head_limit(spec):
+    """Largest ``head.keras`` the description's head can take: its weights (Dense kernels and
+    biases, the input scaling's mean and variance) as float32, plus bookkeeping, as for a
+    weights file; never more than the largest backbone's weights."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if not {_DESCRIPTION, _HEAD} <= names:
-                raise IncompatibleModelError(
-                    f"{str(path)!r} is not a skanimal model file (it lacks {_DESCRIPTION} or "
-                    f"{_HEAD}); was it written by joblib.dump? Then use joblib.load."
-                )
-            description = json.loads(zf.read(_DESCRIPTION).decode("utf-8"))
-            head_bytes = zf.read(_HEAD)
-            int8_files = {name: zf.read(name) for name in names
-                          if name in ("int8_model.xml", "int8_model.bin")}
-            weights_bytes = zf.read(_WEIGHTS) if _WEIGHTS in names else None
-    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompatibleModelError(
-            f"{str(path)!r} is not a skanimal model file: {exc}"
-        ) from exc
+        sizes = spec["params"].get("hidden_layer_sizes") or ()
+        sizes = [int(sizes)] if isinstance(sizes, (int, float)) else [int(n) for n in sizes]
+        widths = [int(spec["n_features_in"]), *sizes, len(spec["classes"])]
+        if min(widths) < 1:
+            raise ValueError
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        return _MAX_BACKBONE_BYTES  # the description is checked, and refused, later
+    values = 3 * widths[0] + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    return min(_weights_file_limit(values), _MAX_BACKBONE_BYTES)
+
+
+def _backbone_limit(spec):
+    """Largest weights file (or int8 IR weights) of the description's backbone."""
+    try:
+        backbone = BACKBONES[str(spec["params"]["backbone"]).lower()]
+    except (KeyError, TypeError, AttributeError):
+        return _MAX_BACKBONE_BYTES
+    return _weights_file_limit(backbone.n_weights)
+
+
+def _steps_of(description):
+    steps = description.get("steps") if isinstance(description, dict) else None
+    if isinstance(steps, list) and len(steps) == 2 and all(isinstance(s, dict) for s in steps):
+        return steps
+    return {}, {}
+
+
+def _read(path, folder, *, want_weights):
+    """Check ``path``'s archive and read what load() needs: the description, the head
+    (copied to ``folder``), the int8 IR, and the embedded weights when ``want_weights``
+    (copied to ``folder``, named by the SHA-256 recomputed from its bytes).
+
+    Members skanimal does not know are ignored: never read, never written anywhere; they
+    count against the member and size limits, so they cost nothing to skip. (Refusing them
+    would buy nothing more, and lets a file with, say, a README added still load.)
+    """
+    path = Path(path)
+    with open_zip(path, max_members=_MAX_MEMBERS, max_directory=_MAX_DIRECTORY_BYTES,
+                  max_total=_MAX_TOTAL_BYTES, limits=_MEMBER_LIMITS,
+                  what="skanimal model file", error=IncompatibleModelError) as archive:
+        if not {_DESCRIPTION, _HEAD} <= set(archive.members):
+            raise IncompatibleModelError(
+                f"{str(path)!r} is not a skanimal model file (it lacks {_DESCRIPTION} or "
+                f"{_HEAD}); was it written by joblib.dump? Then use joblib.load."
+            )
+        description = parse_json(archive.read(_DESCRIPTION, _MAX_DESCRIPTION_BYTES), path,
+                                  what="skanimal model description",
+                                  error=IncompatibleModelError)
+        _check_description(path, description)
+        features_spec, head_spec = _steps_of(description)
+        head_file = Path(folder) / _HEAD
+        with open(head_file, "xb") as handle:
+            archive.copy(_HEAD, _head_limit(head_spec), handle)
+        ir_limits = {"int8_model.xml": _MAX_IR_XML_BYTES,
+                     "int8_model.bin": _backbone_limit(features_spec)}
+        int8_files = {name: archive.read(name, limit) for name, limit in ir_limits.items()
+                      if name in archive.members}
+        weights_file = None
+        if want_weights and _WEIGHTS in archive.members:
+            staged = Path(folder) / _WEIGHTS
+            with open(staged, "xb") as handle:
+                digest = archive.copy(_WEIGHTS, _backbone_limit(features_spec), handle)
+            weights_file = Path(folder) / f"skanimal-{digest[:16]}.weights.h5"
+            staged.rename(weights_file)
+    # head.keras is itself a zip, which Keras reads without limits: check it the same way.
+    with open_zip(head_file, max_members=16, max_directory=16 * 1024,
+                  max_total=_head_limit(head_spec), what="Keras head",
+                  error=IncompatibleModelError, shown=f"{str(path)!r}: its {_HEAD}"):
+        pass
+    return description, head_file, int8_files, weights_file
+
+
+def _check_description(path, description):
     if not isinstance(description, dict) or description.get("format") != FILE_FORMAT:
         raise IncompatibleModelError(f"{str(path)!r} is not a skanimal model file.")
-    made_with = description.get("versions", {}).get("skanimal", "an unknown version")
+    versions = description.get("versions")
+    made_with = (versions.get("skanimal", "an unknown version") if isinstance(versions, dict)
+                 else "an unknown version")
     if description.get("format_version") != FILE_FORMAT_VERSION:
         raise IncompatibleModelError(
             f"{str(path)!r} was written by skanimal {made_with} in file format "
@@ -233,7 +338,6 @@ def _read(path):
             f"skanimal {__version__} computes format {FEATURE_FORMAT_VERSION}, so its head would "
             "predict garbage. Retrain the model."
         )
-    return description, head_bytes, int8_files, weights_bytes
 
 
 def _restore_head(spec, model):
@@ -267,18 +371,26 @@ def _restore_int8(path, spec, files):
     return quantized
 
 
-def _unpack_weights(features, identity, data):
-    """Use the embedded weights: a file with their content already here, else a copy in
-    Keras' models folder (where skanimal looks for moved weights files too)."""
+def _unpack_weights(path, features, identity, staged):
+    """Use the embedded weights (``staged``: a copy named by the SHA-256 of its bytes): a file
+    with their content already here, else a copy in Keras' models folder (where skanimal
+    looks for moved weights files too), under that name."""
     try:
         features.weights_file()  # where it was saved from, or found by content
         return
     except WeightsUnavailableError:
         pass
+    digest = staged.name.removeprefix("skanimal-").removesuffix(".weights.h5")
+    if not str(identity).removeprefix("sha256:").startswith(digest):
+        raise IncompatibleModelError(
+            f"{str(path)!r}: the embedded weights file does not match the checksum recorded "
+            "with the model; the file is damaged."
+        )
     found = find_weights_file(identity)
     if found is None:
-        found = os.path.join(keras_models_dir(), f"skanimal-{identity[7:23]}.weights.h5")
-        write_bytes(found, data)
+        found = os.path.join(keras_models_dir(), staged.name)
+        with open(staged, "rb") as source, atomic_write(found) as handle:
+            shutil.copyfileobj(source, handle, MiB)
     features.relocate_weights(found)
 
 
@@ -309,38 +421,39 @@ def load(path, *, weights=None):
     WeightsUnavailableError
         When ``weights`` is not the weights file the model was made with.
     """
-    import keras
-
     from .features import BottleneckFeatures
 
-    description, head_bytes, int8_files, weights_bytes = _read(path)
-    try:
-        features_spec, head_spec = description["steps"]
-        if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
-                                                           "BottleneckClassifier"):
-            raise ValueError("unexpected step classes")
-        # The backbone is rebuilt lazily on first transform, as after joblib.load.
-        features = BottleneckFeatures.from_fitted_state(
-            _untuple(features_spec["params"], features_spec.get("tuple_params", ())),
-            features_spec["feature_shape"],
-            feature_format_version=description["feature_format_version"],
-            versions=description.get("versions", {}),
-            training_hashes=features_spec.get("training_hashes"),
-            weights_identity=features_spec.get("weights_identity"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise IncompatibleModelError(
-            f"{str(path)!r} has an invalid pipeline description: {exc}"
-        ) from exc
-    if features.precision == "int8":
-        features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
-    identity = features_spec.get("weights_identity")
-    if weights is not None:
-        features.relocate_weights(weights)
-    elif weights_bytes is not None and str(identity).startswith("sha256:"):
-        _unpack_weights(features, identity, weights_bytes)
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
-        head_file = Path(tmp) / _HEAD
-        head_file.write_bytes(head_bytes)
+        # The archive is checked and read before Keras is even imported: a refused file
+        # costs well under a second.
+        description, head_file, int8_files, weights_file = _read(
+            path, tmp, want_weights=weights is None)
+        try:
+            features_spec, head_spec = description["steps"]
+            if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
+                                                               "BottleneckClassifier"):
+                raise ValueError("unexpected step classes")
+            # The backbone is rebuilt lazily on first transform, as after joblib.load.
+            features = BottleneckFeatures.from_fitted_state(
+                _untuple(features_spec["params"], features_spec.get("tuple_params", ())),
+                features_spec["feature_shape"],
+                feature_format_version=description["feature_format_version"],
+                versions=description.get("versions", {}),
+                training_hashes=features_spec.get("training_hashes"),
+                weights_identity=features_spec.get("weights_identity"))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise IncompatibleModelError(
+                f"{str(path)!r} has an invalid pipeline description: {exc}"
+            ) from exc
+        if features.precision == "int8":
+            features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
+        identity = features_spec.get("weights_identity")
+        if weights is not None:
+            features.relocate_weights(weights)
+        elif weights_file is not None and str(identity).startswith("sha256:"):
+            _unpack_weights(path, features, identity, weights_file)
+        import keras
+
         try:
             model = keras.saving.load_model(head_file, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for a bad or unsafe archive

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import fileio, moves
 from .datasets import collect_images
-from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
+from .exceptions import DamagedFileError, ImageFolderError, IncompatibleModelError, SkanimalError
 from .folders import (
     PREDICTIONS_FILE,
     REVIEW_FOLDER,
@@ -39,9 +39,10 @@ from .folders import (
     write_sort_predictions,
 )
 from .scoring import check_on_error, iter_scores, split_pipeline
+from .untrusted import read_json
 
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "sort_images", "undo_sort",
-           "confidence_for", "default_threshold"]
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "UndoResult",
+           "LaterMovesError", "sort_images", "undo_sort", "confidence_for", "default_threshold"]
 
 #: The lowest threshold a sort uses unless ``min_confidence`` is given: a calibrated
 #: ``confidence_threshold_`` only raises it. Calibration on the known classes can give a low
@@ -52,7 +53,10 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 #: Suffix of the journal of a run's moves within OUT.
 _WITHIN = "-within"
 #: Keys of a row used while sorting, not written to predictions.csv.
-_INTERNAL = ("folder", "current", "move_within")
+_INTERNAL = ("folder", "current", "move_within", "placed")
+#: Largest run record read back: the rows of one chunk, like its journal
+#: (:data:`skanimal.moves.MAX_JOURNAL_BYTES`).
+_MAX_RUN_BYTES = moves.MAX_JOURNAL_BYTES
 
 
 @dataclass
@@ -80,6 +84,17 @@ class SortResult:
         ``into / "predictions.csv"``.
     resumed : int
         Photos of an interrupted earlier run finished first.
+    resumed_counts : dict
+        Where those went: number per folder of ``into`` (class names and ``"_review"``).
+    transferred : int
+        Photos this run copied, linked or moved into ``into`` (not counting
+        ``relocations``, nor photos already there).
+    already_in_place : int
+        Photos found already in their folder of ``into`` (by an earlier sort: the same
+        bytes), left as they were.
+    moved_by_other_run : list of (str, str)
+        Sources another run moving from the same folder took first, and where that run put
+        them (``""`` when its journal does not say).
     unreadable : list of (str, str)
         Files left in place, with the error naming each.
     relocations : list of (pathlib.Path, pathlib.Path)
@@ -97,6 +112,10 @@ class SortResult:
     into: Path
     predictions: Path
     resumed: int = 0
+    resumed_counts: dict = field(default_factory=dict)
+    transferred: int = 0
+    already_in_place: int = 0
+    moved_by_other_run: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)
     relocations: list = field(default_factory=list)
     journals: list = field(default_factory=list)
@@ -214,14 +233,14 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     into = Path(into).absolute()
     if into.exists() and not into.is_dir():
         raise ImageFolderError(f"output folder {os.fspath(into)!r} is not a folder.")
-    resumed = _finish_interrupted(into)
+    resumed_rows = _finish_interrupted(into)
     previous = read_sort_predictions(into)
     # Absolute: predictions.csv is a record read back from any working directory.
     paths = [os.path.abspath(p) for p in _collect(sources, into, previous)]
 
     placed_before = _index(previous, into)
     run = _new_run_name()
-    rows, unreadable, relocations, journals = [], [], [], []
+    rows, unreadable, relocations, journals, tally = [], [], [], [], {}
     # The files of each scored chunk are transferred on a thread while the next chunk is
     # scored: the CNN, not the copying and syncing, sets the pace. One chunk at a time, in
     # order; after a failure the later chunks are not transferred, and the error is raised.
@@ -244,9 +263,11 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
             failed.set()
             raise
         for future in placing:
-            moved, used = future.result()
+            moved, used, placed = future.result()
             relocations.extend(moved)
             journals.extend(used)
+            for key, value in placed.items():
+                tally[key] = tally.get(key, []) + value
     counts = {}
     for row in rows:
         key = row["status"] if row["status"] == "unreadable" else \
@@ -254,44 +275,148 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
         counts[key] = counts.get(key, 0) + 1
     return SortResult(rows=rows, counts=counts, threshold=threshold,
                       threshold_source=threshold_source, into=into,
-                      predictions=into / PREDICTIONS_FILE, resumed=resumed,
+                      predictions=into / PREDICTIONS_FILE, resumed=len(resumed_rows),
+                      resumed_counts=_folder_counts(resumed_rows),
+                      transferred=len(tally.get("transferred", ())),
+                      already_in_place=len(tally.get("already", ())),
+                      moved_by_other_run=tally.get("other", []),
                       unreadable=unreadable, relocations=relocations, journals=journals)
 
 
-def undo_sort(into):
+def _folder_counts(rows):
+    counts = {}
+    for row in rows:
+        if row.get("destination") and row.get("status") != "unreadable":
+            key = Path(row["destination"]).parent.name
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@dataclass
+class UndoResult:
+    """What :func:`undo_sort` did.
+
+    Attributes
+    ----------
+    restored : list of pathlib.Path
+        Photos the sorts had moved, now back where they came from (each once).
+    removed : int
+        Copies and links the sorts had made, removed.
+    later_moves_undone : int
+        Moves made in ``into`` after a sort by hand (on the review page), undone with it.
+    removed_folders : list of pathlib.Path
+        Folders the sorts had created, removed once empty (with ``predictions.csv`` and
+        skanimal's own state folder when nothing is left to undo).
+    """
+
+    restored: list = field(default_factory=list)
+    removed: int = 0
+    later_moves_undone: int = 0
+    removed_folders: list = field(default_factory=list)
+
+
+class LaterMovesError(SkanimalError, ValueError):
+    """:func:`undo_sort` would also discard moves made after the sort; the message says
+    how many and how to go ahead."""
+
+
+def undo_sort(into, *, discard_later_moves=False):
     """Reverse every sort into ``into``: moved photos go back, copies and links go away.
 
     Parameters
     ----------
     into : path-like
         The output folder of one or more :func:`sort_images` runs.
+    discard_later_moves : bool, default=False
+        Photos moved within ``into`` after a sort (corrections on the review page) are put
+        back too, which discards those corrections: without this, :func:`undo_sort` refuses
+        and says how many there are.
 
     Returns
     -------
-    list of pathlib.Path
-        The restored source paths (for copies and links: the untouched sources).
+    UndoResult
 
     Raises
     ------
     SkanimalError
         When ``into`` holds no sort to undo.
+    LaterMovesError
+        When later moves would be discarded and ``discard_later_moves`` is False.
     """
     into = Path(into).absolute()
     # Newest first: journal names start with their creation time (the review page's too).
     journals = sorted(_journal_dir(into).glob("*.json"), reverse=True)
-    restored, undone_sources = [], set()
-    for journal in journals:
-        run_file = _run_file(journal)
-        if _journal_state(journal) == "undone":
-            continue
-        restored.extend(moves.undo(journal))
-        if run_file.exists():
-            undone_sources.update(r["source"] for r in _read_json(run_file)["rows"])
     if not journals:
         raise SkanimalError(f"{os.fspath(into)!r} holds no sort to undo "
                             f"(no journal in {os.fspath(_journal_dir(into))!r}).")
+    records = {journal: moves.read_journal(journal) for journal in journals}
+    active = [j for j in journals if records[j]["state"] != "undone"]
+    # A sort's journals have a run record; the review page's have none: later moves.
+    later = [j for j in active if not _run_file(j).exists()]
+    n_later = sum(len(records[j]["entries"]) for j in later)
+    if later and not discard_later_moves:
+        raise LaterMovesError(
+            f"{n_later} photo move(s) in {os.fspath(into)!r} were made after the sort (on "
+            "the review page); undoing the sort puts those photos back too, discarding the "
+            "corrections. Undo them on the review page, or go ahead "
+            "and discard them ('skanimal sort --undo OUT --discard-later-moves').")
+    result = UndoResult(later_moves_undone=n_later)
+    before = {}
+    for journal in active:
+        if journal not in later and not journal.stem.endswith(_WITHIN):  # from outside OUT
+            for entry in records[journal]["entries"]:
+                before[entry["source"]] = (records[journal]["mode"], entry,
+                                           os.path.lexists(entry["source"]),
+                                           os.path.lexists(entry["destination"]))
+    undone_sources, created, predictions_created = set(), [], False
+    for journal in active:
+        moves.undo(journal)
+        run_file = _run_file(journal)
+        if run_file.exists() and journal not in later:
+            run = _read_run(run_file)
+            undone_sources.update(r["source"] for r in run["rows"])
+            created.extend(run["created"])
+            predictions_created |= bool(run.get("created_predictions"))
+    for source, (mode, entry, had_source, had_destination) in sorted(before.items()):
+        if entry["existing"]:
+            continue  # the bytes were there before the sort: kept, nothing to count
+        if mode == "move" and not had_source and os.path.lexists(source):
+            result.restored.append(Path(source))
+        elif (mode != "move" and had_destination
+              and not os.path.lexists(entry["destination"])):
+            result.removed += 1
     _drop_predictions(into, undone_sources)
-    return restored
+    result.removed_folders = _remove_created(into, created, predictions_created)
+    return result
+
+
+def _remove_created(into, created, predictions_created):
+    """Remove what the undone sorts created and nothing else: their folders once empty,
+    predictions.csv when they created it and no row is left, and skanimal's state folder
+    when every journal in it is undone. Returns the folders removed."""
+    predictions = into / PREDICTIONS_FILE
+    if predictions_created and predictions.exists() and not read_sort_predictions(into):
+        predictions.unlink()
+    state = into / STATE_FOLDER
+    if all(_journal_state(j) == "undone" for j in _journal_dir(into).glob("*.json")):
+        for folder in (_journal_dir(into), state / "runs"):
+            if folder.is_dir():
+                for record in folder.glob("*.json"):
+                    record.unlink()
+        created = [os.fspath(_journal_dir(into)), os.fspath(state / "runs"), os.fspath(state),
+                   *created]
+    removed = []
+    # Deepest first, so a folder emptied by removing its sub-folder goes too.
+    for folder in sorted(set(created), key=lambda f: f.count(os.sep), reverse=True):
+        path = Path(folder)
+        if path != into and not _inside(path, into):
+            continue  # a run record names only OUT and its folders
+        try:
+            path.rmdir()  # only if empty: never a file, never the user's
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -325,7 +450,8 @@ def _collect(sources, into, previous):
 
 
 def _inside(path, folder):
-    return os.fspath(path).startswith(os.fspath(folder) + os.sep)
+    # Normalised: a path read back from predictions.csv may say "OUT/../elsewhere".
+    return os.path.normpath(os.fspath(path)).startswith(os.fspath(folder) + os.sep)
 
 
 def _same_file(a, b):
@@ -342,19 +468,26 @@ def _place(rows, into, mode, run, failed):
 
     Photos already in OUT move within it (first, so names they free are reused); the
     others are transferred in ``mode``. Each group has its own journal (``run``-within,
-    ``run``); the rows are saved first (``runs/<run>.json``), so a resumed run can list
-    them. Returns ``(relocations, journals)``; does nothing once ``failed`` is set, and
-    sets it when it raises.
+    ``run``); the rows are saved first (``runs/<run>.json``, with the folders and files this
+    run is about to create, which an undo removes), so a resumed run can list them. Returns
+    ``(relocations, journals, placed)``, ``placed`` listing the sources ``"transferred"``,
+    found ``"already"`` in place, or taken by an ``"other"`` run first (with where it put
+    them); does nothing once ``failed`` is set, and sets it when it raises.
     """
     if failed.is_set():
-        return [], []
+        return [], [], {}
     try:
+        placed = {"already": [row["source"] for row in rows
+                              if row["folder"] and row["destination"]]}
         within = [(row["current"], into / row["folder"]) for row in rows if row["move_within"]]
-        pairs = [(row["current"], into / row["folder"]) for row in rows
-                 if row["folder"] and not row["move_within"] and not row["destination"]]
+        pairs, placed["other"] = _claimed_elsewhere(into, rows)
         if within or pairs:
+            created = [os.fspath(folder) for folder in
+                       [into, *sorted({into / row["folder"] for row in rows if row["folder"]})]
+                       if not folder.exists()]
             fileio.write_json(into / STATE_FOLDER / "runs" / f"{run}.json",
-                              {"mode": mode, "rows": rows})
+                              {"mode": mode, "rows": rows, "created": created,
+                               "created_predictions": not (into / PREDICTIONS_FILE).exists()})
         journals = []
         for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
                                            (pairs, mode, f"{run}.json")):
@@ -363,17 +496,47 @@ def _place(rows, into, mode, run, failed):
                 finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
                 _fill_destinations(rows, {source: final for (source, _), final
                                           in zip(group, finals)})
+        if pairs:  # "existing": the same bytes were there already, nothing was written
+            for entry in moves.read_journal(journals[-1])["entries"]:
+                placed.setdefault("already" if entry["existing"] else "transferred",
+                                  []).append(entry["source"])
         relocations = [(Path(row["current"]), Path(row["destination"])) for row in rows
                        if row["move_within"]]
         for row in rows:
             for key in _INTERNAL:
-                row.pop(key)
+                row.pop(key, None)
         if rows:
             _update_predictions(into, rows)
-        return relocations, journals
+        return relocations, journals, placed
     except BaseException:
         failed.set()
         raise
+
+
+def _claimed_elsewhere(into, rows):
+    """The ``(source, folder)`` pairs of ``rows`` to transfer, less the sources that are
+    gone because another run moving from the same folder took them first (its journal in
+    ``into`` lists them): their rows get that run's destination. Returns ``(pairs,
+    [(source, destination), ...])``."""
+    todo = [row for row in rows
+            if row["folder"] and not row["move_within"] and not row["destination"]]
+    gone = {row["current"] for row in todo if not os.path.lexists(row["current"])}
+    taken = {}
+    if gone:
+        for journal in sorted(_journal_dir(into).glob("*.json")):
+            try:
+                entries = moves.read_journal(journal)["entries"]
+            except moves.TransferError:
+                continue  # being written, or damaged: it cannot vouch for anything
+            for entry in entries:
+                if entry["source"] in gone and os.path.lexists(entry["destination"]):
+                    taken[entry["source"]] = entry["destination"]
+    for row in todo:
+        if row["current"] in taken:
+            row["destination"] = taken[row["current"]]
+    return ([(row["current"], into / row["folder"]) for row in todo
+             if row["current"] not in taken],
+            sorted(taken.items()))
 
 
 def _index(previous, into):
@@ -471,40 +634,56 @@ def _run_file(journal):
 
 def _journal_destinations(journal):
     """``{source: destination}`` of a journal's entries."""
-    return {entry["source"]: entry["destination"] for entry in _read_json(journal)["entries"]}
+    return {entry["source"]: entry["destination"]
+            for entry in moves.read_journal(journal)["entries"]}
 
 
-def _read_json(path):
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def _read_run(path):
+    """A run record (:func:`_place`), size-capped and checked: ``rows`` (each with a
+    ``source`` string) and the ``created`` folders."""
+    record = read_json(path, _MAX_RUN_BYTES, what="sort run record")
+    rows = record.get("rows") if isinstance(record, dict) else None
+    created = record.get("created", []) if isinstance(record, dict) else None
+    if (not isinstance(rows, list) or not isinstance(created, list)
+            or not all(isinstance(r, dict) and isinstance(r.get("source"), str) for r in rows)
+            or not all(isinstance(c, str) for c in created)):
+        raise DamagedFileError(f"{os.fspath(path)!r} is damaged (not a sort run record); the "
+                               "photos it lists are where the file system says.")
+    for row in rows:
+        for key in ("destination", "status"):
+            if not isinstance(row.get(key), str):
+                row[key] = ""
+    return record
 
 
 def _journal_state(journal):
-    return _read_json(journal).get("state")
+    return moves.read_journal(journal)["state"]
 
 
 def _finish_interrupted(into):
-    """Finish transfers a killed sort left; returns how many photos they covered."""
-    finished = 0
+    """Finish transfers a killed sort left; returns the rows of the photos they covered
+    (with their destinations)."""
+    finished = []
     for journal, state in moves.pending(_journal_dir(into)):
         if state != "planned":
             raise SkanimalError(
                 f"an undo of {os.fspath(into)!r} was interrupted; run the undo again "
                 "('skanimal sort --undo') before sorting into it.")
-        finished += len(moves.resume(journal))
+        finals = moves.resume(journal)
         run_file = _run_file(journal)
         if not run_file.exists():  # another tool's journal (the review page's)
+            finished.extend({"destination": os.fspath(f), "status": ""} for f in finals)
             continue
-        rows = _read_json(run_file)["rows"]
+        rows = _read_run(run_file)["rows"]
         for done in sorted(run_file.parent.parent.glob(f"journal/{run_file.stem}*.json")):
             _fill_destinations(rows, _journal_destinations(done))
         for row in rows:
             for key in _INTERNAL:
                 row.pop(key, None)
-        _update_predictions(into, [row for row in rows if row["destination"]
-                                   or row["status"] == "unreadable"])
+        done = [row for row in rows if row["destination"] or row["status"] == "unreadable"]
+        _update_predictions(into, done)
+        covered = {os.fspath(f) for f in finals}
+        finished.extend(row for row in done if row["destination"] in covered)
     return finished
 
 

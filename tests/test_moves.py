@@ -402,3 +402,51 @@ def test_sigkill_at_many_moments_then_rerun(tmp_path, cross_device):
         assert {p.name: p.read_bytes() for p in sources} == data
         assert not list(out.rglob("img_*"))
     assert kills_mid_way >= 3, "the kills did not land in the middle of the transfer"
+
+
+# --- a journal is read as untrusted input (issue 21.3) -------------------------------------
+
+
+def _moved(tmp_path):
+    sources = make_files(tmp_path / "in", 3)
+    data = {p: p.read_bytes() for p in sources}
+    journal = tmp_path / "journal.json"
+    moves.transfer([(p, tmp_path / "out") for p in sources], mode="move", journal=journal)
+    return sources, data, journal
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda text: text[:len(text) // 2], "damaged or truncated"),
+    (lambda text: "\udcff", "not UTF-8"),
+    (lambda text: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (lambda text: text.replace('"existing": false', '"existing": "no"', 1), "is damaged"),
+    (lambda text: text.replace('"entries": [', '"entries": 7, "x": [', 1), "is damaged"),
+    # The token names temporary files to delete: "*" would match everyone's.
+    (lambda text: json.dumps(dict(json.loads(text), token="*")), "is damaged"),
+    (lambda text: json.dumps(dict(json.loads(text), state="whatever")), "is damaged"),
+])
+def test_a_damaged_journal_is_named_in_one_line_and_nothing_moves(tmp_path, damage, reason):
+    sources, data, journal = _moved(tmp_path)
+    on_disk = sorted((tmp_path / "out").iterdir())
+    journal.write_bytes(damage(journal.read_text()).encode("utf-8", "surrogateescape"))
+    for operation in (moves.undo, moves.resume):
+        with pytest.raises(TransferError) as info:
+            operation(journal)
+        message = str(info.value)
+        assert "\n" not in message and repr(os.fspath(journal)) in message, message
+        assert reason in message, message
+    assert sorted((tmp_path / "out").iterdir()) == on_disk
+    assert not any(p.exists() for p in sources)
+
+
+def test_an_oversized_journal_is_refused_unread_and_never_written(tmp_path, monkeypatch):
+    sources, _, journal = _moved(tmp_path)
+    monkeypatch.setattr(moves, "MAX_JOURNAL_BYTES", journal.stat().st_size - 1)
+    with pytest.raises(TransferError, match="too large for a transfer journal"):
+        moves.undo(journal)
+    # transfer() refuses to plan a journal it could not read back, before anything moves.
+    more = make_files(tmp_path / "more", 3, prefix="more")
+    with pytest.raises(TransferError, match="transfer them in smaller groups"):
+        moves.transfer([(p, tmp_path / "out2") for p in more], mode="move",
+                       journal=tmp_path / "journal2.json")
+    assert all(p.exists() for p in more) and not (tmp_path / "journal2.json").exists()

@@ -153,7 +153,7 @@ def test_resort_with_a_changed_model_moves_the_earlier_copy(trained, photos, tmp
                                                             for r in second.rows)
     assert {p: p.read_bytes() for p in source.rglob("*.jpg")} == before  # still a copy
     undo_sort(out)
-    assert placed(out) == {} and read_csv(out / "predictions.csv") == []
+    assert not out.exists()  # the sorts created it: the undo removes it, and nothing else
     assert {p: p.read_bytes() for p in source.rglob("*.jpg")} == before
 
 
@@ -244,11 +244,10 @@ def test_move_then_undo(trained, photos, tmp_path):
     sort_images(model, [source], out, mode="move", min_confidence=0.6)
     assert not list(source.rglob("*.jpg"))
     assert sorted(placed(out)) == sorted(truth)
-    restored = undo_sort(out)
+    restored = undo_sort(out).restored
     assert len(restored) == len(truth)
     assert {p.relative_to(source): p.read_bytes() for p in source.rglob("*.jpg")} == before
-    assert placed(out) == {}
-    assert read_csv(out / "predictions.csv") == []
+    assert not out.exists()
 
 
 def test_unreadable_files_stay_in_place(trained, photos, tmp_path):
@@ -364,3 +363,173 @@ def test_sigkill_of_a_moving_sort_then_rerun(trained, tmp_path):
         undo_sort(out)
         assert sorted(p.name for p in source.rglob("*.jpg")) == sorted(truth)
     assert kills_mid_way >= 2
+
+
+# --- what sort and undo say, as a user runs them (issue 21.5, 22.3) ------------------------
+
+
+def _cli(*argv):
+    from skanimal.cli import main
+
+    return main([os.fspath(a) for a in argv])
+
+
+def _photos_in(out):
+    return sorted(p for p in Path(out).rglob("*.jpg") if ".skanimal" not in p.parts)
+
+
+def _folder_counts_said(line):
+    """``{folder: n}`` from "...: circle 3, square 2" at the end of a printed line."""
+    listed = line.rsplit(": ", 1)[1]
+    return {name: int(n) for name, n in (item.rsplit(" ", 1) for item in listed.split(", "))}
+
+
+def _line(out, start):
+    [line] = [line for line in out.splitlines() if line.startswith(start)]
+    return line
+
+
+@pytest.fixture
+def model_file(trained, tmp_path):
+    model, _ = trained
+    joblib.dump(model, tmp_path / "model.joblib")
+    return tmp_path / "model.joblib"
+
+
+def test_a_rerun_says_nothing_was_copied_and_undo_removes_only_what_it_made(
+        model_file, photos, tmp_path, capsys):
+    source, truth = photos
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # the user's: the undo must leave it
+    assert _cli("sort", model_file, source, "--into", out, "--min-confidence", "0.6") == 0
+    said = capsys.readouterr().out
+    assert f"Copied {len(truth)} photo(s) into {out}. Sorted: " in said
+    assert sum(_folder_counts_said(_line(said, "Copied")).values()) == len(_photos_in(out))
+
+    assert _cli("sort", model_file, source, "--into", out, "--min-confidence", "0.6") == 0
+    said = capsys.readouterr().out
+    assert f"Copied 0 photo(s) into {out}; {len(truth)} already there" in said
+    assert len(_photos_in(out)) == len(truth)  # true: nothing was copied
+
+    assert _cli("sort", "--undo", out) == 0
+    said = capsys.readouterr().out
+    assert f"Removed {len(truth)} copied or linked photo(s) from {out}" in said
+    assert sorted(os.listdir(out)) == ["notes.txt"]  # no class folder, csv or state left
+    assert len(list(source.rglob("*.jpg"))) == len(truth)
+
+
+def test_undo_warns_before_discarding_review_page_moves_and_counts_what_it_restored(
+        model_file, photos, tmp_path, capsys):
+    from skanimal import moves
+
+    source, truth = photos
+    before = {p: p.read_bytes() for p in source.rglob("*.jpg")}
+    out = tmp_path / "out"
+    assert _cli("sort", model_file, source, "--into", out, "--move",
+                "--min-confidence", "0.0") == 0
+    capsys.readouterr()
+    # A correction on the review page: one photo moved to another class, journaled there.
+    photo = _photos_in(out)[0]
+    other = next(c for c in KNOWN if c != photo.parent.name)
+    journal = out / ".skanimal" / "journal" / f"{time.time_ns():020d}-0123abcd.json"
+    moves.transfer([(photo, out / other)], mode="move", journal=journal)
+    on_disk = _photos_in(out)
+
+    assert _cli("sort", "--undo", out) == 1
+    said = capsys.readouterr()
+    assert "1 photo move(s)" in said.err and "--discard-later-moves" in said.err
+    assert _photos_in(out) == on_disk  # refused before touching anything
+
+    assert _cli("sort", "--undo", out, "--discard-later-moves") == 0
+    said = capsys.readouterr().out
+    assert "Undid 1 later move(s)" in said
+    assert f"Restored {len(truth)} photo(s) to where they came from" in said
+    assert {p: p.read_bytes() for p in source.rglob("*.jpg")} == before
+    assert not out.exists()
+
+
+def test_a_sort_resumed_after_a_full_disk_says_what_it_finished_and_where(
+        model_file, photos, tmp_path, capsys, monkeypatch):
+    import errno
+
+    source, truth = photos
+    out = tmp_path / "out"
+    real_link, calls = os.link, []
+
+    def full_disk(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_link(*args, **kwargs)
+
+    monkeypatch.setattr(os, "link", full_disk)
+    assert _cli("sort", model_file, source, "--into", out, "--move",
+                "--min-confidence", "0.6") == 1
+    assert "No space left on device" in capsys.readouterr().err
+    monkeypatch.setattr(os, "link", real_link)
+    assert 0 < len(_photos_in(out)) < len(truth)
+
+    assert _cli("sort", model_file, source, "--into", out, "--move",
+                "--min-confidence", "0.6") == 0
+    said = capsys.readouterr().out
+    finished = _line(said, "Finished an interrupted sort first")
+    assert f"its {len(truth)} photo(s) are in {out}: " in finished
+    counts = _folder_counts_said(finished)
+    assert counts == {folder: sum(p.parent.name == folder for p in _photos_in(out))
+                      for folder in counts}
+    assert sum(counts.values()) == len(_photos_in(out)) == len(truth)
+    assert f"Moved 0 photo(s) into {out}\n" in said  # nothing left to move, no empty list
+    assert not list(source.rglob("*.jpg"))
+
+
+def test_the_sort_that_loses_a_race_says_another_run_moved_the_photos(
+        trained, model_file, photos, tmp_path, capsys, monkeypatch):
+    from skanimal import sorting
+
+    model, _ = trained
+    source, truth = photos
+    out = tmp_path / "out"
+    real = sorting.iter_scores
+
+    def interleaved(*args, **kwargs):
+        for number, scores in enumerate(real(*args, **kwargs)):
+            if number == 0:  # the other run moves everything while this one scores
+                monkeypatch.setattr(sorting, "iter_scores", real)
+                sort_images(model, source, out, mode="move", min_confidence=0.6)
+            yield scores
+
+    monkeypatch.setattr(sorting, "iter_scores", interleaved)
+    assert _cli("sort", model_file, source, "--into", out, "--move",
+                "--min-confidence", "0.6") == 0
+    said = capsys.readouterr()
+    assert "does not exist" not in said.out + said.err
+    assert f"{len(truth)} photo(s) were moved by another sort running at the same time" \
+        in said.out
+    assert f"Moved 0 photo(s) into {out}" in said.out
+    assert len(_photos_in(out)) == len(truth)
+
+
+def test_damaged_folder_files_are_named_in_one_line_and_no_photo_moves(
+        model_file, photos, tmp_path, capsys):
+    source, truth = photos
+    out = tmp_path / "out"
+    assert _cli("sort", model_file, source, "--into", out, "--move",
+                "--min-confidence", "0.6") == 0
+    capsys.readouterr()
+    on_disk = _photos_in(out)
+    [journal] = (out / ".skanimal" / "journal").glob("*.json")
+    text = journal.read_text()
+    journal.write_text(text[:len(text) // 2])  # a crash mid-write by another program
+    assert _cli("sort", "--undo", out) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and repr(os.fspath(journal)) in err, err
+    assert "damaged or truncated" in err
+    assert _photos_in(out) == on_disk
+
+    journal.write_text(text)
+    (out / "predictions.csv").write_bytes(b"source,destination\n\xff\xfe\n")
+    assert _cli("sort", model_file, source, "--into", out, "--min-confidence", "0.6") == 1
+    err = capsys.readouterr().err.strip()
+    assert "predictions.csv" in err and "not UTF-8" in err and len(err.splitlines()) == 1
+    assert _photos_in(out) == on_disk

@@ -360,6 +360,8 @@ def _add_sort(commands):
         how.add_argument(f"--{mode}", dest="mode", action="store_const", const=mode,
                          help=text)
     how.add_argument("--undo", metavar="OUT", help="reverse every sort into OUT")
+    sort.add_argument("--discard-later-moves", action="store_true",
+                      help="with --undo: also put back photos moved on the review page since")
     sort.set_defaults(mode="copy")
     add_weights_option(sort)
 
@@ -381,8 +383,14 @@ def _run_sort(args):
 
     _check_sort_args(args)
     if args.undo is not None:
-        restored = undo_sort(args.undo)
-        print(f"Restored {len(restored)} photo(s) from {args.undo}")
+        undone = undo_sort(args.undo, discard_later_moves=args.discard_later_moves)
+        if undone.later_moves_undone:
+            print(f"Undid {undone.later_moves_undone} later move(s) within {args.undo} "
+                  "(review-page corrections)")
+        if undone.restored or not undone.removed:
+            print(f"Restored {len(undone.restored)} photo(s) to where they came from")
+        if undone.removed:
+            print(f"Removed {undone.removed} copied or linked photo(s) from {args.undo}")
         return 0
     model_path, *sources = args.inputs
     model = load_model(model_path, weights=args.weights)
@@ -390,12 +398,24 @@ def _run_sort(args):
                          mode=args.mode, on_error=args.on_error,
                          progress=bool(args.progress))
     print(f"Threshold: {result.threshold:.4g} ({result.threshold_source})")
+
+    def folders(counts):
+        return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+
     if result.resumed:
-        print(f"Finished {result.resumed} photo(s) of an interrupted sort first")
+        print(f"Finished an interrupted sort first: its {result.resumed} photo(s) are in "
+              f"{result.into}: {folders(result.resumed_counts)}")
     verb = {"copy": "Copied", "link": "Linked", "move": "Moved"}[args.mode]
     placed = {k: v for k, v in result.counts.items() if k != "unreadable"}
-    print(f"{verb} {sum(placed.values())} photo(s) into {result.into}: "
-          + ", ".join(f"{name} {n}" for name, n in sorted(placed.items())))
+    print(f"{verb} {result.transferred} photo(s) into {result.into}"
+          + (f"; {result.already_in_place} already there" if result.already_in_place else "")
+          + (f". Sorted: {folders(placed)}" if placed else ""))
+    if result.moved_by_other_run:
+        print(f"{len(result.moved_by_other_run)} photo(s) were moved by another sort running "
+              f"at the same time, first: " + ", ".join(
+                  f"{source} -> {destination}"
+                  for source, destination in result.moved_by_other_run[:5])
+              + (" ..." if len(result.moved_by_other_run) > 5 else ""))
     if result.relocations:
         print(f"Moved {len(result.relocations)} photo(s) already in {result.into} to their "
               "new folder (no second copy)")

@@ -17,8 +17,6 @@ DIR/audit.csv``): the audit is cross-validation, too slow to run on every page l
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import secrets
 import threading
@@ -39,9 +37,13 @@ from ..folders import (
     journal_folder,
     read_sort_predictions,
 )
+from ..untrusted import MiB, read_csv, read_json
 from .paths import PathRefused, relative_name, resolve_inside
 
 __all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
+
+#: Largest audit file read back (as for a sort's predictions.csv: a few million photos' rows).
+_MAX_CSV_BYTES = 1024 * MiB
 
 
 class MoveRefused(SkanimalError, ValueError):
@@ -168,13 +170,13 @@ class Catalog:
         if not csv_path.is_file():
             return 0
         matched = 0
-        for row in read_sort_predictions(csv_path.parent, csv_path.name):
+        for row in read_sort_predictions(csv_path.parent, csv_path.name, required=()):
             identity = self._identity_of(row.get("destination") or row.get("path") or "")
             try:
                 confidence = float(row.get("probability_1", ""))
             except ValueError:
                 continue
-            if identity is None or not row.get("label_1"):
+            if identity is None or not row.get("label_1") or not 0 <= confidence <= 1:
                 continue
             with self._lock:
                 self._scores[identity] = PhotoScore(row["label_1"], confidence)
@@ -186,12 +188,11 @@ class Catalog:
         class); returns the number of suspects matched to a photo."""
         rows = []
         if (self.root / "audit.json").is_file():
-            with open(self.root / "audit.json", encoding="utf-8") as handle:
-                loaded = json.load(handle)
+            loaded = read_json(self.root / "audit.json", _MAX_CSV_BYTES, what="audit file")
             rows = loaded.get("suspects", []) if isinstance(loaded, dict) else loaded
+            rows = rows if isinstance(rows, list) else []
         elif (self.root / "audit.csv").is_file():
-            with open(self.root / "audit.csv", newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+            rows = read_csv(self.root / "audit.csv", _MAX_CSV_BYTES, what="audit file")
         matched = 0
         for row in rows:
             if not isinstance(row, dict):
