@@ -586,7 +586,8 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_`` (same dtype).
         """
-        return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]
+        proba = self.predict_proba(X, **kwargs)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_proba(self, X, **kwargs):
         """Class probabilities of each sample.
