@@ -5,10 +5,12 @@ on the 2-D bottleneck features produced by :class:`skanimal.BottleneckFeatures`:
 
     make_pipeline(BottleneckFeatures(), BottleneckClassifier())
 
-It is a :class:`scikeras.wrappers.KerasClassifier`, so everything SciKeras offers (a custom
-``model`` callable, routed parameters such as ``optimizer__momentum`` or ``fit__shuffle``,
-callbacks, ``partial_fit``, pickling of the fitted Keras model) keeps working. On top of
-SciKeras it
+It trains through SciKeras (a ``KerasClassifier`` adapter in :mod:`skanimal.compat`, imported
+with TensorFlow only when something trains), so everything SciKeras offers (a custom ``model``
+callable, routed parameters such as ``optimizer__momentum`` or ``fit__shuffle``, callbacks,
+``partial_fit``) keeps working; the fitted default head predicts in NumPy with the Keras
+model's weights (:mod:`skanimal.head_forward`), so a loaded model predicts without
+TensorFlow, and pickles hold no TensorFlow object. On top of SciKeras it
 
 * builds the reference head by default (``Dense(100) → LeakyReLU(0.3) → Dropout(0.5) →
   Dense(50) → LeakyReLU(0.3) → Dropout(0.3) → Dense(n_classes, softmax)``, categorical
@@ -46,6 +48,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._parallel import limit_tf_threads
+from ._tfstartup import start_tensorflow
 from .calibration import confidence_threshold
 from .compat import (
     Interval,
@@ -101,7 +104,7 @@ _ROUTING_PREFIXES = frozenset({"model", "fit", "compile", "predict", "optimizer"
 class BottleneckClassifier(ClassifierMixin, BaseEstimator):
     """A Keras classification head on CNN bottleneck features, as a scikit-learn classifier.
 
-    A :class:`scikeras.wrappers.KerasClassifier` whose default model is the reference
+    Trained by SciKeras (composed, not subclassed); its default model is the reference
     transfer-learning head: ``Flatten → [Dense(units) → LeakyReLU → Dropout] per hidden
     layer → Dense(n_classes, softmax)``, compiled with ``optimizer(learning_rate)``, ``loss`` and
     ``metrics``. Put it after :class:`skanimal.BottleneckFeatures` in a pipeline.
@@ -197,7 +200,9 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     model_ : keras.Model
-        The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras.
+        The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras. After
+        unpickling or :func:`skanimal.load` it is rebuilt from the saved archive on first
+        use (importing TensorFlow); ``predict`` of the default head never needs it.
     confidence_threshold_ : float or None
         When ``fit`` held out a validation part (or got ``validation_data``): the smallest
         top-class probability at which the predictions on it were right 98 % of the time
@@ -222,7 +227,7 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     skanimal.BottleneckFeatures : The feature extractor this classifier follows.
-    scikeras.wrappers.KerasClassifier : The wrapper this class extends.
+    scikeras.wrappers.KerasClassifier : The wrapper that trains the model.
 
     Notes
     -----
@@ -729,6 +734,7 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
     def _check_params(self):
         """What ``_parameter_constraints`` cannot say: layer counts, optimizer kind, model
         kind, misspelt parameters. Called at the start of each fit."""
+        start_tensorflow()  # fitting imports TensorFlow: without its C++ notices on stderr
         import keras
 
         layer_plan(self.hidden_layer_sizes, self.dropout)  # each size and rate, and their counts
@@ -759,7 +765,8 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
                validation_data=None, early_stopping=False, **kwargs):
-        import keras  # training imports TensorFlow; predicting does not
+        start_tensorflow()  # training imports TensorFlow; predicting does not
+        import keras
 
         floatx = np.dtype(keras.backend.floatx())
         reinitialize = not ((self.warm_start or warm_start) and self.__sklearn_is_fitted__())
