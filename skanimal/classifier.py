@@ -421,6 +421,13 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
                                                 optimizer_state=bool(self.warm_start))
         return state
 
+    def __setstate__(self, state):
+        model = state.pop("model_", None)  # a pickle of skanimal <= this change: Keras model
+        super().__setstate__(state)
+        if model is not None:
+            self._forward = DenseHead.from_keras(model) if self.model is None else None
+            self._adopt(model)
+
     @property
     def model_(self):
         """The fitted Keras model (unpacked, importing TensorFlow, on first use after loading)."""
