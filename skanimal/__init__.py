@@ -17,6 +17,7 @@ from ._version import __version__  # noqa: E402
 from .augmentation import AugmentedClassifier, AugmentedImage  # noqa: E402
 from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
+from .classifier import ARTICLE_SETTINGS, BottleneckClassifier  # noqa: E402
 from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
 from .exceptions import (  # noqa: E402
     CacheWarning,
@@ -56,26 +57,4 @@ __all__ = [
     "CacheWarning",
     "SmallImageWarning",
 ]
-
-
-#: Names served from skanimal.classifier on first use (it imports TensorFlow).
-_DEFERRED = ("BottleneckClassifier", "ARTICLE_SETTINGS")
-
-
-def __getattr__(name):
-    # BottleneckClassifier is a Keras model wrapper: importing it loads TensorFlow (seconds,
-    # and start-up noise on stderr). Deferring it keeps `import skanimal` and the CLI's
-    # --help, cache and usage-error paths fast and quiet.
-    if name in _DEFERRED:
-        from ._tfstartup import start_tensorflow
-
-        start_tensorflow()  # before classifier.py imports it, without its C++ notices
-        from . import classifier
-
-        return getattr(classifier, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_DEFERRED))
 

@@ -5,10 +5,12 @@ on the 2-D bottleneck features produced by :class:`skanimal.BottleneckFeatures`:
 
     make_pipeline(BottleneckFeatures(), BottleneckClassifier())
 
-It is a :class:`scikeras.wrappers.KerasClassifier`, so everything SciKeras offers (a custom
-``model`` callable, routed parameters such as ``optimizer__momentum`` or ``fit__shuffle``,
-callbacks, ``partial_fit``, pickling of the fitted Keras model) keeps working. On top of
-SciKeras it
+It trains through SciKeras (a ``KerasClassifier`` adapter in :mod:`skanimal.compat`, imported
+with TensorFlow only when something trains), so everything SciKeras offers (a custom ``model``
+callable, routed parameters such as ``optimizer__momentum`` or ``fit__shuffle``, callbacks,
+``partial_fit``) keeps working; the fitted default head predicts in NumPy with the Keras
+model's weights (:mod:`skanimal.head_forward`), so a loaded model predicts without
+TensorFlow, and pickles hold no TensorFlow object. On top of SciKeras it
 
 * builds the reference head by default (``Dense(100) → LeakyReLU(0.3) → Dropout(0.5) →
   Dense(50) → LeakyReLU(0.3) → Dropout(0.3) → Dense(n_classes, softmax)``, categorical
@@ -29,7 +31,6 @@ The network itself is built by :func:`skanimal.head.build_head`; what SciKeras a
 keep private (seeding, optimizer routing) is reached through :mod:`skanimal.compat` only.
 """
 
-import contextlib
 import inspect
 import math
 from collections import defaultdict
@@ -37,10 +38,8 @@ from collections.abc import Mapping
 from numbers import Integral, Real
 from types import MappingProxyType
 
-import keras
 import numpy as np
-from scikeras.wrappers import KerasClassifier
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, indexable
@@ -49,22 +48,22 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._parallel import limit_tf_threads
+from ._tfstartup import start_tensorflow
 from .calibration import confidence_threshold
 from .compat import (
     Interval,
     Options,
-    PackedModel,
     StrOptions,
     check_sample_weight,
     fit_context,
-    optimizer_class,
     pack_model,
-    route_params,
+    routed_keyword_names,
     safe_indexing,
-    seeded,
-    unflatten_params,
+    scikeras_trainer,
+    unpack_model,
 )
 from .head import HeadTargetEncoder, build_head, input_scaling, layer_plan
+from .head_forward import DenseHead
 
 __all__ = ["ARTICLE_SETTINGS", "BottleneckClassifier"]
 
@@ -97,12 +96,15 @@ EARLY_STOPPING_MIN_SAMPLES = 1000
 EARLY_STOPPING_VALIDATION = 0.1
 #: Precision the held-out ``confidence_threshold_`` is calibrated for.
 CONFIDENCE_PRECISION = 0.98
+#: Prefixes of routed parameters (``optimizer__momentum``...), as SciKeras routes them.
+_ROUTING_PREFIXES = frozenset({"model", "fit", "compile", "predict", "optimizer", "loss",
+                               "metrics", "callbacks"})
 
 
-class BottleneckClassifier(KerasClassifier):
+class BottleneckClassifier(ClassifierMixin, BaseEstimator):
     """A Keras classification head on CNN bottleneck features, as a scikit-learn classifier.
 
-    A :class:`scikeras.wrappers.KerasClassifier` whose default model is the reference
+    Trained by SciKeras (composed, not subclassed); its default model is the reference
     transfer-learning head: ``Flatten → [Dense(units) → LeakyReLU → Dropout] per hidden
     layer → Dense(n_classes, softmax)``, compiled with ``optimizer(learning_rate)``, ``loss`` and
     ``metrics``. Put it after :class:`skanimal.BottleneckFeatures` in a pipeline.
@@ -198,7 +200,9 @@ class BottleneckClassifier(KerasClassifier):
     Attributes
     ----------
     model_ : keras.Model
-        The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras.
+        The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras. After
+        unpickling or :func:`skanimal.load` it is rebuilt from the saved archive on first
+        use (importing TensorFlow); ``predict`` of the default head never needs it.
     confidence_threshold_ : float or None
         When ``fit`` held out a validation part (or got ``validation_data``): the smallest
         top-class probability at which the predictions on it were right 98 % of the time
@@ -223,7 +227,7 @@ class BottleneckClassifier(KerasClassifier):
     See Also
     --------
     skanimal.BottleneckFeatures : The feature extractor this classifier follows.
-    scikeras.wrappers.KerasClassifier : The wrapper this class extends.
+    scikeras.wrappers.KerasClassifier : The wrapper that trains the model.
 
     Notes
     -----
@@ -293,8 +297,8 @@ class BottleneckClassifier(KerasClassifier):
         warm_start=False,
         **kwargs,
     ):
-        # SciKeras' BaseWrapper.__init__ would also store build_fn, validation_batch_size and
-        # run_eagerly, which are not parameters of this class: store ours only.
+        # keyword arguments are parameters too (SciKeras' routed parameters): get_params
+        # returns every public attribute stored here
         self.model = model
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
@@ -316,14 +320,9 @@ class BottleneckClassifier(KerasClassifier):
         self.verbose = verbose
         self.warm_start = warm_start
         vars(self).update(kwargs)
-        if kwargs:
-            self._user_params = set(kwargs)
-
-    # the deprecated SciKeras alias of `model`: not a parameter of this class
-    build_fn = None
 
     # Checked once per fit (see `fit_context`); `bool` is never accepted as a number.
-    # "no_validation": SciKeras, Keras or `_validate_params` below check these.
+    # "no_validation": Keras, the SciKeras adapter or `_check_params` below check these.
     _parameter_constraints = {
         "model": "no_validation",
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
@@ -352,12 +351,8 @@ class BottleneckClassifier(KerasClassifier):
     # ------------------------------------------------------------------ scikit-learn API
 
     def __sklearn_tags__(self):
-        # SciKeras lists BaseEstimator before ClassifierMixin in the MRO, so the mixin's
-        # tags never apply: set the classifier tags here.
         tags = super().__sklearn_tags__()
-        tags.estimator_type = "classifier"
         tags.classifier_tags = ClassifierTags(poor_score=True, multi_class=True, multi_label=False)
-        tags.regressor_tags = None
         tags.target_tags.required = True
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = False
@@ -369,18 +364,82 @@ class BottleneckClassifier(KerasClassifier):
         return tags
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "model_")
+        state = vars(self)
+        return "_trainer" in state or "_packed_model" in state
+
+    def get_params(self, deep=True):
+        """Get the parameters of this classifier, routed ones (``optimizer__rho``...) included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of parameters that are estimators.
+
+        Returns
+        -------
+        params : dict
+        """
+        # SciKeras' rule: every public attribute __init__ stored (keyword arguments too)
+        params = {name: value for name, value in vars(self).items()
+                  if not name.startswith("_") and not name.endswith("_")}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update((f"{name}__{key}", val)
+                                  for key, val in value.get_params().items())
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; routed ones (``optimizer__momentum``, ``fit__shuffle``...) too.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameters.
+
+        Returns
+        -------
+        self : BottleneckClassifier
+        """
+        plain = {}
+        for name, value in params.items():
+            if name.partition("__")[0] in _ROUTING_PREFIXES and "__" in name:
+                setattr(self, name, value)
+            else:
+                plain[name] = value
+        if plain:
+            super().set_params(**plain)
+        return self
 
     def __getstate__(self):
-        state = dict(super().__getstate__())  # may be self.__dict__ itself
-        model = state.get("model_")
-        if model is not None and not self.warm_start:  # half the size; see warm_start
-            state["model_"] = PackedModel(pack_model(model, optimizer_state=False))
+        # No TensorFlow object is pickled: the Keras model travels as the bytes of a .keras
+        # archive (unpacked only when `model_` is used), the default head's arrays as NumPy.
+        state = dict(super().__getstate__())
+        trainer = state.pop("_trainer", None)
+        if trainer is not None:  # optimizer state only for warm_start; see warm_start
+            state["_packed_model"] = pack_model(trainer.model_,
+                                                optimizer_state=bool(self.warm_start))
         return state
 
-    def __repr__(self, N_CHAR_MAX=700):
-        # SciKeras prints every parameter on its own line; use scikit-learn's repr.
-        return BaseEstimator.__repr__(self, N_CHAR_MAX=N_CHAR_MAX)
+    def __setstate__(self, state):
+        model = state.pop("model_", None)  # a pickle of skanimal <= this change: Keras model
+        super().__setstate__(state)
+        if model is not None:
+            self._forward = DenseHead.from_keras(model) if self.model is None else None
+            self._adopt(model)
+
+    @property
+    def model_(self):
+        """The fitted Keras model (unpacked, importing TensorFlow, on first use after loading)."""
+        if not self.__sklearn_is_fitted__():
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'model_'")
+        return self._keras_trainer().model_
+
+    @property
+    def current_epoch(self):
+        """Epochs trained so far (``len(history_["loss"])``)."""
+        history = getattr(self, "history_", None)
+        return len(history["loss"]) if history else 0
 
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, *, validation_data=None, **kwargs):
@@ -408,7 +467,8 @@ class BottleneckClassifier(KerasClassifier):
         self : BottleneckClassifier
             The fitted classifier.
         """
-        # y=None or a y of the wrong length fail in _fit's validation, with its messages
+        self._check_params()
+        # y=None or a y of the wrong length fail in _train's validation, with its messages
         early = self._early_stopping_on(len(y) if hasattr(y, "__len__") else 0)
         split = self.validation_split
         if split is None:
@@ -426,8 +486,8 @@ class BottleneckClassifier(KerasClassifier):
             epochs = self._auto_epochs(len(y) if hasattr(y, "__len__") else 0, early)
         kwargs["epochs"] = epochs
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
-        self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
-                  validation_data=validation_data, early_stopping=early, **kwargs)
+        self._train(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
+                    validation_data=validation_data, early_stopping=early, **kwargs)
         self.confidence_threshold_ = None
         if validation_data is not None:
             X_val, y_val = validation_data[:2]
@@ -463,7 +523,7 @@ class BottleneckClassifier(KerasClassifier):
         X, y = indexable(X, y)
         y_array = column_or_1d(y, warn=True)
         indices = np.arange(len(y_array))
-        seed = self._resolve_seed()
+        seed = _seed_of(self.random_state)
         try:
             train, val = train_test_split(indices, test_size=fraction,
                                           stratify=y_array, random_state=seed)
@@ -506,15 +566,18 @@ class BottleneckClassifier(KerasClassifier):
                     f"Invalid argument `{name}` to `partial_fit`: it always trains one epoch "
                     "from the current epoch"
                 )
-        if classes is not None and self.initialized_:
+        fitted = self.__sklearn_is_fitted__()
+        if not fitted:
+            self._check_params()
+        if classes is not None and fitted:
             classes = np.unique(np.asarray(classes))
             if not np.array_equal(classes, self.classes_):
                 raise ValueError(
                     f"`classes={classes.tolist()}` is not the same as on the first call to "
                     f"partial_fit: {self.classes_.tolist()}"
                 )
-        self._fit(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
-                  initial_epoch=self.current_epoch, classes=classes, **kwargs)
+        self._train(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
+                    initial_epoch=self.current_epoch, classes=classes, **kwargs)
         if not hasattr(self, "confidence_threshold_"):
             self.confidence_threshold_ = None
         return self
@@ -527,17 +590,22 @@ class BottleneckClassifier(KerasClassifier):
         X : array-like of shape (n_samples, n_features)
             Bottleneck features, with as many columns as seen in :meth:`fit`.
         **kwargs : dict
-            Other keyword arguments of ``keras.Model.predict``.
+            Other keyword arguments of ``keras.Model.predict`` (they make it predict with
+            Keras).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_`` (same dtype).
         """
-        return super().predict(X, **kwargs)
+        proba = self.predict_proba(X, **kwargs)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_proba(self, X, **kwargs):
         """Class probabilities of each sample.
+
+        The default head computes them in NumPy with the Keras model's weights (no
+        TensorFlow); a custom ``model``, or keyword arguments, predict with Keras.
 
         Parameters
         ----------
@@ -551,7 +619,12 @@ class BottleneckClassifier(KerasClassifier):
         proba : ndarray of shape (n_samples, n_classes), float32
             Probabilities in the order of ``classes_``; rows sum to 1.
         """
-        return super().predict_proba(X, **kwargs)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32, ensure_min_features=1)
+        forward = vars(self).get("_forward")
+        if forward is not None and not kwargs:
+            return forward.predict_proba(X)
+        return self._keras_trainer().predict_proba(X, **kwargs)
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy on ``(X, y)``, the default score of scikit-learn classifiers.
@@ -571,143 +644,6 @@ class BottleneckClassifier(KerasClassifier):
             ``accuracy_score(y, self.predict(X), sample_weight=sample_weight)``.
         """
         return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
-
-    # ------------------------------------------------------------------ validation
-
-    def _validate_params(self):
-        """Check the parameters: ``_parameter_constraints``, then what they cannot say.
-
-        Called once per ``fit`` (by ``fit_context``) and by SciKeras' ``initialize``.
-        """
-        super()._validate_params()
-        layer_plan(self.hidden_layer_sizes, self.dropout)  # each size and rate, and their counts
-        opt = self.optimizer
-        if not (isinstance(opt, (str, keras.optimizers.Optimizer))
-                or (inspect.isclass(opt) and issubclass(opt, keras.optimizers.Optimizer))):
-            raise TypeError(
-                "optimizer must be a name such as 'rmsprop', 'adam' or 'sgd', a "
-                f"keras.optimizers.Optimizer subclass or instance, got {opt!r}"
-            )
-        if self.model is None:
-            known = (set(self._fit_kwargs) | set(self._compile_kwargs)
-                     | set(self._predict_kwargs) | {"class_weight"})
-            unknown = sorted(k for k in getattr(self, "_user_params", ())
-                             if "__" not in k and k not in known)
-            if unknown:
-                raise TypeError(
-                    f"{type(self).__name__} got unexpected parameter(s) {unknown}. Routed "
-                    "parameters need a prefix such as fit__, compile__, optimizer__ or "
-                    "model__ (the last only with a custom `model`)."
-                )
-
-    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
-        """scikit-learn validation of ``X`` (and ``y``); replaces SciKeras' version.
-
-        With ``X`` only (predict time) check it against ``n_features_in_``; with both, also
-        check ``y`` holds class labels. ``y=None`` alone validates ``y`` only.
-        """
-        floatx = keras.backend.floatx()
-        if X is None:
-            y = column_or_1d(y, warn=True)
-            return None, y
-        if y is None and not reset:
-            check_is_fitted(self)
-            X = validate_data(self, X, reset=False, dtype=floatx, ensure_min_features=1)
-            return X, None
-        X, y = validate_data(self, X, y, reset=reset, dtype=floatx, ensure_min_features=1,
-                             y_numeric=False)
-        check_classification_targets(y)
-        target_type = type_of_target(y)
-        if target_type not in ("binary", "multiclass"):
-            raise ValueError(
-                f"Unknown label type: {target_type!r}. {type(self).__name__} needs 1-D class "
-                "labels"
-            )
-        if reset:
-            self.X_shape_ = X.shape
-            self.X_dtype_ = X.dtype
-            self.y_dtype_ = y.dtype
-            self.y_ndim_ = y.ndim
-            self.target_type_ = target_type
-        return X, y
-
-    def _sample_weight(self, X, y, sample_weight, classes):
-        """Combine ``sample_weight`` and ``class_weight`` (a new array), or None."""
-        if sample_weight is None and self.class_weight is None:
-            return None
-        floatx = np.dtype(keras.backend.floatx())
-        weight = check_sample_weight(sample_weight, X, dtype=np.float64, copy=True)
-        if isinstance(self.class_weight, Mapping):
-            unknown = [k for k in self.class_weight if not np.any(classes == k)]
-            if unknown:
-                raise ValueError(
-                    f"class_weight has labels that are not classes of y: {unknown}; "
-                    f"the classes are {classes.tolist()}"
-                )
-            per_class = np.ones(len(classes))
-            for label, w in self.class_weight.items():
-                if isinstance(w, (bool, np.bool_)) or not (isinstance(w, Real) and w >= 0
-                                                             and np.isfinite(w)):
-                    raise ValueError(f"class_weight[{label!r}] must be a number >= 0, got {w!r}")
-                per_class[np.flatnonzero(classes == label)] = w
-            idx = np.searchsorted(classes, y)
-            weight *= per_class[idx]
-        elif self.class_weight == "balanced":
-            weight *= compute_sample_weight("balanced", y)
-        return weight.astype(floatx)
-
-    # ------------------------------------------------------------------ SciKeras overrides
-
-    @property
-    def target_encoder(self):
-        """SciKeras' hook for the target transformer: a :class:`~skanimal.head.HeadTargetEncoder`.
-
-        Returns
-        -------
-        HeadTargetEncoder
-            Unfitted; one-hot or class-index targets, chosen from the compiled loss.
-        """
-        return HeadTargetEncoder()
-
-
-    def _resolve_seed(self):
-        rs = self.random_state
-        if isinstance(rs, np.random.RandomState):
-            # draw from a copy: the same RandomState gives the same seed at every fit
-            copy = np.random.RandomState()
-            copy.set_state(rs.get_state())
-            return int(copy.randint(np.iinfo(np.int32).max))
-        return None if rs is None else int(rs)  # checked by _parameter_constraints
-
-    def _initialize(self, X, y=None, classes=None):
-        # scikeras' ``initialize(X, y)`` calls this: validate, then build.
-        self._validate_params()
-        X, y = self._validate_data(X, y, reset=True)
-        self._initialize_model(X, y, classes)
-        return X, y
-
-    def _initialize_model(self, X, y, classes):
-        limit_tf_threads()  # in a worker process, before this process's first TF op
-        # seeding is done here (compat.seeded), not by SciKeras' tensorflow_random_state
-        self._random_state = None
-        self._seed = self._resolve_seed()
-        self._fit_encoders(X, y, classes)
-        # the default head scales its input with statistics of these training features
-        self._input_statistics = (input_scaling(X) if self.scale_inputs and self.model is None
-                                  else (None, None))
-        self.model_ = self._build_keras_model()
-        del self._input_statistics
-        self._initialize_callbacks()
-
-    def _fit_encoders(self, X, y, classes=None):
-        """Fit the target and feature encoders and copy their metadata (``classes_``,
-        ``n_classes_``, ...) onto the estimator, as SciKeras' initialisation does."""
-        encoder = self.target_encoder
-        encoder.classes = classes
-        self.target_encoder_ = encoder.fit(y)
-        vars(self).update(self.target_encoder_.get_metadata())
-        self.feature_encoder_ = self.feature_encoder.fit(X)
-        vars(self).update(getattr(self.feature_encoder_, "get_metadata", dict)())
 
     @classmethod
     def from_trained_model(cls, model, classes, n_features_in, *, params=None, history=None):
@@ -735,28 +671,113 @@ class BottleneckClassifier(KerasClassifier):
         BottleneckClassifier
             Fitted.
         """
-        classes = np.asarray(classes)
-        n_features = int(n_features_in)
-        history = {} if history is None else history
-        head = cls(**(params or {}))
-        X_stub = np.zeros((len(classes), n_features), dtype=np.float32)
-        # Validation on one row per class sets n_features_in_ and the dtype attributes
-        # exactly as fit does, so predict checks its input against the saved width.
-        head._validate_data(X_stub, classes, reset=True)
-        head._random_state = None
-        head._seed = None
-        head._fit_encoders(X_stub, classes)
-        head.model_ = model
+        head = cls._fitted_shell(classes, n_features_in, params=params, history=history)
+        head._forward = DenseHead.from_keras(model) if head.model is None else None
+        head._adopt(model)
         head.target_encoder_.choose_encoding(getattr(model, "loss", None) or head.loss,
-                                             head._n_model_outputs())
-        head.history_ = defaultdict(list, history)
-        head._initialize_callbacks()
+                                             head._trainer.n_model_outputs())
         return head
 
-    def _fit(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
-             validation_data=None, early_stopping=False, **kwargs):
-        reinitialize = not ((self.warm_start or warm_start) and self.initialized_)
-        X, y = self._validate_data(X, y, reset=reinitialize)
+    @classmethod
+    def from_saved_model(cls, data, classes, n_features_in, *, params=None, history=None):
+        """A fitted classifier around a trained default head saved as a ``.keras`` archive.
+
+        The head's weights are read from the archive without Keras and predict in NumPy;
+        ``model_`` unpacks the archive into a Keras model (importing TensorFlow) when used.
+
+        Parameters
+        ----------
+        data : bytes
+            The ``.keras`` archive of the trained head.
+        classes, n_features_in, params, history
+            As for :meth:`from_trained_model`.
+
+        Returns
+        -------
+        BottleneckClassifier or None
+            Fitted; None when ``params`` name a custom ``model`` or the archive holds another
+            network than the default head (load it with Keras and use
+            :meth:`from_trained_model`).
+
+        Raises
+        ------
+        ValueError
+            When the head's input width is not ``n_features_in`` or its output width not
+            the number of classes.
+        """
+        head = cls._fitted_shell(classes, n_features_in, params=params, history=history)
+        forward = DenseHead.from_archive(data) if head.model is None else None
+        if forward is None:
+            return None
+        n_outputs = forward.steps[-1][1].shape[1]
+        if forward.n_features != head.n_features_in_ or n_outputs != head.n_classes_:
+            raise ValueError(
+                f"the head takes {forward.n_features} features and gives {n_outputs} "
+                f"probabilities, but {head.n_features_in_} features and {head.n_classes_} "
+                "classes are declared"
+            )
+        head._forward = forward
+        head._packed_model = data
+        return head
+
+    @classmethod
+    def _fitted_shell(cls, classes, n_features_in, *, params=None, history=None):
+        """A classifier with the fitted attributes of ``classes`` and ``n_features_in``
+        (no model yet)."""
+        classes = np.asarray(classes)
+        head = cls(**(params or {}))
+        X_stub = np.zeros((len(classes), int(n_features_in)), dtype=np.float32)
+        # Validation on one row per class sets n_features_in_ and the dtype attributes
+        # exactly as fit does, so predict checks its input against the saved width.
+        head._validated(X_stub, classes, reset=True, dtype=np.float32)
+        encoder = HeadTargetEncoder().fit(classes)
+        head.target_encoder_ = encoder
+        vars(head).update(encoder.get_metadata())
+        head.history_ = defaultdict(list, {} if history is None else history)
+        return head
+
+    # ------------------------------------------------------------------ training
+
+    def _check_params(self):
+        """What ``_parameter_constraints`` cannot say: layer counts, optimizer kind, model
+        kind, misspelt parameters. Called at the start of each fit."""
+        start_tensorflow()  # fitting imports TensorFlow: without its C++ notices on stderr
+        import keras
+
+        layer_plan(self.hidden_layer_sizes, self.dropout)  # each size and rate, and their counts
+        opt = self.optimizer
+        if not (isinstance(opt, (str, keras.optimizers.Optimizer))
+                or (inspect.isclass(opt) and issubclass(opt, keras.optimizers.Optimizer))):
+            raise TypeError(
+                "optimizer must be a name such as 'rmsprop', 'adam' or 'sgd', a "
+                f"keras.optimizers.Optimizer subclass or instance, got {opt!r}"
+            )
+        if not (self.model is None or callable(self.model)):
+            raise TypeError(
+                "model must be None (the default head), a callable that returns a "
+                f"keras.Model, or a keras.Model, got {self.model!r}"
+            )
+        if self.model is None:
+            known = routed_keyword_names() | {"class_weight"}
+            params = self.get_params(deep=False)
+            defaults = inspect.signature(type(self).__init__).parameters
+            unknown = sorted(k for k in params
+                             if "__" not in k and k not in known and k not in defaults)
+            if unknown:
+                raise TypeError(
+                    f"{type(self).__name__} got unexpected parameter(s) {unknown}. Routed "
+                    "parameters need a prefix such as fit__, compile__, optimizer__ or "
+                    "model__ (the last only with a custom `model`)."
+                )
+
+    def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None,
+               validation_data=None, early_stopping=False, **kwargs):
+        start_tensorflow()  # training imports TensorFlow; predicting does not
+        import keras
+
+        floatx = np.dtype(keras.backend.floatx())
+        reinitialize = not ((self.warm_start or warm_start) and self.__sklearn_is_fitted__())
+        X, y = self._validated(X, y, reset=reinitialize, dtype=floatx)
         if reinitialize:
             all_classes = np.unique(y) if classes is None else np.unique(np.asarray(classes))
             if classes is not None:
@@ -768,7 +789,7 @@ class BottleneckClassifier(KerasClassifier):
         else:
             all_classes = self.classes_
             self.target_encoder_.encode(y)  # unseen labels → ValueError
-        sample_weight = self._sample_weight(X, y, sample_weight, all_classes)
+        sample_weight = self._sample_weight(X, y, sample_weight, all_classes, floatx)
         if sample_weight is not None:
             keep = sample_weight != 0
             if not keep.any():
@@ -786,51 +807,68 @@ class BottleneckClassifier(KerasClassifier):
                     f"{type(self).__name__} needs at least 2 classes in y{trimmed}, but y "
                     f"contains only one class: {present.tolist()}"
                 )
-        if reinitialize:
-            self._initialize_model(X, y, classes)
-        self._ensure_compiled_model()
-        self.target_encoder_.choose_encoding(self.model_.loss, self._n_model_outputs())
-        y = self.target_encoder_.transform(y)
-        X = self.feature_encoder_.transform(X)
-        self._check_model_compatibility(y)
         if validation_data is not None:
-            kwargs["validation_data"] = self._encode_validation_data(validation_data)
-        self._fit_keras_model(X, y, sample_weight=sample_weight, warm_start=warm_start,
-                              epochs=epochs, initial_epoch=initial_epoch,
-                              early_stopping=early_stopping, **kwargs)
+            validation_data = self._checked_validation_data(validation_data, floatx)
+        limit_tf_threads()  # in a worker process, before this process's first TF op
+        if reinitialize:
+            trainer = self._new_trainer(X, y, classes)
+        else:
+            trainer = self._keras_trainer()
+        batch_size = self._fit_batch_size(len(X), kwargs)
+        trainer.train(X, y, sample_weight=sample_weight, epochs=epochs,
+                      initial_epoch=initial_epoch, batch_size=batch_size,
+                      validation_data=validation_data, early_stopping=early_stopping, **kwargs)
+        self.history_ = trainer.history_
+        vars(self).pop("_packed_model", None)  # the trainer holds the current model
+        self._trainer = trainer
+        self._forward = DenseHead.from_keras(trainer.model_) if self.model is None else None
 
-    def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch,
-                         early_stopping=False, **kwargs):
-        # Batches come from a tf.data pipeline, not the arrays: Keras converts arrays anew
-        # at every epoch (~70 ms each on a busy 2-core machine), which made 300 one-batch
-        # epochs of a 12-image set take 25 s instead of 3 s.
-        import tensorflow as tf
+    def _new_trainer(self, X, y, classes):
+        """A SciKeras adapter around a new model for ``(X, y)``; copies its fitted
+        attributes (``classes_``, ``target_encoder_``...) onto the classifier."""
+        seed = _seed_of(self.random_state)
+        # the default head scales its input with statistics of these training features
+        mean, variance = (input_scaling(X) if self.scale_inputs and self.model is None
+                          else (None, None))
+        trainer = scikeras_trainer(self.get_params(deep=False),
+                                   default_model=self._default_head(mean, variance, seed),
+                                   target_encoder=HeadTargetEncoder())
+        trainer.start(y, self._meta(), classes=classes, seed=seed)
+        self.target_encoder_ = trainer.target_encoder_
+        vars(self).update(trainer.target_encoder_.get_metadata())
+        return trainer
 
-        batch = self._fit_batch_size(len(X), kwargs)
-        shuffle = kwargs.pop("shuffle", getattr(self, "fit__shuffle", self.shuffle))
-        columns = (X, y) if sample_weight is None else (X, y, sample_weight)
-        with self._seed_context():
-            data = tf.data.Dataset.from_tensor_slices(columns)
-            if shuffle:
-                data = data.shuffle(len(X), seed=getattr(self, "_seed", None),
-                                    reshuffle_each_iteration=True)
-            data = data.batch(batch).prefetch(2)
-            validation = kwargs.pop("validation_data", None)
-            if validation is not None:
-                kwargs["validation_data"] = tf.data.Dataset.from_tensor_slices(
-                    tuple(validation)).batch(batch)
-            saved_callbacks = self._fit_callbacks
-            if early_stopping:
-                self._fit_callbacks = [*saved_callbacks, keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.n_iter_no_change,
-                    restore_best_weights=True)]
-            try:
-                super()._fit_keras_model(data, None, sample_weight=None, warm_start=warm_start,
-                                         epochs=epochs, initial_epoch=initial_epoch,
-                                         batch_size=None, shuffle=False, validation_split=0.0,
-                                         **kwargs)
-            finally:
-                self._fit_callbacks = saved_callbacks
+    def _default_head(self, mean, variance, seed):
+        """The build function of the default head, as SciKeras calls a ``model`` callable."""
+        def build(compile_kwargs, meta):
+            return build_head(meta["n_features_in_"], meta["n_classes_"],
+                              hidden_layer_sizes=self.hidden_layer_sizes, dropout=self.dropout,
+                              negative_slope=self.negative_slope, seed=seed,
+                              compile_kwargs=compile_kwargs, input_mean=mean,
+                              input_variance=variance)
+        return build
+
+    def _meta(self):
+        """Fitted attributes of the input that a ``model`` callable receives in ``meta``."""
+        names = ("n_features_in_", "feature_names_in_", "X_shape_", "X_dtype_", "y_dtype_",
+                 "y_ndim_", "target_type_")
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
+
+    def _keras_trainer(self):
+        """The SciKeras adapter holding the fitted Keras model: the one that trained it, or,
+        after unpickling, one around the model unpacked from its saved bytes."""
+        trainer = vars(self).get("_trainer")
+        if trainer is None:
+            model = unpack_model(self._packed_model)
+            self._adopt(model)
+        return self._trainer
+
+    def _adopt(self, model):
+        trainer = scikeras_trainer(self.get_params(deep=False), default_model=None,
+                                   target_encoder=self.target_encoder_)
+        trainer.adopt(model, self.target_encoder_, self._meta(), getattr(self, "history_", {}))
+        self.history_ = trainer.history_
+        self._trainer = trainer
 
     def _fit_batch_size(self, n_samples, kwargs):
         """Samples per gradient step: ``batch_size`` (a ``fit__batch_size`` or keyword
@@ -842,102 +880,76 @@ class BottleneckClassifier(KerasClassifier):
             return max(1, n_samples)
         return int(batch)
 
-    def _encode_validation_data(self, validation_data):
+    def _checked_validation_data(self, validation_data, floatx):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError(
                 "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight)"
             )
         X_val, y_val = validation_data[:2]
-        X_val, _ = self._validate_data(X_val)
+        X_val = validate_data(self, X_val, reset=False, dtype=floatx, ensure_min_features=1)
         y_val = column_or_1d(y_val, warn=True)
         if len(y_val) != len(X_val):
             raise ValueError(
                 f"validation_data has {len(X_val)} samples in X but {len(y_val)} in y"
             )
-        encoded = (self.feature_encoder_.transform(X_val), self.target_encoder_.transform(y_val))
+        checked = (X_val, y_val)
         if len(validation_data) == 3 and validation_data[2] is not None:
-            weight = check_sample_weight(validation_data[2], X_val,
-                                          dtype=np.dtype(keras.backend.floatx()))
-            encoded = encoded + (weight,)
-        return encoded
+            checked = checked + (check_sample_weight(validation_data[2], X_val, dtype=floatx),)
+        return checked
 
-    def _check_model_param(self):
-        model = self.model
-        if model is None:
-            return self._keras_build_fn
-        if isinstance(model, keras.Model):
-            return lambda: model
-        if callable(model):
-            return model
-        raise TypeError(
-            "model must be None (the default head), a callable that returns a keras.Model, "
-            f"or a keras.Model, got {model!r}"
-        )
+    # ------------------------------------------------------------------ validation
 
-    def _seed_context(self):
-        seed = getattr(self, "_seed", None)
-        return contextlib.nullcontext() if seed is None else seeded(seed)
-
-    def _build_keras_model(self):
-        with self._seed_context():
-            model = super()._build_keras_model()
-        if not isinstance(model, keras.Model):
-            raise TypeError(
-                f"The model callable must return a keras.Model, got {type(model).__name__}"
-            )
-        return model
-
-    def _n_model_outputs(self):
-        outputs = getattr(self.model_, "outputs", None)
-        return outputs[0].shape[-1] if outputs else None
-
-    def _check_model_compatibility(self, y):
-        super()._check_model_compatibility(y)
-        n_out = self._n_model_outputs()
-        binary_sigmoid = n_out == 1 and self.n_classes_ == 2
-        if n_out is not None and n_out != self.n_classes_ and not binary_sigmoid:
+    def _validated(self, X, y, *, reset, dtype):
+        """scikit-learn validation of ``X`` and ``y`` (class labels)."""
+        if X is None:
+            return None, column_or_1d(y, warn=True)
+        X, y = validate_data(self, X, y, reset=reset, dtype=dtype, ensure_min_features=1,
+                             y_numeric=False)
+        check_classification_targets(y)
+        target_type = type_of_target(y)
+        if target_type not in ("binary", "multiclass"):
             raise ValueError(
-                f"The Keras model has {n_out} output units but there are {self.n_classes_} "
-                f"classes {self.classes_.tolist()}: build the last layer from "
-                "meta['n_classes_']"
+                f"Unknown label type: {target_type!r}. {type(self).__name__} needs 1-D class "
+                "labels"
             )
+        if reset:
+            self.X_shape_ = X.shape
+            self.X_dtype_ = X.dtype
+            self.y_dtype_ = y.dtype
+            self.y_ndim_ = y.ndim
+            self.target_type_ = target_type
+        return X, y
 
-    def _get_compile_kwargs(self):
-        compile_kwargs = super()._get_compile_kwargs()
-        opt = self.optimizer
-        if isinstance(opt, keras.optimizers.Optimizer):
-            # an instance can serve one model only: compile each new model with a copy
-            compile_kwargs["optimizer"] = type(opt).from_config(opt.get_config())
-            return compile_kwargs
-        opt_class = optimizer_class(opt) if isinstance(opt, str) else opt
-        opt_params = route_params(self.get_params(), destination="optimizer",
-                                  pass_filter=set(), strict=True)
-        if self.learning_rate is not None:
-            opt_params.setdefault("learning_rate", self.learning_rate)
-        compile_kwargs["optimizer"] = unflatten_params(items=opt_class, params=opt_params)
-        return compile_kwargs
+    def _sample_weight(self, X, y, sample_weight, classes, floatx):
+        """Combine ``sample_weight`` and ``class_weight`` (a new array), or None."""
+        if sample_weight is None and self.class_weight is None:
+            return None
+        weight = check_sample_weight(sample_weight, X, dtype=np.float64, copy=True)
+        if isinstance(self.class_weight, Mapping):
+            unknown = [k for k in self.class_weight if not np.any(classes == k)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels that are not classes of y: {unknown}; "
+                    f"the classes are {classes.tolist()}"
+                )
+            per_class = np.ones(len(classes))
+            for label, w in self.class_weight.items():
+                if isinstance(w, (bool, np.bool_)) or not (isinstance(w, Real) and w >= 0
+                                                             and np.isfinite(w)):
+                    raise ValueError(f"class_weight[{label!r}] must be a number >= 0, got {w!r}")
+                per_class[np.flatnonzero(classes == label)] = w
+            idx = np.searchsorted(classes, y)
+            weight *= per_class[idx]
+        elif self.class_weight == "balanced":
+            weight *= compute_sample_weight("balanced", y)
+        return weight.astype(floatx)
 
-    def _keras_build_fn(self, compile_kwargs, meta, **kwargs):
-        """Build and compile the default head from ``meta`` and the constructor parameters.
 
-        Parameters
-        ----------
-        compile_kwargs : dict
-            ``optimizer``, ``loss``, ``metrics`` (and other compile arguments) ready for
-            ``keras.Model.compile``.
-        meta : dict
-            SciKeras fit metadata; uses ``n_features_in_`` and ``n_classes_``.
-        **kwargs : dict
-            Other parameters SciKeras passes to a model-building function (ignored).
-
-        Returns
-        -------
-        keras.Model
-            The compiled head.
-        """
-        mean, variance = getattr(self, "_input_statistics", (None, None))
-        return build_head(meta["n_features_in_"], meta["n_classes_"],
-                          hidden_layer_sizes=self.hidden_layer_sizes, dropout=self.dropout,
-                          negative_slope=self.negative_slope,
-                          seed=getattr(self, "_seed", None), compile_kwargs=compile_kwargs,
-                          input_mean=mean, input_variance=variance)
+def _seed_of(random_state):
+    """The int seed of ``random_state`` (None stays None)."""
+    if isinstance(random_state, np.random.RandomState):
+        # draw from a copy: the same RandomState gives the same seed at every fit
+        copy = np.random.RandomState()
+        copy.set_state(random_state.get_state())
+        return int(copy.randint(np.iinfo(np.int32).max))
+    return None if random_state is None else int(random_state)  # checked by the constraints

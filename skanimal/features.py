@@ -28,7 +28,7 @@ from .cache import (
     make_fingerprint,
     resolve_cache_dir,
 )
-from .compat import Interval, StrOptions, fit_context
+from .compat import Interval, StrOptions, fit_context, validate_parameter_constraints
 from .exceptions import IncompatibleModelError, SmallImageWarning, WeightsUnavailableError
 from .extraction import (
     SMALL_IMAGE_FRACTION,
@@ -129,7 +129,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     """
 
     # Checked once per fit (see `fit_context`) and before each transform; `bool` is never
-    # accepted as a number. backbone, weights and cache are checked by _validate_params.
+    # accepted as a number. backbone, weights and cache are checked by _check_params.
     _parameter_constraints = {
         "backbone": "no_validation",
         "weights": "no_validation",
@@ -182,8 +182,14 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             )
         return size
 
-    def _validate_params(self):
-        super()._validate_params()  # _parameter_constraints
+    def _check_params(self, *, constraints=True):
+        """Validate the parameters: ``_parameter_constraints`` (unless ``fit_context`` just
+        did), then what they cannot express (a registered backbone, a usable cache, an image
+        size the backbone accepts). Returns the resolved image size."""
+        if constraints:
+            validate_parameter_constraints(self._parameter_constraints,
+                                           self.get_params(deep=False),
+                                           caller_name=type(self).__name__)
         get_spec(self.backbone)
         resolve_cache_dir(self.cache)
         return self._resolved_image_size()
@@ -358,6 +364,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         whatever their order), which is then required. Each distinct calibration gives
         different features, so the cache keeps them apart.
         """
+        self._check_params(constraints=False)  # fit_context checked the constraints
         if self.precision == "int8":
             return self._fit_int8(X)
         self.__dict__.pop("quantized_backbone_", None)
@@ -467,7 +474,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             When a parameter is invalid (an ``InvalidParameterError``, both at once).
         """
         features = cls(**params)
-        features._validate_params()
+        features._check_params()
         return features._set_fitted(feature_shape, feature_format_version, versions,
                                     training_keys=training_hashes,
                                     weights_identity=weights_identity)
@@ -548,7 +555,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             With ``on_error="raise"``, for a missing, unreadable or non-image file.
         """
         check_is_fitted(self, "n_features_out_")
-        self._validate_params()
+        self._check_params()
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
         images = check_images(X)

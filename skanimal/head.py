@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numbers
 
-import keras
 import numpy as np
 
 __all__ = ["HeadTargetEncoder", "build_head", "input_scaling", "layer_plan"]
@@ -160,6 +159,8 @@ def build_head(n_features, n_classes, *, hidden_layer_sizes=(100, 50), dropout=(
     keras.Model
         The head, named ``"bottleneck_head"``.
     """
+    import keras  # here, not at the top: predicting with a fitted head needs no Keras
+
     sizes, rates = layer_plan(hidden_layer_sizes, dropout)
     layers = keras.layers
     rng = np.random.RandomState(seed) if seed is not None else None
@@ -199,10 +200,10 @@ def _loss_key(loss):
     """A loss's name, lower case without underscores ("" when it has none)."""
     if isinstance(loss, str):
         name = loss
-    elif isinstance(loss, keras.losses.Loss):
-        name = type(loss).__name__
-    else:
-        name = getattr(loss, "__name__", "") or ""
+    elif loss is None:
+        name = ""
+    else:  # a loss function has a __name__, a keras.losses.Loss instance its class's
+        name = getattr(loss, "__name__", None) or type(loss).__name__
     return name.lower().replace("_", "")
 
 
@@ -265,6 +266,8 @@ class HeadTargetEncoder:
 
     def transform(self, y):
         """Targets for Keras: one-hot rows or class indices, in Keras' float type."""
+        import keras  # training only
+
         idx = self.encode(y)
         floatx = np.dtype(keras.backend.floatx())
         if self.one_hot_:

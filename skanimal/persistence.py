@@ -340,13 +340,36 @@ def _check_description(path, description):
         )
 
 
-def _restore_head(spec, model):
+def _restore_head(path, spec, head_bytes):
+    """The fitted head of ``spec`` and the ``head.keras`` bytes: the default head predicts in
+    NumPy, read from the archive without Keras (so an int8 model loads and predicts without
+    TensorFlow); any other head is loaded by Keras, in safe mode."""
     from .classifier import BottleneckClassifier
 
     classes = np.asarray(spec["classes"], dtype=np.dtype(spec["classes_dtype"]))
     params = _untuple(spec["params"], spec.get("tuple_params", ()))
-    head = BottleneckClassifier.from_trained_model(
-        model, classes, int(spec["n_features_in"]), params=params, history=spec.get("history", {}))
+    arguments = dict(classes=classes, n_features_in=int(spec["n_features_in"]), params=params,
+                     history=spec.get("history", {}))
+    try:
+        head = BottleneckClassifier.from_saved_model(head_bytes, **arguments)
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise IncompatibleModelError(
+            f"the head stored in {str(path)!r} cannot be read: {exc}"
+        ) from exc
+    if head is None:  # not the default head: Keras loads it
+        import keras
+
+        with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
+            head_file = Path(tmp) / _HEAD
+            head_file.write_bytes(head_bytes)
+            try:
+                model = keras.saving.load_model(head_file, safe_mode=True, compile=False)
+            except Exception as exc:  # Keras raises many types for a bad or unsafe archive
+                raise IncompatibleModelError(
+                    f"Keras could not load the head stored in {str(path)!r} with "
+                    f"safe_mode=True: {exc}"
+                ) from exc
+        head = BottleneckClassifier.from_trained_model(model, **arguments)
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
     return head
@@ -452,14 +475,7 @@ def load(path, *, weights=None):
             features.relocate_weights(weights)
         elif weights_file is not None and str(identity).startswith("sha256:"):
             _unpack_weights(path, features, identity, weights_file)
-        import keras
-
-        try:
-            model = keras.saving.load_model(head_file, safe_mode=True, compile=False)
-        except Exception as exc:  # Keras raises many types for a bad or unsafe archive
-            raise IncompatibleModelError(
-                f"Keras could not load the head stored in {str(path)!r} with safe_mode=True: "
-                f"{exc}"
-            ) from exc
-    head = _restore_head(head_spec, model)
+        # checked and size-capped by _read; the default head is read without Keras
+        head_bytes = Path(head_file).read_bytes()
+    head = _restore_head(path, head_spec, head_bytes)
     return Pipeline([(features_spec["name"], features), (head_spec["name"], head)])

@@ -158,7 +158,8 @@ ALLOWED_IMPORTS = {
     # head
     "head": set(),
     "calibration": set(),
-    "classifier": {"head", "calibration"},
+    "head_forward": set(),
+    "classifier": {"head", "head_forward", "calibration"},
     # model files, a model over many files, reports
     "persistence": {"features", "classifier", "augmentation", "cache", "backbones", "weights",
                     "openvino_engine"},
@@ -290,3 +291,83 @@ def test_the_architecture_page_names_every_module():
                      if not name.endswith("__init__") and not name.startswith("_")
                      and name not in named and name.split(".")[-1] not in named)
     assert not missing, f"docs/architecture.rst does not name: {missing}"
+
+
+# ---------------------------------------------------------------- private overrides and calls
+#: Library sources whose classes skanimal's estimators derive from (read, not imported:
+#: importing SciKeras imports TensorFlow).
+LIBRARY_CLASS_SOURCES = (("scikeras", "wrappers.py"), ("sklearn", "base.py"),
+                         ("sklearn", "utils/_metadata_requests.py"),
+                         ("sklearn", "utils/_repr_html/base.py"))
+
+
+def library_private_methods():
+    """Names of the ``_``-methods defined by SciKeras' wrappers and scikit-learn's bases."""
+    import importlib.util
+
+    names = set()
+    for package, relative in LIBRARY_CLASS_SOURCES:
+        spec = importlib.util.find_spec(package)
+        source = Path(spec.submodule_search_locations[0]) / relative
+        if not source.exists():  # moved in another release: the sanity test below says so
+            continue
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                names.update(item.name for item in node.body
+                             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                             and _is_private(item.name))
+    return names
+
+
+def private_overrides_and_calls(path, names):
+    """Methods defined, or attributes used, in ``path`` under a library's private ``names``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.ClassDef):
+            found += [f"{path.name}:{item.lineno}: {node.name}.{item.name} overrides it"
+                      for item in node.body
+                      if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                      and item.name in names]
+        elif isinstance(node, ast.Attribute) and node.attr in names:
+            found.append(f"{path.name}:{node.lineno}: uses .{node.attr}")
+    return sorted(found, key=lambda hit: int(hit.split(":")[1]))
+
+
+def test_the_override_guard_sees_what_it_guards(tmp_path):
+    names = library_private_methods()
+    # SciKeras' hooks skanimal used to override, and scikit-learn's validation hook
+    assert {"_fit", "_fit_keras_model", "_check_model_param", "_build_keras_model",
+            "_validate_data", "_initialize", "_get_compile_kwargs",
+            "_validate_params", "_get_param_names", "_more_tags"} <= names
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "class Head(KerasClassifier):\n"
+        "    def _fit_keras_model(self, X, y):\n"
+        "        return super()._fit_keras_model(X, y)\n"
+        "    def _own_helper(self):\n"
+        "        self._validate_params()\n"
+        "        return self._own_state\n",
+        encoding="utf-8",
+    )
+    assert private_overrides_and_calls(sample, names) == [
+        "sample.py:2: Head._fit_keras_model overrides it",
+        "sample.py:3: uses ._fit_keras_model",
+        "sample.py:5: uses ._validate_params",
+    ]
+
+
+#: Modules owned by other work in progress that still override or call a library's private
+#: method; the lead removes an entry once its branch has merged.
+KNOWN_PRIVATE_OVERRIDES = {}
+
+
+@pytest.mark.parametrize("module", [
+    pytest.param(_name(path), marks=pytest.mark.xfail(
+        reason=KNOWN_PRIVATE_OVERRIDES[_name(path)], strict=True))
+    if _name(path) in KNOWN_PRIVATE_OVERRIDES else _name(path)
+    for path in _modules() if path.name != COMPAT
+])
+def test_private_library_methods_are_overridden_and_called_only_in_compat(module):
+    offenders = private_overrides_and_calls(PACKAGE / module, library_private_methods())
+    assert not offenders, ("SciKeras/scikit-learn private methods belong in "
+                           "skanimal/compat.py:\n" + "\n".join(offenders))

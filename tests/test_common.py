@@ -96,16 +96,6 @@ EXPECTED_FAILED_CHECKS = {
         **_NOT_IMAGES,
     },
     BottleneckClassifier: {
-        "check_estimator_tags_renamed": (
-            "scikeras.wrappers.BaseWrapper, a parent class, still defines the pre-1.6 "
-            "`_more_tags`; BottleneckClassifier defines `__sklearn_tags__`, which is what "
-            "scikit-learn reads"
-        ),
-        "check_mixin_order": (
-            "scikeras.wrappers.KerasClassifier inherits (BaseWrapper, ClassifierMixin), so "
-            "BaseEstimator precedes ClassifierMixin in the MRO; a subclass cannot reorder its "
-            "parents' bases (the classifier tags are set in `__sklearn_tags__` instead)"
-        ),
         "check_sample_weight_equivalence_on_dense_data": (
             "mini-batch training is not equivalent under sample repetition: Keras averages "
             "the weighted loss over the batch size, not over the sum of the weights, and "

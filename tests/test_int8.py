@@ -172,3 +172,50 @@ def test_int8_close_to_float32_on_real_photos(animals_dev):
     float32 = BottleneckFeatures("mobilenet_v2", **params).fit()
     similarity = cosine(int8.transform(list(held_out)), float32.transform(list(held_out)))
     assert np.median(similarity) > 0.97 and similarity.min() > 0.93
+
+
+#: Loads a model in a fresh interpreter, predicts on image files, and reports whether
+#: TensorFlow, Keras or SciKeras were imported.
+_LOAD_AND_PREDICT = """
+import json, sys
+how, model, *paths = sys.argv[1:]
+if how == "joblib":
+    import joblib
+    pipe = joblib.load(model)
+else:
+    import skanimal
+    pipe = skanimal.load(model)
+proba = pipe.predict_proba(paths)
+print(json.dumps({"labels": pipe.predict(paths).tolist(), "proba": proba.tolist(),
+                  "imported": sorted(m for m in ("tensorflow", "keras", "scikeras")
+                                     if m in sys.modules)}))
+"""
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_int8_model_loads_and_predicts_without_tensorflow(shapes, tmp_path):
+    import os
+    import subprocess
+
+    import joblib
+
+    pipe = make_pipeline(int8_features(), BottleneckClassifier(hidden_layer_sizes=(8,),
+                                                               epochs=2, random_state=0))
+    pipe.fit(shapes.paths, shapes.target)
+    paths = [str(p) for p in shapes.paths[::12]]
+    expected = pipe.predict_proba(paths)
+    joblib.dump(pipe, tmp_path / "int8.joblib")
+    skanimal.save(pipe, tmp_path / "int8.skanimal")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for how, model in (("joblib", "int8.joblib"), ("skanimal", "int8.skanimal")):
+        done = subprocess.run([sys.executable, "-c", _LOAD_AND_PREDICT, how,
+                               str(tmp_path / model), *paths],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["imported"] == [], f"{how}: imported {result['imported']}"
+        assert result["labels"] == pipe.predict(paths).tolist()
+        np.testing.assert_allclose(result["proba"], expected, rtol=0, atol=1e-6)

@@ -19,7 +19,6 @@ import time
 import traceback
 from pathlib import Path
 
-import keras
 import numpy as np
 from sklearn.base import clone
 
@@ -30,7 +29,7 @@ from ..sorting import sort_images
 from ..workflow import save_model_beside
 from .paths import relative_name
 
-__all__ = ["FeatureMemo", "EpochProgress", "Retrainer", "resort_review", "score_photos",
+__all__ = ["FeatureMemo", "Retrainer", "resort_review", "score_photos",
            "check_model"]
 
 # ----------------------------------------------------------------------------- model files
@@ -95,23 +94,43 @@ class FeatureMemo:
             return np.stack([self._rows[key] for key in keys]) if keys else None
 
 
-class EpochProgress(keras.callbacks.Callback):
-    """A Keras callback that reports each finished epoch to ``report(epoch_number)``.
+def _epoch_progress_class():
+    # Keras (and so TensorFlow) is imported only when Retrain trains: the page's scoring of an
+    # int8 model runs without it.
+    import keras
 
-    It pickles (with the model it is part of) as a callback that does nothing, so a saved
-    model never holds the review app.
-    """
+    class EpochProgress(keras.callbacks.Callback):
+        """A Keras callback that reports each finished epoch to ``report(epoch_number)``.
 
-    def __init__(self, report=None):
-        super().__init__()
-        self.report = report
+        It pickles (with the model it is part of) as a callback that does nothing, so a saved
+        model never holds the review app.
+        """
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.report is not None:
-            self.report(epoch + 1)
+        def __init__(self, report=None):
+            super().__init__()
+            self.report = report
 
-    def __reduce__(self):
-        return (EpochProgress, ())
+        def on_epoch_end(self, epoch, logs=None):
+            if self.report is not None:
+                self.report(epoch + 1)
+
+        def __reduce__(self):
+            return (_epoch_progress, ())
+
+    EpochProgress.__module__ = __name__
+    return EpochProgress
+
+
+def _epoch_progress(report=None):
+    return __getattr__("EpochProgress")(report)
+
+
+def __getattr__(name):
+    # ``EpochProgress`` is defined on first use (it subclasses a Keras class).
+    if name == "EpochProgress":
+        globals()[name] = _epoch_progress_class()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fit_head(head, F, y, on_epoch):
@@ -120,7 +139,7 @@ def _fit_head(head, F, y, on_epoch):
     if "callbacks" not in head.get_params(deep=False):  # not a Keras head: no epochs
         return head.fit(F, y)
     callbacks = head.get_params().get("callbacks")
-    head.set_params(callbacks=list(callbacks or []) + [EpochProgress(on_epoch)])
+    head.set_params(callbacks=list(callbacks or []) + [_epoch_progress(on_epoch)])
     try:
         head.fit(F, y)
     finally:
