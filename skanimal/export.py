@@ -294,21 +294,41 @@ def _write_savedmodel(network, path, image_size):
 def _write_tflite(network, path, image_size):
     import tensorflow as tf
 
-    serve = _serving_function(network, image_size)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], network)
-    Path(path).write_bytes(converter.convert())
+    # From a SavedModel, whose variables the converter freezes into constants; from a
+    # concrete function it keeps them as variables, which the interpreter reads as NaN.
+    with tempfile.TemporaryDirectory(prefix="savedmodel-", dir=Path(path).parent) as folder:
+        _write_savedmodel(network, folder, image_size)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        Path(path).write_bytes(converter.convert())
 
 
 def _write_onnx(network, path, image_size):
+    import onnx
+    import tensorflow as tf
     import tf2onnx
 
-    # from_function freezes every captured variable (the head's Normalization statistics
-    # included) into a constant: the graph has the pixels as its one input.
     serve = _serving_function(network, image_size)
+    concrete = serve.get_concrete_function()
+    # tf2onnx freezes the captured variables but turns captured constant tensors (the
+    # head's Normalization statistics) into graph inputs: put their values back as
+    # initializers, so the pixels are the one input.
+    constants = {inner.name: outer.numpy()
+                 for outer, inner in zip(concrete.captured_inputs, concrete.graph.internal_captures)
+                 if outer.dtype != tf.resource}
     with contextlib.redirect_stdout(io.StringIO()):
-        tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
-                                      opset=_ONNX_OPSET, output_path=str(path))
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
+                                                 opset=_ONNX_OPSET)
+    graph = proto.graph
+    used = {name for node in graph.node for name in node.input}
+    for value in list(graph.input)[1:]:
+        if value.name not in constants:
+            raise ExportError(f"the ONNX graph has an input {value.name!r} besides the pixels")
+        if value.name in used:
+            graph.initializer.append(onnx.numpy_helper.from_array(constants[value.name],
+                                                                  value.name))
+        graph.input.remove(value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
 
 
 def _name_io(ov_model):
