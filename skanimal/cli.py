@@ -888,9 +888,60 @@ def _run_review(args):
                  open_browser=args.browser)
 
 
+# ------------------------------------------------------------------------------- export
+
+
+def _add_export(commands):
+    from .exporting import FORMATS
+
+    export = _command(
+        commands, "export", _run_export,
+        help="export a saved model as one network (photo pixels in, probabilities out)",
+        description="Write the model as one network for another runtime into DIR, with\n"
+                    "skanimal-export.json (classes, input size, how to decode photos) and\n"
+                    "predict.py, which predicts photos with Pillow, NumPy and that runtime\n"
+                    "only. tflite and onnx need pip install \"skanimal[export]\", openvino\n"
+                    "needs \"skanimal[openvino]\".\n\n"
+                    "Only load model files you trust: joblib files can run code when loaded.",
+        epilog="example: skanimal export animals.joblib --into animals-onnx --format onnx",
+    )
+    export.add_argument("model", metavar="MODEL", help="a model saved by 'skanimal train'")
+    export.add_argument("--into", required=True, metavar="DIR",
+                        help="the export folder: new or empty (see --force)")
+    export.add_argument("--format", required=True, choices=tuple(FORMATS),
+                        help="keras (.keras), savedmodel (TensorFlow), tflite (LiteRT), onnx, "
+                             "openvino (IR; int8 models keep their int8 network)")
+    export.add_argument("--force", action="store_true",
+                        help="export into a folder that is not empty, replacing a previous "
+                             "export there (other files are left alone)")
+    _add_weights_option(export)
+
+
+def _run_export(args):
+    from .exporting import export, require_runtime
+    from .workflow import load_model
+
+    require_runtime(args.format)  # one line naming the extra, before the model is loaded
+    model = load_model(args.model)
+    if args.weights is not None:
+        model.steps[0][1].relocate_weights(args.weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = export(model, args.into, format=args.format, force=args.force)
+    for note in result.warnings:
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
+    for other in caught:
+        if str(other.message) not in result.warnings:
+            warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    print(f"Exported {args.format} network ({_format_bytes(result.n_bytes)}) to "
+          f"{result.model_path}; predict with: python {result.directory / 'predict.py'} "
+          "PHOTO_OR_FOLDER")
+    return 0
+
+
 #: The sub-commands, in the order ``skanimal --help`` lists them: each builds its parser.
 COMMANDS = (_add_train, _add_evaluate, _add_predict, _add_demo, _add_sort, _add_suggest,
-            _add_audit, _add_review, _add_cache)
+            _add_audit, _add_review, _add_cache, _add_export)
 
 
 def build_parser():

@@ -25,7 +25,7 @@ answers agree with the int8 model's on most but not all photos.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import json
 import os
@@ -401,7 +401,12 @@ def require_runtime(format):
     if format not in FORMATS:
         raise ExportError(f"format={format!r} is not one of {', '.join(FORMATS)}")
     modules, extra = _NEEDS[format]
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise ExportError(
             f"format {format!r} needs {', '.join(missing)}, which is not installed; install "
