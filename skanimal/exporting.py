@@ -192,10 +192,13 @@ def _head_layers(head, n_features, n_classes):
                               "LogisticRegression")
         mean = step.mean_ if step.with_mean else np.zeros(n_features)
         scale = step.scale_ if step.with_std else np.ones(n_features)
-        layers.append(keras.layers.Normalization(
-            mean=np.asarray(mean, np.float32),
-            variance=np.square(np.asarray(scale, np.float64)).astype(np.float32),
-            name=f"standard_scaler_{len(layers) + 1}"))
+        # (x - mean) / scale as StandardScaler computes it, for any scale: Normalization
+        # would clamp a scale below Keras' epsilon.
+        number = len(layers) // 2 + 1
+        layers += [keras.layers.Rescaling(1.0, offset=(-np.asarray(mean, np.float32)).tolist(),
+                                          name=f"scaler_{number}_centre"),
+                   keras.layers.Rescaling((1 / np.asarray(scale, np.float64)).tolist(),
+                                          name=f"scaler_{number}_scale")]
     if isinstance(last, BottleneckClassifier):
         network = last.model_
         if tuple(network.output_shape[1:]) != (n_classes,):
