@@ -42,7 +42,7 @@ from .backbones import get_backbone, get_spec
 from .exceptions import IncompatibleModelError, SkanimalError
 from .images import REDUCING_GAP, RESAMPLE
 
-__all__ = ["FORMATS", "ExportError", "ExportResult", "build_network", "export"]
+__all__ = ["FORMATS", "ExportError", "ExportResult", "build_network", "export", "require_runtime"]
 
 #: The formats :func:`export` writes, and the name of the network inside the folder.
 FORMATS = {
