@@ -371,11 +371,11 @@ def _int8_openvino(parts, path):
     core = ov.Core()
     backbone = core.read_model(quantized.xml.decode("utf-8"),
                                ov.Tensor(np.frombuffer(quantized.weights, dtype=np.uint8)))
-    flat = ops.reshape(backbone.outputs[0], ops.constant(np.array([0, -1], np.int64)),
+    # What feeds the backbone's Result (model.outputs are the Results' own ports).
+    features_out = backbone.get_results()[0].input_value(0)
+    flat = ops.reshape(features_out, ops.constant(np.array([0, -1], np.int64)),
                        special_zero=True)
-    head_input = head_model.get_parameters()[0]
-    for target in head_input.output(0).get_target_inputs():
-        target.replace_source_output(flat.output(0))
+    head_model.get_parameters()[0].output(0).replace(flat.output(0))
     merged = ov.Model(head_model.get_results(), backbone.get_parameters(), "skanimal_int8")
     ov.save_model(_name_io(merged), str(path), compress_to_fp16=False)
     return head
