@@ -115,6 +115,8 @@ def main(argv=None):
     parser.add_argument("--formats", nargs="+", default=None, metavar="FORMAT")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-int8", action="store_true", help="leave the int8 model out")
+    parser.add_argument("--only-int8", action="store_true",
+                        help="the int8 model (and the float32 one it is compared with) only")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     if not (ANIMALS_DEV.is_dir() and WEIGHTS.is_file()):
@@ -138,7 +140,7 @@ def main(argv=None):
           f"measured on {len(test)}; {os.cpu_count()} CPU(s), load {loadavg()}", flush=True)
 
     models = {head: _fit(head, paths[train], target[train], image_size)
-              for head in ("network", "logistic")}
+              for head in (("network",) if args.only_int8 else ("network", "logistic"))}
     if not args.no_int8:
         models["network, int8"] = _fit("network", paths[train], target[train], image_size,
                                        precision="int8")
@@ -151,6 +153,8 @@ def main(argv=None):
             if name == "network":
                 float_proba = reference
             int8 = name.endswith("int8")
+            if args.only_int8 and not int8:
+                continue
             for fmt in (["openvino", "onnx"] if int8 else formats):
                 folder = work / f"{name}-{fmt}".replace(", ", "-")
                 with warnings.catch_warnings():
