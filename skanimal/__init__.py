@@ -28,6 +28,7 @@ from .exceptions import (  # noqa: E402
     SmallImageWarning,
     WeightsUnavailableError,
 )
+from .exporting import export  # noqa: E402
 from .features import BottleneckFeatures  # noqa: E402
 from .persistence import load, save  # noqa: E402
 from .transforms import ImageAugmentation  # noqa: E402
@@ -47,6 +48,7 @@ __all__ = [
     "imagenet_available",
     "save",
     "load",
+    "export",
     "cache_info",
     "clear_cache",
     "SkanimalError",

@@ -186,3 +186,79 @@ class SmallImageWarning(UserWarning):
 class DamagedFileError(SkanimalError, ValueError):
     """A file skanimal reads back (a journal, a run record, a CSV file) is damaged, too large,
     or not what it claims to be; the message names it and says why."""
+
+
+class LaterMovesError(SkanimalError, ValueError):
+    """Undoing a sort would also discard photo moves made after it (review-page corrections).
+
+    Carries the facts; :meth:`describe` words them, naming the way to go ahead.
+
+    Parameters
+    ----------
+    folder : str
+        The sorted folder.
+    n_moves : int
+        How many photo moves were made after the sort.
+    """
+
+    def __init__(self, folder, n_moves):
+        self.folder = str(folder)
+        self.n_moves = int(n_moves)
+        super().__init__(self.describe())
+
+    def __reduce__(self):
+        return (type(self), (self.folder, self.n_moves))
+
+    def describe(self, how_to_discard="undo_sort(folder, discard_later_moves=True)"):
+        """The message, naming ``how_to_discard`` as the way to go ahead anyway."""
+        return (f"{self.n_moves} photo move(s) in {self.folder!r} were made after the sort "
+                "(on the review page); undoing the sort puts those photos back too, "
+                "discarding the corrections. Undo them on the review page, or go ahead and "
+                f"discard them ({how_to_discard}).")
+
+
+class UndoInterruptedError(SkanimalError, ValueError):
+    """An undo of a sorted folder was interrupted; it must finish before sorting into it.
+
+    Parameters
+    ----------
+    folder : str
+        The sorted folder.
+    """
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        super().__init__(self.describe())
+
+    def __reduce__(self):
+        return (type(self), (self.folder,))
+
+    def describe(self, how_to_undo="undo_sort(folder)"):
+        """The message, naming ``how_to_undo`` as the way to finish the undo."""
+        return (f"an undo of {self.folder!r} was interrupted; run the undo again "
+                f"({how_to_undo}) before sorting into it.")
+
+
+class ExportError(SkanimalError, ValueError):
+    """A model cannot be exported as asked: the folder, the format or its runtime."""
+
+
+class ExportFolderNotEmptyError(ExportError):
+    """The export folder holds files; :meth:`describe` names the way to replace the export.
+
+    Parameters
+    ----------
+    folder : str
+    """
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        super().__init__(self.describe())
+
+    def __reduce__(self):
+        return (type(self), (self.folder,))
+
+    def describe(self, how_to_force="force=True"):
+        """The message, naming ``how_to_force`` as the way to replace the export."""
+        return (f"{self.folder!r} is not empty; choose a new or empty folder, or replace the "
+                f"export in it ({how_to_force})")

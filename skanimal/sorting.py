@@ -28,7 +28,14 @@ import numpy as np
 
 from . import fileio, moves
 from .datasets import collect_images
-from .exceptions import DamagedFileError, ImageFolderError, IncompatibleModelError, SkanimalError
+from .exceptions import (
+    DamagedFileError,
+    ImageFolderError,
+    IncompatibleModelError,
+    LaterMovesError,
+    SkanimalError,
+    UndoInterruptedError,
+)
 from .folders import (
     PREDICTIONS_FILE,
     REVIEW_FOLDER,
@@ -315,11 +322,6 @@ class UndoResult:
     removed_folders: list = field(default_factory=list)
 
 
-class LaterMovesError(SkanimalError, ValueError):
-    """:func:`undo_sort` would also discard moves made after the sort; the message says
-    how many and how to go ahead."""
-
-
 def undo_sort(into, *, discard_later_moves=False):
     """Reverse every sort into ``into``: moved photos go back, copies and links go away.
 
@@ -355,11 +357,7 @@ def undo_sort(into, *, discard_later_moves=False):
     later = [j for j in active if not _run_file(j).exists()]
     n_later = sum(len(records[j]["entries"]) for j in later)
     if later and not discard_later_moves:
-        raise LaterMovesError(
-            f"{n_later} photo move(s) in {os.fspath(into)!r} were made after the sort (on "
-            "the review page); undoing the sort puts those photos back too, discarding the "
-            "corrections. Undo them on the review page, or go ahead "
-            "and discard them ('skanimal sort --undo OUT --discard-later-moves').")
+        raise LaterMovesError(os.fspath(into), n_later)
     result = UndoResult(later_moves_undone=n_later)
     before = {}
     for journal in active:
@@ -666,9 +664,7 @@ def _finish_interrupted(into):
     finished = []
     for journal, state in moves.pending(_journal_dir(into)):
         if state != "planned":
-            raise SkanimalError(
-                f"an undo of {os.fspath(into)!r} was interrupted; run the undo again "
-                "('skanimal sort --undo') before sorting into it.")
+            raise UndoInterruptedError(os.fspath(into))
         finals = moves.resume(journal)
         run_file = _run_file(journal)
         if not run_file.exists():  # another tool's journal (the review page's)

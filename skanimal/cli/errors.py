@@ -7,8 +7,11 @@ each to one line naming the ``skanimal`` command's options instead of Python's p
 from __future__ import annotations
 
 from ..exceptions import (
+    ExportFolderNotEmptyError,
     ImageLoadError,
+    LaterMovesError,
     SkanimalError,
+    UndoInterruptedError,
     UnreadableImagesError,
     WeightsMovedError,
     WeightsUnavailableError,
@@ -27,6 +30,12 @@ WEIGHTS_OPTION = "--weights PATH"
 
 
 def _worded(exc):
+    if isinstance(exc, LaterMovesError):
+        return exc.describe(f"skanimal sort --undo {exc.folder} --discard-later-moves")
+    if isinstance(exc, ExportFolderNotEmptyError):
+        return exc.describe("--force")
+    if isinstance(exc, UndoInterruptedError):
+        return exc.describe(f"skanimal sort --undo {exc.folder}")
     if isinstance(exc, UnreadableImagesError):
         return exc.describe("--on-error skip")
     if isinstance(exc, ImageLoadError):
