@@ -49,7 +49,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._parallel import limit_tf_threads
-from .calibration import confidence_threshold
+from .calibration import calibrate_confidence
 from .compat import (
     Interval,
     Options,
@@ -201,9 +201,13 @@ class BottleneckClassifier(KerasClassifier):
         The fitted Keras model; ``clf.model_.save("head.keras")`` stores it for Keras.
     confidence_threshold_ : float or None
         When ``fit`` held out a validation part (or got ``validation_data``): the smallest
-        top-class probability at which the predictions on it were right 98 % of the time
-        (:func:`skanimal.calibration.confidence_threshold`); None otherwise, or when no
-        probability reached that precision.
+        top-class probability at which the predictions on it were right at least 98 % of
+        the time with 95 % confidence (:func:`skanimal.calibration.calibrate_confidence`);
+        None otherwise, or when no probability reached that (it needs at least 149 held-out
+        photos).
+    confidence_basis_ : skanimal.calibration.ConfidenceBasis or None
+        What ``confidence_threshold_`` rests on (held-out photos, the bound), or None when
+        ``fit`` held nothing out.
     history_ : dict of str to list of float
         Per-epoch training history: ``"loss"``, ``"accuracy"`` (one key per metric) and, with a
         validation split or validation data, ``"val_loss"`` and ``"val_accuracy"``.
@@ -428,12 +432,13 @@ class BottleneckClassifier(KerasClassifier):
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
         self._fit(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
                   validation_data=validation_data, early_stopping=early, **kwargs)
-        self.confidence_threshold_ = None
+        self.confidence_threshold_ = self.confidence_basis_ = None
         if validation_data is not None:
             X_val, y_val = validation_data[:2]
-            self.confidence_threshold_ = confidence_threshold(
+            self.confidence_basis_ = calibrate_confidence(
                 self.predict_proba(X_val), column_or_1d(y_val), self.classes_,
                 precision=CONFIDENCE_PRECISION)
+            self.confidence_threshold_ = self.confidence_basis_.threshold
         return self
 
     def _early_stopping_on(self, n_samples):
@@ -516,7 +521,7 @@ class BottleneckClassifier(KerasClassifier):
         self._fit(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
                   initial_epoch=self.current_epoch, classes=classes, **kwargs)
         if not hasattr(self, "confidence_threshold_"):
-            self.confidence_threshold_ = None
+            self.confidence_threshold_ = self.confidence_basis_ = None
         return self
 
     def predict(self, X, **kwargs):
