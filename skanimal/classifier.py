@@ -65,6 +65,7 @@ from .compat import (
     unflatten_params,
 )
 from .head import HeadTargetEncoder, build_head, input_scaling, layer_plan
+from .novelty import FeatureNovelty
 
 __all__ = ["ARTICLE_SETTINGS", "BottleneckClassifier"]
 
@@ -208,6 +209,9 @@ class BottleneckClassifier(KerasClassifier):
     confidence_basis_ : skanimal.calibration.ConfidenceBasis or None
         What ``confidence_threshold_`` rests on (held-out photos, the bound), or None when
         ``fit`` held nothing out.
+    novelty_ : skanimal.novelty.FeatureNovelty
+        How unlike the training features (those the head trained on) a sample is, with
+        the threshold ``skanimal sort`` sends photos to review above; set by ``fit``.
     history_ : dict of str to list of float
         Per-epoch training history: ``"loss"``, ``"accuracy"`` (one key per metric) and, with a
         validation split or validation data, ``"val_loss"`` and ``"val_accuracy"``.
@@ -439,6 +443,7 @@ class BottleneckClassifier(KerasClassifier):
                 self.predict_proba(X_val), column_or_1d(y_val), self.classes_,
                 precision=CONFIDENCE_PRECISION)
             self.confidence_threshold_ = self.confidence_basis_.threshold
+        self.novelty_ = FeatureNovelty().fit(X)
         return self
 
     def _early_stopping_on(self, n_samples):

@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._version import __version__
 from .backbones import find_weights_file, keras_models_dir
 from .cache import FEATURE_FORMAT_VERSION
+from .calibration import ConfidenceBasis
 from .compat import pack_model
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
 from .fileio import atomic_write, to_jsonable, write_bytes
@@ -172,7 +173,8 @@ def save(pipeline, path, *, include_weights=False):
              "tuple_params": _tuple_params(head_params),
              "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
              "n_features_in": int(head.n_features_in_), "history": history,
-             "confidence_threshold": getattr(head, "confidence_threshold_", None)},
+             "confidence_threshold": getattr(head, "confidence_threshold_", None),
+             "confidence_basis": _basis_dict(head), "novelty": _novelty_spec(head)},
         ],
     }
     int8_files = {}
@@ -189,6 +191,8 @@ def save(pipeline, path, *, include_weights=False):
         zf.writestr(_HEAD, head_bytes)
         for name, data in int8_files.items():
             zf.writestr(name, data)
+        if getattr(head, "novelty_", None) is not None:
+            zf.writestr(_NOVELTY, _novelty_bytes(head.novelty_))
         if weights_file is not None:
             zf.write(weights_file, _WEIGHTS)
     return path
@@ -245,7 +249,51 @@ def _restore_head(spec, model):
         model, classes, int(spec["n_features_in"]), params=params, history=spec.get("history", {}))
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
+    basis = spec.get("confidence_basis")
+    head.confidence_basis_ = None if basis is None else ConfidenceBasis.from_dict(basis)
     return head
+
+
+# The novelty score's arrays (skanimal.novelty): an .npz member, read without pickle.
+_NOVELTY = "novelty.npz"
+
+
+def _basis_dict(head):
+    basis = getattr(head, "confidence_basis_", None)
+    return None if basis is None else basis.to_dict()
+
+
+def _novelty_spec(head):
+    novelty = getattr(head, "novelty_", None)
+    return None if novelty is None else {"params": novelty.get_params(), "file": _NOVELTY}
+
+
+def _novelty_bytes(novelty):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **novelty.to_arrays())
+    return buffer.getvalue()
+
+
+def _restore_novelty(path, spec):
+    """The head's :class:`~skanimal.novelty.FeatureNovelty`, or None for a model saved
+    without one."""
+    import io
+
+    from .novelty import FeatureNovelty
+
+    info = spec.get("novelty")
+    if info is None:
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            data = zf.read(info["file"])
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return FeatureNovelty.from_arrays(arrays, info["params"])
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise IncompatibleModelError(
+            f"{str(path)!r} has an invalid novelty score ({_NOVELTY}): {exc}") from exc
 
 
 def _restore_int8(path, spec, files):
@@ -349,4 +397,5 @@ def load(path, *, weights=None):
                 f"{exc}"
             ) from exc
     head = _restore_head(head_spec, model)
+    head.novelty_ = _restore_novelty(path, head_spec)
     return Pipeline([(features_spec["name"], features), (head_spec["name"], head)])
