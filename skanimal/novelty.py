@@ -7,9 +7,13 @@ those (cosine-normalised) and scores a photo by the distance to its nearest trai
 the threshold above which a photo counts as unlike the training photos is a quantile of the
 same distance measured on the training photos themselves, each against the others (leave
 one out), so it needs no photo of an unknown class. ``skanimal sort`` sends such photos to
-``_review``. Measured on animals-dev by leaving one class out (``benchmarks/
-bench_labelling.py --open-set``), this beats max-softmax, energy and a class-conditional
-Mahalanobis distance with a shrunk shared covariance.
+``_review``. Chosen by measurement (``benchmarks/bench_labelling.py --open-set``: animals-dev,
+one class left out in turn, 17 training photos per known class, MobileNetV2 features): the
+nearest training photo (k=1) told unknown from known photos best (AUROC 0.970, against 0.963
+for the cosine distance to class means, 0.960 energy, 0.959 max softmax, 0.955 kNN k=5 and
+0.867 Mahalanobis with a LedoitWolf-shrunk shared covariance, which 85 photos in 1280
+dimensions do not support), and its 0.9 quantile with sort's 0.9 confidence floor sent
+95.8 % of the unknown photos to review while sorting 88.3 % of the known ones, 99.5 % right.
 
 Pure NumPy and scikit-learn: it works on features, whatever extracted them.
 """
@@ -32,7 +36,7 @@ class FeatureNovelty(BaseEstimator):
     ----------
     n_neighbors : int, default=1
         The score is the cosine distance to the ``n_neighbors``-th nearest training sample.
-    quantile : float, default=0.95
+    quantile : float, default=0.9
         ``threshold_`` is this quantile of the leave-one-out training scores: about
         ``1 - quantile`` of photos like the training photos score above it.
     max_samples : int, default=20000
@@ -62,7 +66,7 @@ class FeatureNovelty(BaseEstimator):
     [False, True]
     """
 
-    def __init__(self, n_neighbors=1, quantile=0.95, max_samples=20000, random_state=0):
+    def __init__(self, n_neighbors=1, quantile=0.9, max_samples=20000, random_state=0):
         self.n_neighbors = n_neighbors
         self.quantile = quantile
         self.max_samples = max_samples

@@ -120,3 +120,29 @@ def test_sort_says_what_the_threshold_rests_on_in_plain_words(tmp_path, capsys):
     assert ("Threshold: 0.9 (too few held-out photos (8) to calibrate: 98 % right with 95 % "
             "confidence needs at least 149; using 0.9)") in printed
     assert not re.search(r"\b[a-z]+(_[a-z]+)*_\b|\b[A-Z]+_[A-Z_]+\b", printed), printed
+
+
+def test_photos_of_an_unseen_class_are_told_apart_better_than_by_confidence(
+        animals_dev, mobilenet_v2_weights):
+    """Real photos (128 px): trained on 15 cats, elephants and chickens, shown dogs. A dog is
+    often a confident cat, which max softmax cannot flag; its features are still unlike any
+    training photo's."""
+    paths, target = np.asarray(animals_dev.paths), np.asarray(animals_dev.target)
+    known = np.isin(target, ["cat", "chicken", "elephant"])
+    unseen = target == "dog"
+    train = known & (np.arange(len(target)) % 40 < 15)  # 15 photos per known class
+    test = (known & ~train) | unseen
+    features = BottleneckFeatures("mobilenet_v2", weights=mobilenet_v2_weights,
+                                  image_size=(128, 128)).fit(paths[train])
+    F = features.transform(paths[train | test])
+    F_train, F_test = F[train[train | test]], F[test[train | test]]
+    head = BottleneckClassifier(random_state=0).fit(F_train, target[train])
+    is_unseen = unseen[test]
+    flagged = head.novelty_.is_novel(F_test)
+    confident = head.predict_proba(F_test).max(1) >= 0.9
+    # Max softmax cannot flag a confident photo; the novelty score flags most confident dogs.
+    # Measured: 25 of 40 dogs confident, 88 % of them and 88 % of all dogs flagged, 3 % of
+    # the known photos.
+    assert (confident & is_unseen).sum() >= 5
+    assert flagged[confident & is_unseen].mean() >= 0.6
+    assert flagged[is_unseen].mean() >= 0.75 and flagged[~is_unseen].mean() <= 0.25
