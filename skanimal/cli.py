@@ -667,7 +667,7 @@ def _add_sort(commands):
     sort.add_argument("--into", metavar="OUT", help="output folder")
     sort.add_argument("--min-confidence", type=float, metavar="P",
                       help="top probability needed for a class folder (0-1); default: the "
-                           "classifier's calibrated confidence_threshold_, else 0.9")
+                           "one calibrated on the model's held-out photos, at least 0.9")
     how = sort.add_mutually_exclusive_group()
     for mode, text in (("copy", "copy the photos (default; sources untouched)"),
                        ("link", "hard-link them (symbolic links across file systems)"),
