@@ -49,7 +49,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._parallel import limit_tf_threads
 from ._tfstartup import start_tensorflow
-from .calibration import confidence_threshold
+from .calibration import calibrate_confidence
 from .compat import (
     Interval,
     Options,
@@ -64,6 +64,7 @@ from .compat import (
 )
 from .head import HeadTargetEncoder, build_head, input_scaling, layer_plan
 from .head_forward import DenseHead
+from .novelty import FeatureNovelty
 
 __all__ = ["ARTICLE_SETTINGS", "BottleneckClassifier"]
 
@@ -205,9 +206,16 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         use (importing TensorFlow); ``predict`` of the default head never needs it.
     confidence_threshold_ : float or None
         When ``fit`` held out a validation part (or got ``validation_data``): the smallest
-        top-class probability at which the predictions on it were right 98 % of the time
-        (:func:`skanimal.calibration.confidence_threshold`); None otherwise, or when no
-        probability reached that precision.
+        top-class probability at which the predictions on it were right at least 98 % of
+        the time with 95 % confidence (:func:`skanimal.calibration.calibrate_confidence`);
+        None otherwise, or when no probability reached that (it needs at least 149 held-out
+        photos).
+    confidence_basis_ : skanimal.calibration.ConfidenceBasis or None
+        What ``confidence_threshold_`` rests on (held-out photos, the bound), or None when
+        ``fit`` held nothing out.
+    novelty_ : skanimal.novelty.FeatureNovelty
+        How unlike the training features (those the head trained on) a sample is, with
+        the threshold ``skanimal sort`` sends photos to review above; set by ``fit``.
     history_ : dict of str to list of float
         Per-epoch training history: ``"loss"``, ``"accuracy"`` (one key per metric) and, with a
         validation split or validation data, ``"val_loss"`` and ``"val_accuracy"``.
@@ -488,12 +496,14 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         kwargs["initial_epoch"] = kwargs.get("initial_epoch", 0)
         self._train(X, y, sample_weight=sample_weight, warm_start=self.warm_start,
                     validation_data=validation_data, early_stopping=early, **kwargs)
-        self.confidence_threshold_ = None
+        self.confidence_threshold_ = self.confidence_basis_ = None
         if validation_data is not None:
             X_val, y_val = validation_data[:2]
-            self.confidence_threshold_ = confidence_threshold(
+            self.confidence_basis_ = calibrate_confidence(
                 self.predict_proba(X_val), column_or_1d(y_val), self.classes_,
                 precision=CONFIDENCE_PRECISION)
+            self.confidence_threshold_ = self.confidence_basis_.threshold
+        self.novelty_ = FeatureNovelty().fit(X)
         return self
 
     def _early_stopping_on(self, n_samples):
@@ -579,7 +589,7 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         self._train(X, y, sample_weight=sample_weight, warm_start=True, epochs=1,
                     initial_epoch=self.current_epoch, classes=classes, **kwargs)
         if not hasattr(self, "confidence_threshold_"):
-            self.confidence_threshold_ = None
+            self.confidence_threshold_ = self.confidence_basis_ = None
         return self
 
     def predict(self, X, **kwargs):

@@ -73,9 +73,12 @@ def prediction_columns():
     list of str
         ``source`` (the photo as it was found), ``destination`` (where it is now),
         :func:`skanimal.report.top_k_columns` of :data:`TOP_K`, ``status``
-        (``"sorted"``, ``"review"`` or ``"unreadable"``) and ``error``.
+        (``"sorted"``, ``"review"`` or ``"unreadable"``), ``review_reason`` (why a photo went
+        to review: ``"low confidence"``, ``"unlike the training photos"``, ``"both"``) and
+        ``error``.
     """
-    return ["source", "destination", *top_k_columns(TOP_K), "status", "error"]
+    return ["source", "destination", *top_k_columns(TOP_K), "status", "review_reason",
+            "error"]
 
 
 def read_sort_predictions(folder, name=PREDICTIONS_FILE, *, required=("source", "destination")):

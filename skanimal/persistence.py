@@ -38,9 +38,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._version import __version__
 from .backbones import BACKBONES
 from .cache import FEATURE_FORMAT_VERSION
+from .calibration import ConfidenceBasis
 from .compat import pack_model
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
 from .fileio import atomic_write, to_jsonable
+from .novelty import MAX_REFERENCE_VALUES
 from .untrusted import MiB, open_zip, parse_json
 from .weights import find_weights_file, keras_models_dir
 
@@ -175,7 +177,8 @@ def save(pipeline, path, *, include_weights=False):
              "tuple_params": _tuple_params(head_params),
              "classes": classes.tolist(), "classes_dtype": classes.dtype.str,
              "n_features_in": int(head.n_features_in_), "history": history,
-             "confidence_threshold": getattr(head, "confidence_threshold_", None)},
+             "confidence_threshold": getattr(head, "confidence_threshold_", None),
+             "confidence_basis": _basis_dict(head), "novelty": _novelty_spec(head)},
         ],
     }
     int8_files = {}
@@ -199,6 +202,8 @@ def save(pipeline, path, *, include_weights=False):
         zf.writestr(_HEAD, head_bytes)
         for name, data in int8_files.items():
             zf.writestr(name, data)
+        if getattr(head, "novelty_", None) is not None:
+            zf.writestr(_NOVELTY, _novelty_bytes(head.novelty_))
         if weights_file is not None:
             zf.write(weights_file, _WEIGHTS)
     return path
@@ -236,10 +241,28 @@ _MAX_MEMBERS = 64
 _MAX_DIRECTORY_BYTES = _MAX_MEMBERS * 1024
 #: Each member's limit before the description is read; the head's and the weights' are
 #: then narrowed to what the described head and backbone can weigh.
+#: The novelty score's training features (skanimal.novelty): at most MAX_REFERENCE_VALUES
+#: float32 values, plus a score per sample and the .npz bookkeeping.
+_NOVELTY = "novelty.npz"
+_MAX_NOVELTY_BYTES = _weights_file_limit(MAX_REFERENCE_VALUES * 3 // 2)
 _MEMBER_LIMITS = {_DESCRIPTION: _MAX_DESCRIPTION_BYTES, _HEAD: _MAX_BACKBONE_BYTES,
                   _WEIGHTS: _MAX_BACKBONE_BYTES, "int8_model.xml": _MAX_IR_XML_BYTES,
-                  "int8_model.bin": _MAX_BACKBONE_BYTES}
-_MAX_TOTAL_BYTES = (_MAX_DESCRIPTION_BYTES + _MAX_IR_XML_BYTES + 3 * _MAX_BACKBONE_BYTES)
+                  "int8_model.bin": _MAX_BACKBONE_BYTES, _NOVELTY: _MAX_NOVELTY_BYTES}
+_MAX_TOTAL_BYTES = (_MAX_DESCRIPTION_BYTES + _MAX_IR_XML_BYTES + 3 * _MAX_BACKBONE_BYTES
+                    + _MAX_NOVELTY_BYTES)
+
+
+def _novelty_limit(spec):
+    """Largest ``novelty.npz`` of the description's head: its kept training features (at
+    most ``max_samples`` rows of ``n_features_in`` float32) and their scores."""
+    try:
+        params = spec["novelty"]["params"]
+        rows = min(int(params["max_samples"]),
+                   MAX_REFERENCE_VALUES // max(int(spec["n_features_in"]), 1) + 1)
+        values = rows * (int(spec["n_features_in"]) + 2)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        return _MAX_NOVELTY_BYTES
+    return min(_weights_file_limit(values), _MAX_NOVELTY_BYTES)
 
 
 def _head_limit(spec):
@@ -311,12 +334,14 @@ def _read(path, folder, *, want_weights):
                 digest = archive.copy(_WEIGHTS, _backbone_limit(features_spec), handle)
             weights_file = Path(folder) / f"skanimal-{digest[:16]}.weights.h5"
             staged.rename(weights_file)
+        novelty_bytes = (archive.read(_NOVELTY, _novelty_limit(head_spec))
+                         if _NOVELTY in archive.members else None)
     # head.keras is itself a zip, which Keras reads without limits: check it the same way.
     with open_zip(head_file, max_members=16, max_directory=16 * 1024,
                   max_total=_head_limit(head_spec), what="Keras head",
                   error=IncompatibleModelError, shown=f"{str(path)!r}: its {_HEAD}"):
         pass
-    return description, head_file, int8_files, weights_file
+    return description, head_file, int8_files, weights_file, novelty_bytes
 
 
 def _check_description(path, description):
@@ -372,7 +397,50 @@ def _restore_head(path, spec, head_bytes):
         head = BottleneckClassifier.from_trained_model(model, **arguments)
     threshold = spec.get("confidence_threshold")
     head.confidence_threshold_ = None if threshold is None else float(threshold)
+    basis = spec.get("confidence_basis")
+    head.confidence_basis_ = None if basis is None else ConfidenceBasis.from_dict(basis)
     return head
+
+
+
+
+def _basis_dict(head):
+    basis = getattr(head, "confidence_basis_", None)
+    return None if basis is None else basis.to_dict()
+
+
+def _novelty_spec(head):
+    novelty = getattr(head, "novelty_", None)
+    return None if novelty is None else {"params": novelty.get_params(), "file": _NOVELTY}
+
+
+def _novelty_bytes(novelty):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **novelty.to_arrays())
+    return buffer.getvalue()
+
+
+def _restore_novelty(path, spec, data):
+    """The head's :class:`~skanimal.novelty.FeatureNovelty` from the archive's (size-capped)
+    member ``data``, or None for a model saved without one."""
+    import io
+
+    from .novelty import FeatureNovelty
+
+    info = spec.get("novelty")
+    if info is None:
+        return None
+    if data is None:
+        raise IncompatibleModelError(f"{str(path)!r} describes a novelty score but lacks "
+                                     f"{_NOVELTY}.")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return FeatureNovelty.from_arrays(arrays, info["params"])
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise IncompatibleModelError(
+            f"{str(path)!r} has an invalid novelty score ({_NOVELTY}): {exc}") from exc
 
 
 def _restore_int8(path, spec, files):
@@ -449,7 +517,7 @@ def load(path, *, weights=None):
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
         # The archive is checked and read before Keras is even imported: a refused file
         # costs well under a second.
-        description, head_file, int8_files, weights_file = _read(
+        description, head_file, int8_files, weights_file, novelty_bytes = _read(
             path, tmp, want_weights=weights is None)
         try:
             features_spec, head_spec = description["steps"]
@@ -478,4 +546,5 @@ def load(path, *, weights=None):
         # checked and size-capped by _read; the default head is read without Keras
         head_bytes = Path(head_file).read_bytes()
     head = _restore_head(path, head_spec, head_bytes)
+    head.novelty_ = _restore_novelty(path, head_spec, novelty_bytes)
     return Pipeline([(features_spec["name"], features), (head_spec["name"], head)])

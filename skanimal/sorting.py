@@ -1,10 +1,11 @@
 """Sort photos into class folders with a trained model; the unsure ones go to review.
 
-``OUT/<class>/`` receives each photo whose top probability reaches the threshold,
-``OUT/_review/`` the rest (including photos of classes the model never saw, which it cannot
-be sure about), and ``OUT/predictions.csv`` records every decision. Files are transferred by
-:func:`skanimal.moves.transfer`, journaled under ``OUT/.skanimal/``, so a killed sort is
-finished by running it again and :func:`undo_sort` reverses it.
+``OUT/<class>/`` receives each photo whose top probability reaches the threshold and that
+is like the photos the model was trained on (:mod:`skanimal.novelty`), ``OUT/_review/`` the
+rest (photos of classes the model never saw among them), and ``OUT/predictions.csv``
+records every decision and, in ``review_reason``, why a photo went to review. Files are
+transferred by :func:`skanimal.moves.transfer`, journaled under ``OUT/.skanimal/``, so a
+killed sort is finished by running it again and :func:`undo_sort` reverses it.
 
 Sorting again into the same OUT (with a retrained model, say) never leaves two copies of a
 photo: a photo already in OUT — named as a source (``OUT/_review``), or placed there by an
@@ -45,6 +46,7 @@ from .folders import (
     read_sort_predictions,
     write_sort_predictions,
 )
+from .novelty import novelty_of
 from .scoring import check_on_error, iter_scores, split_pipeline
 from .untrusted import read_json
 
@@ -52,9 +54,10 @@ __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "UndoResult"
            "LaterMovesError", "sort_images", "undo_sort", "confidence_for", "default_threshold"]
 
 #: The lowest threshold a sort uses unless ``min_confidence`` is given: a calibrated
-#: ``confidence_threshold_`` only raises it. Calibration on the known classes can give a low
-#: threshold (0.3 on animals-dev from 10 photos per class), which lets photos of classes the
-#: model never saw into class folders; at 0.9 nearly all of them go to ``_review``.
+#: ``confidence_threshold_`` only raises it. With the classifier's novelty score (photos
+#: unlike the training photos go to review), 0.9 kept 99.5 % of the sorted known photos right
+#: on animals-dev from 17 photos per class and sent 95.8 % of an unseen class to review (0.5:
+#: 99.2 % and 93.6 %; ``benchmarks/bench_labelling.py --open-set``).
 DEFAULT_MIN_CONFIDENCE = 0.9
 
 #: Suffix of the journal of a run's moves within OUT.
@@ -76,7 +79,9 @@ class SortResult:
         One per source, as written to ``predictions.csv``: ``source``, ``destination``,
         ``label_1``, ``probability_1`` (the most probable class and its probability),
         ``label_2``, ``probability_2``, ``label_3``, ``probability_3`` (runner-up classes)
-        and ``status`` (``"sorted"``, ``"review"`` or ``"unreadable"``, with ``error``); see
+        ``status`` (``"sorted"``, ``"review"`` or ``"unreadable"``, with ``error``) and
+        ``review_reason`` (why a photo went to review: ``"low confidence"``, ``"unlike the
+        training photos"`` or ``"both"``; empty otherwise); see
         :func:`skanimal.folders.prediction_columns`.
     counts : dict
         Number of photos per destination folder (class names and ``"_review"``), and
@@ -129,7 +134,7 @@ class SortResult:
 
 
 def confidence_for(model, min_confidence=None):
-    """The confidence threshold a sort with ``model`` uses, and where it comes from.
+    """The confidence threshold a sort with ``model`` uses, and what it rests on.
 
     Parameters
     ----------
@@ -142,28 +147,35 @@ def confidence_for(model, min_confidence=None):
     -------
     threshold : float
     source : str
-        In words: given, or :func:`default_threshold` of the classifier's calibrated
-        ``confidence_threshold_``, or :data:`DEFAULT_MIN_CONFIDENCE` without one.
+        In the user's words: given; or calibrated, with the held-out photos it rests on and
+        the precision they support ("on 180 held-out photos, the 170 this confident were at
+        least 98.2 % right with 95 % confidence"); or why the floor is used instead ("too
+        few held-out photos (6) to calibrate ...; using 0.9").
     """
     if min_confidence is not None:
         if not 0 <= min_confidence <= 1:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}.")
-        return float(min_confidence), "given (min_confidence)"
+        return float(min_confidence), "given"
     model = getattr(model, "best_estimator_", model)
     head = model.steps[-1][1] if hasattr(model, "steps") else model
+    floor = DEFAULT_MIN_CONFIDENCE
     calibrated = getattr(head, "confidence_threshold_", None)
+    basis = getattr(head, "confidence_basis_", None)
     if calibrated is not None:
         threshold = default_threshold(calibrated)
+        said = (basis.describe() if basis is not None
+                else "on held-out photos (how many was not recorded)")
         if threshold > calibrated:
-            return threshold, (f"DEFAULT_MIN_CONFIDENCE: above the classifier's calibrated "
-                               f"confidence_threshold_ {calibrated:.4g}, so that photos of "
-                               "classes it never saw go to review")
-        return threshold, ("calibrated: the classifier's confidence_threshold_ "
-                           "(right >= 98 % of the time on its validation part)")
-    why = ("the classifier has no calibrated confidence_threshold_"
-           if not hasattr(head, "confidence_threshold_")
-           else "no threshold reached 98 % precision on the classifier's validation part")
-    return DEFAULT_MIN_CONFIDENCE, f"fallback DEFAULT_MIN_CONFIDENCE ({why})"
+            return threshold, (f"calibrated {calibrated:.4g} {said}; raised to the "
+                               f"lowest threshold a sort uses, {floor:g}")
+        return threshold, f"calibrated {said}"
+    if basis is not None:
+        why = basis.describe()
+    elif hasattr(head, "confidence_threshold_"):
+        why = "the model was trained without held-out photos to calibrate on"
+    else:
+        why = "this kind of classifier is not calibrated"
+    return floor, f"{why}; using {floor:g}"
 
 
 def default_threshold(calibrated):
@@ -173,14 +185,12 @@ def default_threshold(calibrated):
     ----------
     calibrated : float
         The smallest confidence at which held-out predictions were right often enough
-        (:func:`skanimal.calibration.confidence_threshold`).
+        (:func:`skanimal.calibration.calibrate_confidence`).
 
     Returns
     -------
     float
-        ``max(calibrated, DEFAULT_MIN_CONFIDENCE)``: calibration on the known classes says
-        nothing about photos of classes the model never saw, which a low threshold would
-        file into class folders.
+        ``max(calibrated, DEFAULT_MIN_CONFIDENCE)``.
     """
     return max(float(calibrated), DEFAULT_MIN_CONFIDENCE)
 
@@ -204,7 +214,10 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     min_confidence : float, optional
         Top probability a photo needs to go into a class folder. By default the
         classifier's calibrated ``confidence_threshold_`` (right >= 98 % of the time on
-        held-out data), else :data:`DEFAULT_MIN_CONFIDENCE`; see :func:`confidence_for`.
+        held-out data, with 95 % confidence), else :data:`DEFAULT_MIN_CONFIDENCE`; see
+        :func:`confidence_for`. A photo unlike the classifier's training photos (its
+        ``novelty_``, :class:`skanimal.novelty.FeatureNovelty`) goes to review however
+        confident the model is.
     mode : {"copy", "link", "move"}, default="copy"
         How photos get there (:func:`skanimal.moves.transfer`); ``"copy"`` never modifies
         the sources. Every mode is journaled, so :func:`undo_sort` can reverse it. Photos
@@ -234,6 +247,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
         raise ValueError(f"mode must be one of {moves.MODES}, got {mode!r}.")
     on_error = check_on_error(on_error)
     threshold, threshold_source = confidence_for(model, min_confidence)
+    novelty = novelty_of(model)
     _, head = split_pipeline(model)
     classes = np.asarray(head.classes_)
     _check_folder_names(classes)
@@ -256,9 +270,10 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
         placing = []
         try:
             for number, scores in enumerate(iter_scores(model, paths, on_error=on_error,
+                                                        features=novelty is not None,
                                                         progress=progress,
                                                         description="Sorting")):
-                chunk = _rows(scores, threshold)
+                chunk = _rows(scores, threshold, novelty)
                 _locate(chunk, into, placed_before)
                 rows.extend(chunk)
                 unreadable.extend(scores.unreadable)
@@ -578,14 +593,25 @@ def _locate(rows, into, placed_before):
         row["move_within"] = inside and not row["destination"]
 
 
-def _rows(scores, threshold):
+#: ``review_reason`` of a photo sent to review, by (unsure, unlike the training photos).
+REVIEW_REASONS = {(False, False): "", (True, False): "low confidence",
+                  (False, True): "unlike the training photos", (True, True): "both"}
+
+
+def _rows(scores, threshold, novelty=None):
+    """One predictions.csv row per photo: a class folder when the model is confident
+    (top probability >= ``threshold``) and, with a ``novelty`` (a fitted
+    :class:`skanimal.novelty.FeatureNovelty`), the photo is like the training photos."""
     classes = scores.classes
     rows = []
     order = np.argsort(-scores.proba, axis=1, kind="stable")
+    unlike = (novelty.is_novel(scores.features) if novelty is not None and scores.paths
+              else np.zeros(len(scores.paths), bool))
     for i, path in enumerate(scores.paths):
         ranked = order[i]
         confidence = float(scores.proba[i, ranked[0]])
-        sure = confidence >= threshold
+        reason = REVIEW_REASONS[confidence < threshold, bool(unlike[i])]
+        sure = not reason
         label = str(classes[ranked[0]])
         row = {"source": path, "destination": ""}
         for k in range(TOP_K):
@@ -593,14 +619,14 @@ def _rows(scores, threshold):
             row[f"label_{k + 1}"] = "" if j is None else str(classes[j])
             row[f"probability_{k + 1}"] = "" if j is None else round(float(scores.proba[i, j]),
                                                                       6)
-        row.update(status="sorted" if sure else "review", error="",
+        row.update(status="sorted" if sure else "review", review_reason=reason, error="",
                    folder=label if sure else REVIEW_FOLDER)
         rows.append(row)
     for path, error in scores.unreadable:
         row = {"source": path, "destination": ""}
         for k in range(TOP_K):
             row[f"label_{k + 1}"] = row[f"probability_{k + 1}"] = ""
-        row.update(status="unreadable", error=error, folder="")
+        row.update(status="unreadable", review_reason="", error=error, folder="")
         rows.append(row)
     return rows
 

@@ -579,6 +579,11 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         _say(log, f"Trained the classifier head for {len(history['loss'])} epochs in "
                   f"{time.perf_counter() - t0:.1f} s (last epoch: training loss "
                   f"{history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f})")
+        if head_model.confidence_basis_ is not None:  # what sort's threshold will rest on
+            basis = head_model.confidence_basis_
+            _say(log, "Confidence threshold: " + (f"{basis.threshold:.4g}, calibrated "
+                                                  if basis.threshold is not None else "")
+                 + basis.describe())
         steps = [features, head_model]
     fit_s = time.perf_counter() - t0
     features.set_params(verbose=0)  # the saved model stays quiet in Python

@@ -159,10 +159,11 @@ ALLOWED_IMPORTS = {
     "head": set(),
     "calibration": set(),
     "head_forward": set(),
-    "classifier": {"head", "head_forward", "calibration"},
+    "novelty": set(),
+    "classifier": {"head", "head_forward", "calibration", "novelty"},
     # model files, a model over many files, reports
     "persistence": {"features", "classifier", "augmentation", "cache", "backbones", "weights",
-                    "openvino_engine"},
+                    "openvino_engine", "calibration", "novelty"},
     "scoring": {"datasets"},
     "report": {"images", "scoring"},
     # what the commands do
@@ -170,7 +171,7 @@ ALLOWED_IMPORTS = {
                  "scoring", "moves"},
     "moves": set(),
     "folders": {"report"},
-    "sorting": {"scoring", "moves", "folders", "datasets"},
+    "sorting": {"scoring", "moves", "folders", "datasets", "novelty"},
     "suggest": {"scoring", "datasets", "moves", "report"},
     "audit": {"scoring", "datasets", "features", "cache"},
     # the model out of skanimal: one network, and the standalone script that runs it

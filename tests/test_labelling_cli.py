@@ -63,7 +63,8 @@ def test_sorting_review_again_moves_within_out(model_file, pool, tmp_path, capsy
 
 def test_sort_says_which_threshold(model_file, pool, tmp_path, capsys):
     assert main(["sort", str(model_file), pool.root, "--into", str(tmp_path / "out")]) == 0
-    assert "Threshold: 0.9 (fallback DEFAULT_MIN_CONFIDENCE" in capsys.readouterr().out
+    assert "Threshold: 0.9 (this kind of classifier is not calibrated; using 0.9)" in \
+        capsys.readouterr().out
     assert all(Path(p).exists() for p in pool.paths)  # --copy by default
 
 

@@ -47,7 +47,7 @@ def test_file_holds_json_and_native_keras_head_and_no_pickle(saved):
     import keras
 
     with zipfile.ZipFile(saved) as zf:
-        assert sorted(zf.namelist()) == ["head.keras", "skanimal.json"]
+        assert sorted(zf.namelist()) == ["head.keras", "novelty.npz", "skanimal.json"]
         description = json.loads(zf.read("skanimal.json"))
         head_bytes = zf.read("head.keras")
         assert all(b"\x80\x04\x95" not in zf.read(name) for name in zf.namelist())  # pickle

@@ -516,6 +516,7 @@ def test_retrain_saves_beside_never_overwrites_and_resorts(model_dir, tmp_path, 
     # Every photo of _review is then confident enough to leave it (the rule, not the
     # random-weights model's quality, is under test).
     monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)
+    monkeypatch.setattr(sorting, "novelty_of", lambda model: None)  # nor unlike its photos
     review = start(review_dir, model=model)
     client = review.app.test_client()
     token = login(client, review.app)

@@ -50,6 +50,7 @@ def served(model_dir, tmp_path, monkeypatch):  # noqa: F811 (the imported fixtur
 
     review_dir, model = copy_setup(model_dir, tmp_path)
     monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)  # _review empties on re-sort
+    monkeypatch.setattr(sorting, "novelty_of", lambda model: None)  # whatever the photos look like
     review = start(review_dir, model=model)
     thread = threading.Thread(target=review.run, daemon=True)
     thread.start()

@@ -81,7 +81,8 @@ def test_copy_sort_puts_every_photo_once_and_records_it(trained, photos, tmp_pat
     assert all(where[name][0] == truth[name] for name in in_class)
     rows = read_csv(tmp_path / "out" / "predictions.csv")
     assert list(rows[0]) == ["source", "destination", "label_1", "probability_1", "label_2",
-                             "probability_2", "label_3", "probability_3", "status", "error"]
+                             "probability_2", "label_3", "probability_3", "status", "review_reason",
+                             "error"]
     assert len(rows) == len(truth) == len(result.rows)
     for row in rows:
         assert Path(row["destination"]).read_bytes() == Path(row["source"]).read_bytes()
@@ -277,23 +278,36 @@ def test_an_output_inside_the_source_is_not_sorted_again(trained, photos):
 
 
 def test_threshold_comes_from_the_calibrated_classifier(trained):
+    from skanimal.calibration import calibrate_confidence
+
     model, _ = trained
     head = model.steps[-1][1]
-    threshold, source = confidence_for(model)
-    assert threshold == DEFAULT_MIN_CONFIDENCE and "fallback" in source
+    assert confidence_for(model) == (DEFAULT_MIN_CONFIDENCE,
+                                     "this kind of classifier is not calibrated; using 0.9")
     head.confidence_threshold_ = None
-    assert "no threshold reached" in confidence_for(model)[1]
-    head.confidence_threshold_ = 0.97
+    assert confidence_for(model)[1] == ("the model was trained without held-out photos to "
+                                        "calibrate on; using 0.9")
     try:
-        assert confidence_for(model) == (0.97, confidence_for(model)[1])
-        assert "calibrated" in confidence_for(model)[1]
-        assert confidence_for(model, 0.5)[0] == 0.5
-        # A calibrated threshold only raises the floor that keeps unseen classes in review.
+        head.confidence_basis_ = calibrate_confidence([[0.9999, 0.0001]] * 6, ["a"] * 6,
+                                                      ["a", "b"])
+        assert confidence_for(model) == (0.9, (
+            "too few held-out photos (6) to calibrate: 98 % right with 95 % confidence "
+            "needs at least 149; using 0.9"))
+        proba = [[0.97, 0.03]] * 160 + [[0.6, 0.4]] * 40
+        head.confidence_basis_ = calibrate_confidence(proba, ["a"] * 160 + ["b"] * 40,
+                                                      ["a", "b"])
+        head.confidence_threshold_ = head.confidence_basis_.threshold
+        assert confidence_for(model) == (0.97, (
+            "calibrated on 200 held-out photos, the 160 this confident were at least 98.1 % "
+            "right with 95 % confidence (160 of 160 right)"))
+        assert confidence_for(model, 0.5) == (0.5, "given")
+        # A calibrated threshold only raises the floor.
         head.confidence_threshold_ = 0.73
         threshold, source = confidence_for(model)
-        assert threshold == DEFAULT_MIN_CONFIDENCE and "0.73" in source and "never saw" in source
+        assert threshold == DEFAULT_MIN_CONFIDENCE and source.startswith("calibrated 0.73 on")
+        assert source.endswith("raised to the lowest threshold a sort uses, 0.9")
     finally:
-        del head.confidence_threshold_
+        del head.confidence_threshold_, head.confidence_basis_
     with pytest.raises(ValueError, match="min_confidence"):
         confidence_for(model, 1.5)
 

@@ -62,7 +62,7 @@ def test_train_result_holds_what_the_command_prints(trained, data_dir):
     assert list(result.test.paths) and set(result.test.target) <= set(result.pipeline.classes_)
     # the log narrates each step, in order, one line per call
     assert [line.split()[0] for line in lines] == ["Loaded", "Split", "Extracting",
-                                                   "Extracted", "Trained"]
+                                                   "Extracted", "Trained", "Confidence"]
     assert "(32x32 px, weights=none, pooling=avg" in lines[2]
 
 
