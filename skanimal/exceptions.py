@@ -107,6 +107,27 @@ class ImageFolderError(SkanimalError, ValueError):
     """A class-per-folder data set is missing, empty or badly laid out."""
 
 
+class LabelsFileError(ImageFolderError):
+    """Rows of a labels CSV file (:func:`skanimal.datasets.load_image_csv`) that cannot be
+    used: a missing file, an empty label, one photo given two labels.
+
+    Attributes
+    ----------
+    path : str
+        The CSV file.
+    problems : list of (int, str)
+        ``(line number, what is wrong)`` of every bad row, in file order.
+    """
+
+    def __init__(self, message, path=None, problems=()):
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.path, self.problems)
+
+
 class WeightsUnavailableError(SkanimalError, OSError):
     """Backbone weights could not be downloaded or read.
 
