@@ -19,7 +19,7 @@ from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
 from .classifier import ARTICLE_SETTINGS, BottleneckClassifier  # noqa: E402
 from .datasets import (  # noqa: E402
-    load_image_csv,  # noqa: E402
+    load_image_csv,
     load_image_folder,
     make_shapes,
     train_val_test_split,
