@@ -10,8 +10,9 @@ from .console import PROG
 __all__ = [
     "UsageError", "HelpFormatter", "add_command", "fraction_or_count", "positive_int",
     "epochs", "positive_float", "image_size", "weights_choice", "probability", "port",
-    "pooling", "add_progress_option", "add_on_error_option",
-    "add_weights_option", "report_skipped", "status_after_skipping", "progress_of",
+    "pooling", "add_progress_option", "add_on_error_option", "add_precision_option",
+    "add_weights_option", "check_train_args", "report_skipped", "status_after_skipping",
+    "progress_of",
 ]
 
 
@@ -131,6 +132,16 @@ def add_progress_option(parser):
     )
 
 
+def add_precision_option(parser):
+    # the choices are BottleneckFeatures' precisions, spelt out: --help imports no model
+    parser.add_argument(
+        "--precision", choices=("float32", "bfloat16", "int8"), default="float32",
+        help="arithmetic of the backbone, kept in the model (predict, sort and review use "
+             "it): 'bfloat16' halves its memory traffic, 'int8' runs it quantized through "
+             "OpenVINO (pip install 'skanimal[openvino]'); default: %(default)s",
+    )
+
+
 def add_on_error_option(parser, default):
     other = "fail" if default == "skip" else "skip"
     why = {"skip": "the other images are still used",
@@ -176,3 +187,20 @@ def progress_of(args):
         return int(sys.stderr.isatty())
     except (AttributeError, ValueError):
         return 0
+
+
+def check_train_args(args):
+    """What argparse cannot check alone in ``skanimal train``'s arguments (UsageError)."""
+    if args.data_dir is None and args.labels is None:
+        raise UsageError("give DATA_DIR (one sub-folder per class) or --labels FILE.csv")
+    from ..backbones import get_spec
+
+    spec = get_spec(args.backbone)
+    if args.image_size is not None and min(args.image_size) < spec.min_size:
+        raise UsageError(f"argument --image-size: {args.backbone} needs images of at least "
+                         f"{spec.min_size}x{spec.min_size} pixels")
+    if args.report_dir is not None and args.test_size == 0:
+        raise UsageError("--report-dir needs a test part: use --test-size > 0")
+    fractions = [size for size in (args.val_size, args.test_size) if isinstance(size, float)]
+    if sum(fractions) >= 1:
+        raise UsageError("--val-size and --test-size leave no images to train on")
