@@ -499,3 +499,19 @@ def test_train_progress_draws_the_head_bar_on_stderr(flat_photos, tmp_path, caps
     drop_times = [line for line in shown.out.splitlines() if " s" not in line]
     assert drop_times == [line.replace("b.joblib", "a.joblib")
                           for line in quiet.out.splitlines() if " s" not in line]
+
+
+def test_sort_progress_draws_a_placing_bar_same_result(flat_photos, tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--head", "logistic"]) == 0
+    capsys.readouterr()
+    outs = {}
+    for flag in ("--progress", "--no-progress"):
+        out = tmp_path / flag.strip("-")
+        assert main(["sort", str(model), str(flat_photos / "images"), "--into", str(out),
+                     "--min-confidence", "0", flag]) == 0
+        err = capsys.readouterr().err
+        assert ("Placing" in err and "16/16" in err) == (flag == "--progress")
+        outs[flag] = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.jpg"))
+    assert len(outs["--progress"]) == 16 and outs["--progress"] == outs["--no-progress"]

@@ -127,8 +127,8 @@ def add_command(commands, name, handler, **kwargs):
 def add_progress_option(parser):
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="show progress bars while extracting features; default: when stderr is a "
-             "terminal",
+        help="show progress bars (extracting features, training the head, placing photos); "
+             "default: when stderr is a terminal",
     )
 
 
