@@ -315,8 +315,12 @@ def load_image_csv(path, *, root=None, on_error="fail"):
             f"labels file {os.fspath(path)!r} has no "
             + " and no ".join(f"{what} ({', '.join(names)})" for what, names in wanted)
             + f"; its columns are {fieldnames}")
-    status_column = _pick_column(fieldnames, ("status",)) if label_column.lower() == \
-        "label_1" else None
+    # A sort's predictions.csv labels with the model's guess (label_1; label in the files
+    # of earlier versions, beside confidence): only its confidently sorted rows are labels.
+    headers = {name.strip().lower() for name in fieldnames if name}
+    guessed = label_column.strip().lower() == "label_1" or \
+        {"destination", "confidence"} <= headers
+    status_column = _pick_column(fieldnames, ("status",)) if guessed else None
 
     problems, first_line, labels, left_out = [], {}, {}, 0
     for number, row in enumerate(rows):
@@ -354,7 +358,7 @@ def load_image_csv(path, *, root=None, on_error="fail"):
                       + "; ".join(_problem_lines(problems)), UserWarning, stacklevel=2)
     if left_out:
         warnings.warn(f"used the {len(rows) - left_out} 'sorted' row(s) of "
-                      f"{os.fspath(path)!r}; left out {left_out} others (photos in review "
+                      f"{os.fspath(path)!r}; left out {left_out} other row(s) (photos in review "
                       "or unreadable: their label_1 is no label)", UserWarning,
                       stacklevel=2)
     kept = [(photo, label) for photo, label in labels.items() if first_line[photo][1]]

@@ -141,7 +141,7 @@ def test_a_sorts_predictions_csv(tmp_path):
          f"/gone/b.png,{out}/dog/b.png,dog,0.98,cat,0.02,sorted,\n"
          f"/gone/c.png,{out}/_review/c.png,cat,0.51,dog,0.49,review,\n"
          "/gone/d.png,,,,,,unreadable,cannot decode\n")
-    with pytest.warns(UserWarning, match="left out 2 others"):
+    with pytest.warns(UserWarning, match="left out 2 other row"):
         data = load_image_csv(out / "predictions.csv")
     assert list(data.target) == ["cat", "dog"]
     assert list(data.paths) == [os.fspath(out / "cat" / "a.png"), os.fspath(out / "dog" / "b.png")]
@@ -175,3 +175,15 @@ def test_labels_from_a_real_sort(tmp_path):
                for p, t in zip(listed.paths, listed.target))
     np.testing.assert_array_equal(
         np.sort(listed.target), np.sort(model.predict(data.paths)))
+
+
+def test_an_earlier_versions_predictions_csv(tmp_path):
+    """label/confidence columns (before label_1/probability_1): still the model's guess."""
+    _write(tmp_path / "cat" / "a.png")
+    _write(tmp_path / "_review" / "b.png")
+    _csv(tmp_path / "predictions.csv", "source,destination,label,confidence,status\n"
+         f"/x/a.png,{tmp_path}/cat/a.png,cat,0.99,sorted\n"
+         f"/x/b.png,{tmp_path}/_review/b.png,dog,0.40,review\n")
+    with pytest.warns(UserWarning, match="left out 1 other row"):
+        data = load_image_csv(tmp_path / "predictions.csv")
+    assert list(data.target) == ["cat"]
