@@ -305,7 +305,10 @@ def load_image_csv(path, *, root=None, on_error="fail"):
     if not root.is_dir():
         raise ImageFolderError(f"photo folder {os.fspath(root)!r} does not exist")
     rows = read_csv(path, MAX_LABELS_BYTES, what="labels file")
-    fieldnames = list(rows[0]) if rows else _header(path)
+    if not rows:
+        raise LabelsFileError(f"labels file {os.fspath(path)!r} lists no photo",
+                              os.fspath(path))
+    fieldnames = list(rows[0])
     path_column = _pick_column(fieldnames, PATH_COLUMNS)
     label_column = _pick_column(fieldnames, LABEL_COLUMNS)
     if path_column is None or label_column is None:
@@ -357,10 +360,9 @@ def load_image_csv(path, *, root=None, on_error="fail"):
         warnings.warn(f"left out {len(problems)} bad row(s) of {os.fspath(path)!r}: "
                       + "; ".join(_problem_lines(problems)), UserWarning, stacklevel=2)
     if left_out:
-        warnings.warn(f"used the {len(rows) - left_out} 'sorted' row(s) of "
-                      f"{os.fspath(path)!r}; left out {left_out} other row(s) (photos in review "
-                      "or unreadable: their label_1 is no label)", UserWarning,
-                      stacklevel=2)
+        warnings.warn(f"left out {left_out} row(s) of {os.fspath(path)!r} whose status is "
+                      "not 'sorted' (photos in review or unreadable: their class is an "
+                      "unconfident guess, or none)", UserWarning, stacklevel=2)
     kept = [(photo, label) for photo, label in labels.items() if first_line[photo][1]]
     if not kept:
         raise LabelsFileError(f"labels file {os.fspath(path)!r} lists no usable photo",
@@ -375,13 +377,6 @@ def load_image_csv(path, *, root=None, on_error="fail"):
             paths, target = paths[readable], target[readable]
     return Bunch(paths=paths, target=target, target_names=sorted(set(target.tolist())),
                  root=os.fspath(root))
-
-
-def _header(path):
-    import csv
-
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        return next(csv.reader(handle), [])
 
 
 def _is_readable_image(path) -> bool:
