@@ -231,7 +231,7 @@ LABEL_COLUMNS = ("label", "class", "label_1")
 #: Largest labels CSV file read: millions of rows.
 MAX_LABELS_BYTES = 1024 * 1024 * 1024
 
-#: Bad rows named one per line in a :class:`LabelsFileError`, the rest counted.
+#: Bad rows named one per line in a ``LabelsFileError``, the rest counted.
 _PROBLEMS_SHOWN = 20
 
 
@@ -253,9 +253,9 @@ def _problem_lines(problems):
 def load_image_csv(path, *, root=None, on_error="fail"):
     """Load an image data set listed in a CSV file of photos and their classes.
 
-    The file has a header; the photo's column is the first of :data:`PATH_COLUMNS`
+    The file has a header; the photo's column is the first of ``PATH_COLUMNS``
     present (``path``, ``file``, ``filename``, then ``destination``, ``source``) and the
-    class's the first of :data:`LABEL_COLUMNS` (``label``, ``class``, then ``label_1``),
+    class's the first of ``LABEL_COLUMNS`` (``label``, ``class``, then ``label_1``),
     names compared case-insensitively; other columns are ignored. Kaggle-style
     ``file,label`` files work as they are, and so does the ``predictions.csv`` that
     ``skanimal sort`` writes: its photos are read where they are now (``destination``),
@@ -271,7 +271,7 @@ def load_image_csv(path, *, root=None, on_error="fail"):
         Absolute paths are used as they are.
     on_error : {"fail", "skip"}, default="fail"
         Bad rows — a photo that does not exist, an empty path or label, one photo given two
-        different labels — are all named in one :class:`LabelsFileError` (``"fail"``), or
+        different labels — are all named in one ``LabelsFileError`` (``"fail"``), or
         left out with one warning naming them (``"skip"``, which also drops unreadable
         images, as :func:`load_image_folder` does). A photo listed twice with the same
         label is used once.
