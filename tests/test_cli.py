@@ -486,6 +486,7 @@ def test_train_int8_end_to_end(flat_photos, tmp_path, capsys):
     assert [row["label_1"] for row in rows] == list(pipe.predict([r["source"] for r in rows]))
 
 
+@pytest.mark.slow
 def test_train_progress_draws_the_head_bar_on_stderr(flat_photos, tmp_path, capsys):
     labels = str(flat_photos / "labels.csv")
     assert main(["train", "--labels", labels, "-o", str(tmp_path / "a.joblib"), *COMMON,
