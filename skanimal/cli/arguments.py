@@ -11,7 +11,8 @@ __all__ = [
     "UsageError", "HelpFormatter", "add_command", "fraction_or_count", "positive_int",
     "epochs", "positive_float", "image_size", "weights_choice", "probability", "port",
     "pooling", "add_progress_option", "add_on_error_option", "add_precision_option",
-    "add_weights_option", "check_train_args", "report_skipped", "status_after_skipping",
+    "add_weights_option", "TRAIN_OPTIONS", "check_train_args", "report_skipped",
+    "status_after_skipping",
     "progress_of",
 ]
 
@@ -187,6 +188,12 @@ def progress_of(args):
         return int(sys.stderr.isatty())
     except (AttributeError, ValueError):
         return 0
+
+
+#: ``skanimal train``'s options that are :func:`skanimal.workflow.train`'s keywords as they are.
+TRAIN_OPTIONS = ("val_size", "test_size", "backbone", "weights", "image_size", "pooling", "head",
+                 "epochs", "batch_size", "learning_rate", "random_state", "report_dir", "cache",
+                 "progress", "on_error", "labels", "precision")
 
 
 def check_train_args(args):

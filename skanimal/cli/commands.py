@@ -14,6 +14,7 @@ from pathlib import Path
 from .._version import __version__
 from ..backbones import available_backbones
 from .arguments import (
+    TRAIN_OPTIONS,
     HelpFormatter,
     UsageError,
     add_command,
@@ -57,19 +58,18 @@ def _add_train(commands):
             "Keras validation_data (validation curves in the report), and is then scored on\n"
             "the validation and test parts. The fitted pipeline is saved with joblib.\n\n"
             "Small sets work from 2 images per class: a part too big for the smallest class\n"
-            "is left out (validation first, then test), and the command says so.\n\n"
-            "--labels FILE.csv: classes from a CSV file (path,label columns, or a sort's\n"
-            "predictions.csv); relative paths start from DATA_DIR, or the file's folder."
+            "is left out (validation first, then test), and the command says so."
         ),
         epilog="examples:\n  skanimal train photos/ -o animals.joblib --report-dir report/\n"
                "  skanimal train --labels photos/labels.csv -o animals.joblib",
     )
     add_progress_option(train)
     train.add_argument("data_dir", metavar="DATA_DIR", nargs="?",
-                       help="folder with one sub-folder of images per class; with --labels, "
-                            "the folder the CSV file's relative paths start from")
+                       help="folder of one sub-folder per class (with --labels: where the "
+                            "CSV file's relative paths start; default: the CSV file's folder)")
     train.add_argument("--labels", metavar="FILE.csv",
-                       help="each image's class from this CSV file, not its sub-folder")
+                       help="each image's class from this CSV file (path,label columns, or "
+                            "a sort's predictions.csv), not its sub-folder")
     train.add_argument("-o", "--output", metavar="MODEL", required=True,
                        help="file to save the fitted pipeline to (joblib)")
     train.add_argument("--val-size", type=fraction_or_count, default=0.1, metavar="SIZE",
@@ -132,12 +132,9 @@ def _run_train(args):
     from ..workflow import train
 
     check_train_args(args)
-    options = ("val_size", "test_size", "backbone", "weights", "image_size", "pooling", "head",
-               "epochs", "batch_size", "learning_rate", "random_state", "report_dir", "cache",
-               "progress", "on_error", "labels", "precision")
     try:
         result = train(args.data_dir, args.output, log=print,
-                       **{name: getattr(args, name) for name in options})
+                       **{name: getattr(args, name) for name in TRAIN_OPTIONS})
     except ImportError as exc:  # OpenVINO missing: its install line, not a trace
         if args.precision != "int8":
             raise
