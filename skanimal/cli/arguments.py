@@ -138,8 +138,9 @@ def add_precision_option(parser):
     parser.add_argument(
         "--precision", choices=("float32", "bfloat16", "int8"), default="float32",
         help="arithmetic of the backbone, kept in the model (predict, sort and review use "
-             "it): 'bfloat16' halves its memory traffic, 'int8' runs it quantized through "
-             "OpenVINO (pip install 'skanimal[openvino]'); default: %(default)s",
+             "it): 'bfloat16' (faster on CPUs with AVX512-BF16/AMX, slower elsewhere), "
+             "'int8' quantized through OpenVINO (pip install 'skanimal[openvino]'); "
+             "default: %(default)s",
     )
 
 
