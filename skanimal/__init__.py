@@ -18,7 +18,12 @@ from .augmentation import AugmentedClassifier, AugmentedImage  # noqa: E402
 from .backbones import available_backbones, imagenet_available  # noqa: E402
 from .cache import cache_info, clear_cache  # noqa: E402
 from .classifier import ARTICLE_SETTINGS, BottleneckClassifier  # noqa: E402
-from .datasets import load_image_folder, make_shapes, train_val_test_split  # noqa: E402
+from .datasets import (  # noqa: E402
+    load_image_csv,
+    load_image_folder,
+    make_shapes,
+    train_val_test_split,
+)
 from .exceptions import (  # noqa: E402
     CacheWarning,
     ImageFolderError,
@@ -42,6 +47,7 @@ __all__ = [
     "AugmentedImage",
     "ImageAugmentation",
     "load_image_folder",
+    "load_image_csv",
     "make_shapes",
     "train_val_test_split",
     "available_backbones",

@@ -16,10 +16,11 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
-from .exceptions import ImageFolderError
+from .exceptions import ImageFolderError, LabelsFileError
 
 __all__ = ["IMAGE_EXTENSIONS", "ON_ERROR", "check_on_error", "find_images", "collect_images",
-           "load_image_folder", "train_val_test_split", "split_what_fits", "make_shapes"]
+           "load_image_folder", "load_image_csv", "PATH_COLUMNS", "LABEL_COLUMNS",
+           "train_val_test_split", "split_what_fits", "make_shapes"]
 
 #: Extensions recognised as images, compared case-insensitively.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -215,6 +216,167 @@ def load_image_folder(root, *, on_error="fail"):
             paths, target = paths[readable], target[readable]
     target_names = sorted(set(target.tolist()))
     return Bunch(paths=paths, target=target, target_names=target_names, root=os.fspath(root))
+
+
+#: Columns naming a labels CSV file's photo, the first one present used. ``destination``
+#: comes before ``source`` so that a sort's own predictions.csv names each photo where it
+#: lives now, not where it was found.
+PATH_COLUMNS = ("path", "file", "filename", "destination", "source")
+
+#: Columns naming a labels CSV file's class, the first one present used: a sort's own
+#: predictions.csv has no ``label`` or ``class`` column, and its ``label_1`` (the model's
+#: most probable class) is used, on its ``"sorted"`` rows only.
+LABEL_COLUMNS = ("label", "class", "label_1")
+
+#: Largest labels CSV file read: millions of rows.
+MAX_LABELS_BYTES = 1024 * 1024 * 1024
+
+#: Bad rows named one per line in a ``LabelsFileError``, the rest counted.
+_PROBLEMS_SHOWN = 20
+
+
+def _pick_column(fieldnames, choices):
+    by_name = {name.strip().lower(): name for name in fieldnames if name}
+    for choice in choices:
+        if choice in by_name:
+            return by_name[choice]
+    return None
+
+
+def _problem_lines(problems):
+    lines = [f"line {line}: {what}" for line, what in problems[:_PROBLEMS_SHOWN]]
+    if len(problems) > _PROBLEMS_SHOWN:
+        lines.append(f"... and {len(problems) - _PROBLEMS_SHOWN} more")
+    return lines
+
+
+def load_image_csv(path, *, root=None, on_error="fail"):
+    """Load an image data set listed in a CSV file of photos and their classes.
+
+    The file has a header; the photo's column is the first of ``PATH_COLUMNS``
+    present (``path``, ``file``, ``filename``, then ``destination``, ``source``) and the
+    class's the first of ``LABEL_COLUMNS`` (``label``, ``class``, then ``label_1``),
+    names compared case-insensitively; other columns are ignored. Kaggle-style
+    ``file,label`` files work as they are, and so does the ``predictions.csv`` that
+    ``skanimal sort`` writes: its photos are read where they are now (``destination``),
+    labelled with the model's class (``label_1``), and only its ``"sorted"`` rows are used
+    (the ``_review`` photos' guesses were not confident, the unreadable ones have none).
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file (UTF-8; read size-capped, as every file skanimal did not write).
+    root : path-like, optional
+        Folder that relative photo paths are relative to; default: the CSV file's folder.
+        Absolute paths are used as they are.
+    on_error : {"fail", "skip"}, default="fail"
+        Bad rows — a photo that does not exist, an empty path or label, one photo given two
+        different labels — are all named in one ``LabelsFileError`` (``"fail"``), or
+        left out with one warning naming them (``"skip"``, which also drops unreadable
+        images, as :func:`load_image_folder` does). A photo listed twice with the same
+        label is used once.
+
+    Returns
+    -------
+    data : Bunch
+        What :func:`load_image_folder` returns: ``paths`` (ndarray of str, in file order),
+        ``target`` (ndarray of class names), ``target_names`` (sorted class names) and
+        ``root`` (str, the folder relative paths were resolved against).
+
+    Raises
+    ------
+    LabelsFileError
+        Naming the line of every bad row (with ``on_error="fail"``), or when no row is
+        left.
+    ImageFolderError
+        When the file or ``root`` does not exist, or the file lacks a photo or a label
+        column.
+    DamagedFileError
+        When the file is not a readable CSV file or is too large.
+    """
+    from .untrusted import read_csv
+
+    on_error = check_on_error(on_error)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ImageFolderError(f"labels file {os.fspath(path)!r} does not exist"
+                               + (" (it is a folder)" if path.is_dir() else ""))
+    root = path.parent if root is None else Path(root).expanduser()
+    if not root.is_dir():
+        raise ImageFolderError(f"photo folder {os.fspath(root)!r} does not exist")
+    rows = read_csv(path, MAX_LABELS_BYTES, what="labels file")
+    if not rows:
+        raise LabelsFileError(f"labels file {os.fspath(path)!r} lists no photo",
+                              os.fspath(path))
+    fieldnames = list(rows[0])
+    path_column = _pick_column(fieldnames, PATH_COLUMNS)
+    label_column = _pick_column(fieldnames, LABEL_COLUMNS)
+    if path_column is None or label_column is None:
+        wanted = [("a photo column", PATH_COLUMNS)] * (path_column is None) + \
+                 [("a label column", LABEL_COLUMNS)] * (label_column is None)
+        raise ImageFolderError(
+            f"labels file {os.fspath(path)!r} has no "
+            + " and no ".join(f"{what} ({', '.join(names)})" for what, names in wanted)
+            + f"; its columns are {fieldnames}")
+    # A sort's predictions.csv labels with the model's guess (label_1; label in the files
+    # of earlier versions, beside confidence): only its confidently sorted rows are labels.
+    headers = {name.strip().lower() for name in fieldnames if name}
+    guessed = label_column.strip().lower() == "label_1" or \
+        {"destination", "confidence"} <= headers
+    status_column = _pick_column(fieldnames, ("status",)) if guessed else None
+
+    problems, first_line, labels, left_out = [], {}, {}, 0
+    for number, row in enumerate(rows):
+        line = number + 2  # the header is line 1
+        if status_column is not None and row[status_column].strip() != "sorted":
+            left_out += 1
+            continue
+        given, label = row[path_column].strip(), row[label_column].strip()
+        if not given:
+            problems.append((line, "no photo path"))
+            continue
+        photo = os.path.normpath(os.path.join(root, os.path.expanduser(given)))
+        if not label:
+            problems.append((line, f"{given!r} has an empty label"))
+        elif photo in labels and labels[photo] != label:
+            first = first_line[photo]
+            problems.append((line, f"{given!r} is labelled {label!r} here but "
+                                   f"{labels[photo]!r} on line {first[0]}"))
+            if first[1]:  # in two classes: neither is trusted, the first row is bad too
+                problems.append((first[0], f"{given!r} is labelled {labels[photo]!r} here "
+                                           f"but {label!r} on line {line}"))
+                first_line[photo] = (first[0], False)
+        elif not os.path.isfile(photo):
+            problems.append((line, f"{given!r} does not exist"
+                                   + (" (it is a folder)" if os.path.isdir(photo) else "")))
+        elif photo not in labels:
+            labels[photo], first_line[photo] = label, (line, True)
+    problems.sort()
+    if problems and on_error == "fail":
+        raise LabelsFileError(
+            f"labels file {os.fspath(path)!r} has {len(problems)} bad row(s): "
+            + "; ".join(_problem_lines(problems)), os.fspath(path), problems)
+    if problems:
+        warnings.warn(f"left out {len(problems)} bad row(s) of {os.fspath(path)!r}: "
+                      + "; ".join(_problem_lines(problems)), UserWarning, stacklevel=2)
+    if left_out:
+        warnings.warn(f"left out {left_out} row(s) of {os.fspath(path)!r} whose status is "
+                      "not 'sorted' (photos in review or unreadable: their class is an "
+                      "unconfident guess, or none)", UserWarning, stacklevel=2)
+    kept = [(photo, label) for photo, label in labels.items() if first_line[photo][1]]
+    if not kept:
+        raise LabelsFileError(f"labels file {os.fspath(path)!r} lists no usable photo",
+                              os.fspath(path), problems)
+    paths = np.asarray([photo for photo, _ in kept], dtype=object)
+    target = np.asarray([label for _, label in kept], dtype=object)
+    if on_error == "skip":
+        readable = np.array([_is_readable_image(p) for p in paths], dtype=bool)
+        if not readable.all():
+            warnings.warn(f"Skipped {int((~readable).sum())} unreadable image file(s): "
+                          f"{paths[~readable].tolist()}", UserWarning, stacklevel=2)
+            paths, target = paths[readable], target[readable]
+    return Bunch(paths=paths, target=target, target_names=sorted(set(target.tolist())),
+                 root=os.fspath(root))
 
 
 def _is_readable_image(path) -> bool:

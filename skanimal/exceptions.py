@@ -56,7 +56,7 @@ def _rebuild_image_load_error(cls, message, path, index):
 class UnreadableImagesError(ImageLoadError):
     """Some of the images a workflow was given cannot be read, and it was told to stop.
 
-    Carries the facts; :meth:`describe` words them, naming the way to go on without those
+    Carries the facts; ``describe()`` words them, naming the way to go on without those
     images (the Python parameter by default, a command-line option for the ``skanimal``
     command).
 
@@ -105,6 +105,27 @@ def _rebuild_unreadable(cls, files, total, named):
 
 class ImageFolderError(SkanimalError, ValueError):
     """A class-per-folder data set is missing, empty or badly laid out."""
+
+
+class LabelsFileError(ImageFolderError):
+    """Rows of a labels CSV file (:func:`skanimal.datasets.load_image_csv`) that cannot be
+    used: a missing file, an empty label, one photo given two labels.
+
+    Attributes
+    ----------
+    path : str
+        The CSV file.
+    problems : list of (int, str)
+        ``(line number, what is wrong)`` of every bad row, in file order.
+    """
+
+    def __init__(self, message, path=None, problems=()):
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.path, self.problems)
 
 
 class WeightsUnavailableError(SkanimalError, OSError):
@@ -191,7 +212,7 @@ class DamagedFileError(SkanimalError, ValueError):
 class LaterMovesError(SkanimalError, ValueError):
     """Undoing a sort would also discard photo moves made after it (review-page corrections).
 
-    Carries the facts; :meth:`describe` words them, naming the way to go ahead.
+    Carries the facts; ``describe()`` words them, naming the way to go ahead.
 
     Parameters
     ----------
@@ -244,7 +265,7 @@ class ExportError(SkanimalError, ValueError):
 
 
 class ExportFolderNotEmptyError(ExportError):
-    """The export folder holds files; :meth:`describe` names the way to replace the export.
+    """The export folder holds files; ``describe()`` names the way to replace the export.
 
     Parameters
     ----------

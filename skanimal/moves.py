@@ -64,7 +64,7 @@ class TransferError(SkanimalError, OSError):
     """
 
 
-def transfer(moves, *, mode="copy", journal=None):
+def transfer(moves, *, mode="copy", journal=None, on_file=None):
     """Copy, hard/sym-link or move files into folders, never overwriting, never losing one.
 
     Parameters
@@ -81,6 +81,9 @@ def transfer(moves, *, mode="copy", journal=None):
         transfer (same pairs, same mode): the transfer is then finished from where it
         stopped, so calling ``transfer`` again after a kill completes the job with every
         file exactly once, none partial.
+    on_file : callable, optional
+        Called with the final path of each file once it is in place, in order (a progress
+        bar's hook).
 
     Returns
     -------
@@ -115,7 +118,7 @@ def transfer(moves, *, mode="copy", journal=None):
         if record["state"] in _UNDO_STATES:
             raise TransferError(f"journal {os.fspath(journal)!r} has been undone; "
                                 "use a new journal file to transfer again.")
-        return _run(record, journal)
+        return _run(record, journal, on_file)
     record = {
         "format": JOURNAL_FORMAT,
         "version": JOURNAL_VERSION,
@@ -127,7 +130,7 @@ def transfer(moves, *, mode="copy", journal=None):
     if journal is not None:
         _check_journal_size(record, journal)
         fileio.write_json(journal, record)
-    return _run(record, journal)
+    return _run(record, journal, on_file)
 
 
 def resume(journal):
@@ -347,7 +350,7 @@ def _same_content(a, b):
 
 # --- doing -------------------------------------------------------------------------------
 
-def _run(record, journal):
+def _run(record, journal, on_file=None):
     mode, token = record["mode"], record["token"]
     finals = []
     for entry in record["entries"]:
@@ -366,6 +369,8 @@ def _run(record, journal):
                 if journal is not None:
                     fileio.write_json(journal, record)
         finals.append(Path(entry["destination"]))
+        if on_file is not None:
+            on_file(finals[-1])
     _sync_and_clean({Path(e["folder"]) for e in record["entries"]}
                     | {Path(e["source"]).parent for e in record["entries"]}, token)
     if record["state"] != "done":

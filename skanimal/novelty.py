@@ -45,7 +45,7 @@ class FeatureNovelty(BaseEstimator):
     max_samples : int, default=20000
         Training samples kept (a random subset beyond that), which bounds the size of the
         fitted object (``max_samples × n_features`` float32 values, and never more than
-        :data:`MAX_REFERENCE_VALUES`).
+        :data:`skanimal.novelty.MAX_REFERENCE_VALUES`).
     random_state : int, default=0
         Seed of that subset.
 

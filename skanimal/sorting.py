@@ -227,7 +227,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
         (``"fail"``) an error names the unreadable files of the first chunk that has any;
         the chunks before it are sorted. ``"raise"`` is a deprecated alias of ``"fail"``.
     progress : bool, default=False
-        Show a progress bar while scoring.
+        Show progress bars (tqdm, on stderr) while scoring and while placing the photos.
 
     Returns
     -------
@@ -266,7 +266,10 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
     # scored: the CNN, not the copying and syncing, sets the pace. One chunk at a time, in
     # order; after a failure the later chunks are not transferred, and the error is raised.
     failed = threading.Event()
-    with ThreadPoolExecutor(1, thread_name_prefix="skanimal-sort") as mover:
+    from tqdm.auto import tqdm
+
+    placing_bar = tqdm(total=len(paths), unit="photo", desc="Placing", disable=not progress)
+    with placing_bar, ThreadPoolExecutor(1, thread_name_prefix="skanimal-sort") as mover:
         placing = []
         try:
             for number, scores in enumerate(iter_scores(model, paths, on_error=on_error,
@@ -278,7 +281,7 @@ def sort_images(model, sources, into, *, min_confidence=None, mode="copy", on_er
                 rows.extend(chunk)
                 unreadable.extend(scores.unreadable)
                 placing.append(mover.submit(_place, chunk, into, mode,
-                                            f"{run}-{number:05d}", failed))
+                                            f"{run}-{number:05d}", failed, placing_bar))
                 if failed.is_set():
                     break
         except BaseException:  # chunks not started yet are not transferred
@@ -476,7 +479,7 @@ def _same_file(a, b):
         return False
 
 
-def _place(rows, into, mode, run, failed):
+def _place(rows, into, mode, run, failed, bar=None):
     """Transfer the photos of one chunk's ``rows`` and record them in predictions.csv.
 
     Photos already in OUT move within it (first, so names they free are reused); the
@@ -485,10 +488,17 @@ def _place(rows, into, mode, run, failed):
     run is about to create, which an undo removes), so a resumed run can list them. Returns
     ``(relocations, journals, placed)``, ``placed`` listing the sources ``"transferred"``,
     found ``"already"`` in place, or taken by an ``"other"`` run first (with where it put
-    them); does nothing once ``failed`` is set, and sets it when it raises.
+    them); does nothing once ``failed`` is set, and sets it when it raises. ``bar`` (a
+    tqdm bar) counts each file placed, then the chunk's other rows.
     """
     if failed.is_set():
         return [], [], {}
+    ticked = []
+
+    def tick(_):
+        ticked.append(1)
+        bar.update()
+
     try:
         placed = {"already": [row["source"] for row in rows
                               if row["folder"] and row["destination"]]}
@@ -506,7 +516,8 @@ def _place(rows, into, mode, run, failed):
                                            (pairs, mode, f"{run}.json")):
             if group:
                 journals.append(_journal_dir(into) / journal)
-                finals = moves.transfer(group, mode=group_mode, journal=journals[-1])
+                finals = moves.transfer(group, mode=group_mode, journal=journals[-1],
+                                        on_file=None if bar is None else tick)
                 _fill_destinations(rows, {source: final for (source, _), final
                                           in zip(group, finals)})
         if pairs:  # "existing": the same bytes were there already, nothing was written
@@ -520,6 +531,8 @@ def _place(rows, into, mode, run, failed):
                 row.pop(key, None)
         if rows:
             _update_predictions(into, rows)
+        if bar is not None:  # rows not transferred (in place already, unreadable) count too
+            bar.update(len(rows) - len(ticked))
         return relocations, journals, placed
     except BaseException:
         failed.set()

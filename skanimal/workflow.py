@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import collect_images, load_image_folder, split_what_fits
+from .datasets import collect_images, load_image_csv, load_image_folder, split_what_fits
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .moves import copy_number, free_names
@@ -218,11 +218,35 @@ def _class_counts(target):
     return ", ".join(f"{name} {count}" for name, count in zip(names, counts))
 
 
-def _load_data(data_dir, log):
-    data = load_image_folder(data_dir)
+def _load_data(data_dir, log, labels=None, on_error="fail"):
+    if labels is None:
+        data, source = load_image_folder(data_dir), data_dir
+    else:
+        # the rows left out are said through log, where there is one
+        with warnings.catch_warnings(record=log is not None) as caught:
+            warnings.simplefilter("always")
+            data, source = load_image_csv(labels, root=data_dir, on_error=on_error), labels
+        for warning in caught or ():
+            message = str(warning.message)
+            log(message[:1].upper() + message[1:])
     _say(log, f"Loaded {len(data.paths)} images of {len(data.target_names)} classes from "
-              f"{data_dir}: {_class_counts(data.target)}")
+              f"{source}: {_class_counts(data.target)}")
     return data
+
+
+def _progress_callbacks(progress):
+    """Keras callbacks drawing one bar over the head's training epochs (tqdm, on stderr),
+    or none; given to the head for its fit only, so the saved model holds no bar."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    from ._tfstartup import start_tensorflow
+
+    start_tensorflow()  # tqdm.keras imports Keras: without TensorFlow's notices on stderr
+    from tqdm.keras import TqdmCallback
+
+    return [TqdmCallback(verbose=0, tqdm_class=tqdm, desc="Training the head")]
 
 
 def _features_step(pipeline):
@@ -452,8 +476,9 @@ def save_model_beside(pipeline, path):
 def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
           weights="imagenet", image_size=None, pooling="avg", head="network", epochs="auto",
           batch_size=50, learning_rate=1e-3, random_state=0, report_dir=None, cache=True,
-          progress=False, on_error="fail", log=None):
-    """Train a classifier on a class-per-folder image set and save it (``skanimal train``).
+          progress=False, on_error="fail", log=None, labels=None, precision="float32"):
+    """Train a classifier on a class-per-folder image set (or the photos a labels CSV file
+    lists) and save it (``skanimal train``).
 
     The images are split into stratified train, validation and test parts
     (:func:`skanimal.train_val_test_split`); the features of every image are extracted once
@@ -469,14 +494,19 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
     Parameters
     ----------
-    data_dir : path-like
-        Class-per-folder image set (:func:`skanimal.load_image_folder`).
+    data_dir : path-like or None
+        Class-per-folder image set (:func:`skanimal.load_image_folder`); with ``labels``,
+        the folder the CSV file's relative paths are relative to (None: the CSV file's
+        folder).
     output : path-like
         Where to save the fitted pipeline (joblib).
     val_size, test_size : float or int, default=0.1
         Passed to :func:`skanimal.train_val_test_split`; 0 leaves a part out.
-    backbone, weights, image_size, pooling, cache
-        See :class:`skanimal.BottleneckFeatures`.
+    backbone, weights, image_size, pooling, cache, precision
+        See :class:`skanimal.BottleneckFeatures`. ``precision`` is kept in the saved model:
+        whatever scores with it (``predict``, ``sort``, the review page) computes its
+        features the same way. ``"int8"`` calibrates on the training part and needs
+        OpenVINO (``pip install "skanimal[openvino]"``).
     head : {"network", "logistic"}, default="network"
         ``"network"``: :class:`skanimal.BottleneckClassifier`; ``"logistic"``:
         ``StandardScaler`` + ``LogisticRegression``, the linear baseline (Create ML's default
@@ -487,13 +517,20 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         Also write the test-set report there (:func:`skanimal.report.write_report`'s
         files); needs a test part.
     progress : bool, default=False
-        Show a progress bar while extracting features (the saved model stays quiet).
+        Show progress bars (tqdm, on stderr) while extracting features and while the
+        network head trains (the saved model stays quiet).
     on_error : {"fail", "skip"}, default="fail"
         Images that cannot be read: ``"fail"`` raises one error naming every one of them
         (a model trained without some of its images should be a choice); ``"skip"``
-        trains without them and lists them in ``TrainResult.skipped``.
+        trains without them and lists them in ``TrainResult.skipped``. With ``labels``,
+        also the labels file's bad rows (:func:`skanimal.load_image_csv`): ``"skip"``
+        trains without them, and ``log`` names them.
     log : callable, optional
         Called with one line of text at each step (e.g. ``print``).
+    labels : path-like, optional
+        A CSV file of photos and their classes (:func:`skanimal.load_image_csv`: Kaggle's
+        ``file,label``, or the ``predictions.csv`` of ``skanimal sort``), used instead of
+        the class sub-folders of ``data_dir``.
 
     Returns
     -------
@@ -513,10 +550,13 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     on_error = check_on_error(on_error)
     start = time.perf_counter()
-    data = _load_data(data_dir, log)
+    if data_dir is None and labels is None:
+        raise ValueError("train needs data_dir, labels or both")
+    data = _load_data(data_dir, log, labels, on_error)
     if len(data.target_names) < 2:
-        raise ImageFolderError(f"{data_dir} has only one class ({data.target_names[0]!r}); a "
-                               "classifier needs at least two class sub-folders")
+        raise ImageFolderError(f"{data_dir if labels is None else labels} has only one class "
+                               f"({data.target_names[0]!r}); a classifier needs at least two "
+                               + ("class sub-folders" if labels is None else "labels"))
     train_part, val_part, test_part = split_what_fits(data, val_size, test_size,
                                                        random_state, log)
     sizes = {"train": len(train_part.paths), "val": len(val_part.paths),
@@ -528,14 +568,16 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
             "this set is too small for one (see above)" if test_size else "use a test size > 0"))
 
     features = BottleneckFeatures(backbone, weights=weights, image_size=image_size,
-                                  pooling=pooling, cache=cache, verbose=int(bool(progress)))
+                                  pooling=pooling, cache=cache, verbose=int(bool(progress)),
+                                  precision=precision)
     # fit records the training images' content hashes: evaluate can then tell how many of
     # the images it scores the model has already seen.
     features.fit(train_part.paths)
     height, width = features.image_size_
     weights_name = "none" if weights is None else weights
     _say(log, f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "
-              f"pooling={pooling or 'none'}, {features.n_features_out_} features per image)")
+              f"pooling={pooling or 'none'}, {features.n_features_out_} features per image"
+              + (f", {precision}" if precision != "float32" else "") + ")")
     everything = np.concatenate([train_part.paths, val_part.paths, test_part.paths])
     extraction, extract_s = _extract(features, everything, on_error, log)
     bounds = np.cumsum([0, sizes["train"], sizes["val"], sizes["test"]])
@@ -572,9 +614,13 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
         head_model = BottleneckClassifier(epochs=epochs, batch_size=batch_size,
                                           learning_rate=learning_rate,
-                                          random_state=random_state)
-        head_model.fit(F_train, train_part.target,
-                       validation_data=(F_val, val_part.target) if sizes["val"] else None)
+                                          random_state=random_state,
+                                          callbacks=_progress_callbacks(progress))
+        try:
+            head_model.fit(F_train, train_part.target,
+                           validation_data=(F_val, val_part.target) if sizes["val"] else None)
+        finally:
+            head_model.set_params(callbacks=None)  # the saved model holds no bar
         history = head_model.history_
         _say(log, f"Trained the classifier head for {len(history['loss'])} epochs in "
                   f"{time.perf_counter() - t0:.1f} s (last epoch: training loss "

@@ -8,6 +8,7 @@ by ``test_workflow.py``.
 """
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -364,3 +365,154 @@ def test_train_from_two_photos_per_class_with_a_logistic_head(tmp_path, capsys):
     assert "Left out the validation part" in out and "Left out the test part" in out
     assert "Trained a logistic-regression head" in out and f"Saved the model to {model}" in out
     assert type(joblib.load(model)[-1]).__name__ == "LogisticRegression"
+
+
+# ------------------------------------------------ train --labels, --precision, --progress
+@pytest.fixture(scope="module")
+def flat_photos(workdir):
+    """Photos in one folder, classes only in labels.csv beside them (Kaggle's layout)."""
+    data = make_shapes(workdir / "to-flatten", n_per_class=4, image_size=32)
+    flat = workdir / "kaggle" / "images"
+    flat.mkdir(parents=True)
+    rows = ["file,label"]
+    for number, (path, label) in enumerate(zip(data.paths, data.target)):
+        name = f"img{number:03d}.jpg"
+        os.link(path, flat / name)
+        rows.append(f"images/{name},{label}")
+    (workdir / "kaggle" / "labels.csv").write_text("\n".join(rows) + "\n")
+    return workdir / "kaggle"
+
+
+def test_train_labels_csv_the_users_steps(flat_photos, tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "Loaded 16 images of 4 classes from" in out and "circle 4, cross 4" in out
+    assert "Training the head" not in err  # not a terminal: no bar
+    assert list(joblib.load(model).classes_) == ["circle", "cross", "square", "triangle"]
+    # DATA_DIR with --labels: where the relative paths start
+    (tmp_path / "meta").mkdir()
+    labels = tmp_path / "meta" / "labels.csv"
+    labels.write_text((flat_photos / "labels.csv").read_text().replace("images/", ""))
+    assert main(["train", str(flat_photos / "images"), "--labels", str(labels), "-o",
+                 str(model), *COMMON, "--head", "logistic"]) == 0
+    assert "Loaded 16 images of 4 classes" in capsys.readouterr().out
+
+
+def test_train_labels_bad_rows_are_one_line(flat_photos, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\nimages/img000.jpg,circle\nimages/nope.jpg,cross\n"
+                      "images/img000.jpg,square\n")
+    assert main(["train", str(flat_photos), "--labels", str(labels), "-o",
+                 str(tmp_path / "m.joblib"), *COMMON]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("skanimal: error: labels file")
+    assert "3 bad row(s): line 2: " in err[0] and "line 3: 'images/nope.jpg' does not exist" \
+        in err[0] and "line 4: 'images/img000.jpg' is labelled 'square' here" in err[0]
+    with pytest.raises(SystemExit) as exit_info:  # neither DATA_DIR nor --labels
+        main(["train", "-o", str(tmp_path / "m.joblib"), *COMMON])
+    assert exit_info.value.code == 2
+    assert "give DATA_DIR (one sub-folder per class) or --labels" in capsys.readouterr().err
+
+
+def test_train_on_a_sorts_predictions_csv(flat_photos, tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--head", "logistic"]) == 0
+    assert main(["sort", str(model), str(flat_photos / "images"), "--into",
+                 str(tmp_path / "out"), "--min-confidence", "0"]) == 0
+    capsys.readouterr()
+    again = tmp_path / "again.joblib"
+    assert main(["train", "--labels", str(tmp_path / "out" / "predictions.csv"), "-o",
+                 str(again), *COMMON, "--head", "logistic", "--val-size", "0",
+                 "--test-size", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Loaded 16 images" in out  # every photo sorted, read where it is now
+    pipe = joblib.load(again)
+    sorted_photos = sorted((tmp_path / "out").glob("*/*.jpg"))
+    assert len(sorted_photos) == 16
+    np.testing.assert_array_equal(pipe.predict([str(p) for p in sorted_photos]),
+                                  joblib.load(model).predict([str(p) for p in sorted_photos]))
+
+
+def test_train_precision_bfloat16_predicts_through_it(flat_photos, tmp_path, capsys):
+    model = tmp_path / "bf16.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--head", "logistic", "--precision", "bfloat16"]) == 0
+    assert "bfloat16" in capsys.readouterr().out
+    pipe = joblib.load(model)
+    assert pipe.steps[0][1].precision == "bfloat16"
+    images = flat_photos / "images"
+    assert main(["predict", str(model), str(images), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    paths = [record["path"] for record in records]
+    assert len(paths) == 16
+    proba = pipe.predict_proba(paths)
+    np.testing.assert_allclose([r["predictions"][0]["probability"] for r in records],
+                               proba.max(axis=1), rtol=1e-5)
+    float32 = pipe.steps[0][1].set_params(precision="float32").transform(paths)
+    bfloat16 = pipe.steps[0][1].set_params(precision="bfloat16").transform(paths)
+    assert not np.allclose(float32, bfloat16, rtol=0, atol=1e-6)  # the precision matters
+
+
+def test_train_int8_without_openvino_is_one_line(flat_photos, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now fails
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o",
+                 str(tmp_path / "m.joblib"), *COMMON, "--precision", "int8"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1
+    assert err[0].startswith("skanimal: error: --precision int8:")
+    assert 'pip install "skanimal[openvino]"' in err[0]
+    assert not (tmp_path / "m.joblib").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ("openvino", "nncf")),
+                    reason='OpenVINO/NNCF not installed (pip install "skanimal[openvino]")')
+def test_train_int8_end_to_end(flat_photos, tmp_path, capsys):
+    model = tmp_path / "int8.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--head", "logistic", "--precision", "int8"]) == 0
+    pipe = joblib.load(model)
+    assert pipe.steps[0][1].precision == "int8"
+    assert pipe.steps[0][1].quantized_backbone_ is not None
+    capsys.readouterr()
+    assert main(["sort", str(model), str(flat_photos / "images"), "--into",
+                 str(tmp_path / "out"), "--min-confidence", "0"]) == 0
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "predictions.csv").read_text())))
+    images = [row["destination"] for row in rows]
+    assert len(rows) == 16 and all(os.path.exists(p) for p in images)
+    assert [row["label_1"] for row in rows] == list(pipe.predict([r["source"] for r in rows]))
+
+
+@pytest.mark.slow
+def test_train_progress_draws_the_head_bar_on_stderr(flat_photos, tmp_path, capsys):
+    labels = str(flat_photos / "labels.csv")
+    assert main(["train", "--labels", labels, "-o", str(tmp_path / "a.joblib"), *COMMON,
+                 "--epochs", "3", "--progress"]) == 0
+    shown = capsys.readouterr()
+    assert "Training the head" in shown.err and "3/3" in shown.err
+    assert main(["train", "--labels", labels, "-o", str(tmp_path / "b.joblib"), *COMMON,
+                 "--epochs", "3"]) == 0
+    quiet = capsys.readouterr()
+    assert "Training the head" not in quiet.err and "Extracting" not in quiet.err
+    drop_times = [line for line in shown.out.splitlines() if " s" not in line]
+    assert drop_times == [line.replace("b.joblib", "a.joblib")
+                          for line in quiet.out.splitlines() if " s" not in line]
+
+
+def test_sort_progress_draws_a_placing_bar_same_result(flat_photos, tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    assert main(["train", "--labels", str(flat_photos / "labels.csv"), "-o", str(model),
+                 *COMMON, "--head", "logistic"]) == 0
+    capsys.readouterr()
+    outs = {}
+    for flag in ("--progress", "--no-progress"):
+        out = tmp_path / flag.strip("-")
+        assert main(["sort", str(model), str(flat_photos / "images"), "--into", str(out),
+                     "--min-confidence", "0", flag]) == 0
+        err = capsys.readouterr().err
+        assert ("Placing" in err and "16/16" in err) == (flag == "--progress")
+        outs[flag] = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.jpg"))
+    assert len(outs["--progress"]) == 16 and outs["--progress"] == outs["--no-progress"]

@@ -450,3 +450,13 @@ def test_an_oversized_journal_is_refused_unread_and_never_written(tmp_path, monk
         moves.transfer([(p, tmp_path / "out2") for p in more], mode="move",
                        journal=tmp_path / "journal2.json")
     assert all(p.exists() for p in more) and not (tmp_path / "journal2.json").exists()
+
+
+def test_on_file_is_told_of_each_file_in_order(tmp_path):
+    sources = make_files(tmp_path / "in", 5)
+    pairs = [(source, tmp_path / "out" / ("a" if i % 2 else "b"))
+             for i, source in enumerate(sources)]
+    told = []
+    finals = moves.transfer(pairs, mode="move", journal=tmp_path / "j.json",
+                            on_file=told.append)
+    assert told == finals and len(told) == 5 and all(p.exists() for p in told)

@@ -284,3 +284,85 @@ def test_train_needs_two_classes(tmp_path):
     with pytest.raises(ImageFolderError, match="only one class"):
         workflow.train(tmp_path / "one", tmp_path / "m.joblib", **SMALL)
 
+
+
+# ------------------------------------------------------- labels CSV, precision, progress
+def _labels_csv(data, path):
+    """``data``'s photos and classes as a CSV file beside them, relative paths."""
+    rows = ["file,label"] + [f"{os.path.relpath(p, path.parent)},{t}"
+                             for p, t in zip(data.paths, data.target)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_train_from_a_labels_csv_is_train_from_its_folders(trained, data_dir, tmp_path):
+    folder_result, _ = trained
+    labels = _labels_csv(load_image_folder(data_dir), data_dir.parent / "labels.csv")
+    lines = []
+    result = workflow.train(None, tmp_path / "m.joblib", labels=labels, val_size=0.25,
+                            test_size=0.25, epochs=10, learning_rate=3e-3,
+                            log=lines.append, **SMALL)
+    assert f"Loaded 32 images of 4 classes from {labels}" in lines[0]
+    assert result.sizes == folder_result.sizes
+    assert [os.path.normpath(p) for p in folder_result.test.paths] == list(result.test.paths)
+    assert result.scores == folder_result.scores  # same split, features and seed
+    np.testing.assert_array_equal(result.pipeline.classes_, folder_result.pipeline.classes_)
+
+
+def test_train_labels_with_bad_rows(data_dir, tmp_path):
+    data = load_image_folder(data_dir)
+    labels = _labels_csv(data, data_dir.parent / "bad.csv")
+    labels.write_text(labels.read_text() + "gone.jpg,circle\nshapes/circle/circle_000.jpg,\n")
+    with pytest.raises(ImageFolderError, match=r"2 bad row\(s\): line 34: 'gone.jpg' "
+                                               r"does not exist; line 35: .* empty label"):
+        workflow.train(None, tmp_path / "m.joblib", labels=labels, **SMALL)
+    assert not (tmp_path / "m.joblib").exists()
+    lines = []
+    result = workflow.train(None, tmp_path / "m.joblib", labels=labels, on_error="skip",
+                            head="logistic", log=lines.append, **SMALL)
+    assert lines[0].startswith(f"Left out 2 bad row(s) of {str(labels)!r}: line 34")
+    assert sum(result.sizes.values()) == 32
+
+
+def test_train_with_labels_relative_to_another_folder(data_dir, tmp_path):
+    data = load_image_folder(data_dir)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,class\n" + "".join(
+        f"{os.path.relpath(p, data_dir)},{t}\n" for p, t in zip(data.paths, data.target)))
+    result = workflow.train(data_dir, tmp_path / "m.joblib", labels=labels, head="logistic",
+                            **SMALL)
+    assert sum(result.sizes.values()) == 32
+
+
+def test_bfloat16_is_kept_in_the_model_and_used_to_predict(data_dir, tmp_path):
+    output = tmp_path / "bf16.joblib"
+    workflow.train(data_dir, output, precision="bfloat16", head="logistic", test_size=0,
+                   **SMALL)
+    model = workflow.load_model(output)
+    features = model.steps[0][1]
+    assert features.precision == "bfloat16"
+    paths = load_image_folder(data_dir).paths[:6]
+    bf16 = features.transform(paths)
+    f32 = features.set_params(precision="float32").transform(paths)
+    assert not np.allclose(bf16, f32, rtol=0, atol=1e-6)  # really another arithmetic
+    features.set_params(precision="bfloat16")
+    predicted = workflow.predict(output, paths)  # loads the model itself
+    np.testing.assert_allclose(predicted.proba, model.predict_proba(paths), rtol=1e-6)
+
+
+def test_progress_bars_on_stderr_same_model(data_dir, tmp_path, capsys):
+    quiet = workflow.train(data_dir, tmp_path / "quiet.joblib", epochs=4, test_size=0.25,
+                           **SMALL)
+    assert capsys.readouterr().err == ""  # off by default
+    shown = workflow.train(data_dir, tmp_path / "bars.joblib", epochs=4, test_size=0.25,
+                           progress=True, **SMALL)
+    err = capsys.readouterr().err
+    assert "Training the head" in err and "4/4" in err and "epoch" in err
+    assert "Extracting features" in err
+    assert shown.scores == quiet.scores
+    head = shown.pipeline.steps[-1][1]
+    assert head.callbacks is None  # the saved model holds no bar
+    reloaded = joblib.load(tmp_path / "bars.joblib")
+    paths = shown.test.paths
+    np.testing.assert_allclose(reloaded.predict_proba(paths),
+                               quiet.pipeline.predict_proba(paths), rtol=1e-6)

@@ -10,8 +10,10 @@ from .console import PROG
 __all__ = [
     "UsageError", "HelpFormatter", "add_command", "fraction_or_count", "positive_int",
     "epochs", "positive_float", "image_size", "weights_choice", "probability", "port",
-    "pooling", "add_progress_option", "add_on_error_option",
-    "add_weights_option", "report_skipped", "status_after_skipping", "progress_of",
+    "pooling", "add_progress_option", "add_on_error_option", "add_precision_option",
+    "add_weights_option", "TRAIN_OPTIONS", "check_train_args", "report_skipped",
+    "status_after_skipping",
+    "progress_of",
 ]
 
 
@@ -126,8 +128,19 @@ def add_command(commands, name, handler, **kwargs):
 def add_progress_option(parser):
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="show progress bars while extracting features; default: when stderr is a "
-             "terminal",
+        help="show progress bars (extracting features, training the head, placing photos); "
+             "default: when stderr is a terminal",
+    )
+
+
+def add_precision_option(parser):
+    # the choices are BottleneckFeatures' precisions, spelt out: --help imports no model
+    parser.add_argument(
+        "--precision", choices=("float32", "bfloat16", "int8"), default="float32",
+        help="arithmetic of the backbone, kept in the model (predict, sort and review use "
+             "it): 'bfloat16' (faster on CPUs with AVX512-BF16/AMX, slower elsewhere), "
+             "'int8' quantized through OpenVINO (pip install 'skanimal[openvino]'); "
+             "default: %(default)s",
     )
 
 
@@ -176,3 +189,26 @@ def progress_of(args):
         return int(sys.stderr.isatty())
     except (AttributeError, ValueError):
         return 0
+
+
+#: ``skanimal train``'s options that are :func:`skanimal.workflow.train`'s keywords as they are.
+TRAIN_OPTIONS = ("val_size", "test_size", "backbone", "weights", "image_size", "pooling", "head",
+                 "epochs", "batch_size", "learning_rate", "random_state", "report_dir", "cache",
+                 "progress", "on_error", "labels", "precision")
+
+
+def check_train_args(args):
+    """What argparse cannot check alone in ``skanimal train``'s arguments (UsageError)."""
+    if args.data_dir is None and args.labels is None:
+        raise UsageError("give DATA_DIR (one sub-folder per class) or --labels FILE.csv")
+    from ..backbones import get_spec
+
+    spec = get_spec(args.backbone)
+    if args.image_size is not None and min(args.image_size) < spec.min_size:
+        raise UsageError(f"argument --image-size: {args.backbone} needs images of at least "
+                         f"{spec.min_size}x{spec.min_size} pixels")
+    if args.report_dir is not None and args.test_size == 0:
+        raise UsageError("--report-dir needs a test part: use --test-size > 0")
+    fractions = [size for size in (args.val_size, args.test_size) if isinstance(size, float)]
+    if sum(fractions) >= 1:
+        raise UsageError("--val-size and --test-size leave no images to train on")

@@ -12,14 +12,17 @@ import sys
 from pathlib import Path
 
 from .._version import __version__
-from ..backbones import available_backbones, get_spec
+from ..backbones import available_backbones
 from .arguments import (
+    TRAIN_OPTIONS,
     HelpFormatter,
     UsageError,
     add_command,
     add_on_error_option,
+    add_precision_option,
     add_progress_option,
     add_weights_option,
+    check_train_args,
     epochs,
     fraction_or_count,
     image_size,
@@ -45,7 +48,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 def _add_train(commands):
     train = add_command(
         commands, "train", _run_train,
-        help="train a classifier on a class-per-folder image set and save it",
+        help="train a classifier on a class-per-folder image set or a labels CSV; save it",
         description=(
             "Train BottleneckFeatures + BottleneckClassifier on DATA_DIR/<class>/<images>.\n\n"
             "The images are split into stratified train, validation and test parts\n"
@@ -56,11 +59,16 @@ def _add_train(commands):
             "Small sets work from 2 images per class: a part too big for the smallest class\n"
             "is left out (validation first, then test), and the command says so."
         ),
-        epilog="example: skanimal train photos/ -o animals.joblib --report-dir report/",
+        epilog="examples:\n  skanimal train photos/ -o animals.joblib --report-dir report/\n"
+               "  skanimal train --labels photos/labels.csv -o animals.joblib",
     )
     add_progress_option(train)
-    train.add_argument("data_dir", metavar="DATA_DIR", help="folder with one sub-folder of "
-                       "images per class")
+    train.add_argument("data_dir", metavar="DATA_DIR", nargs="?",
+                       help="folder of one sub-folder per class (with --labels: where the "
+                            "CSV file's relative paths start; default: the CSV file's folder)")
+    train.add_argument("--labels", metavar="FILE.csv",
+                       help="each image's class from this CSV file (path,label columns, or "
+                            "a sort's predictions.csv), not its sub-folder")
     train.add_argument("-o", "--output", metavar="MODEL", required=True,
                        help="file to save the fitted pipeline to (joblib)")
     train.add_argument("--val-size", type=fraction_or_count, default=0.1, metavar="SIZE",
@@ -101,19 +109,8 @@ def _add_train(commands):
                             "classification_report.txt, PNG plots)")
     train.add_argument("--no-cache", dest="cache", action="store_false",
                        help="do not read or write the feature cache")
+    add_precision_option(train)
     add_on_error_option(train, "fail")
-
-
-def _check_train_args(args):
-    spec = get_spec(args.backbone)
-    if args.image_size is not None and min(args.image_size) < spec.min_size:
-        raise UsageError(f"argument --image-size: {args.backbone} needs images of at least "
-                         f"{spec.min_size}x{spec.min_size} pixels")
-    if args.report_dir is not None and args.test_size == 0:
-        raise UsageError("--report-dir needs a test part: use --test-size > 0")
-    fractions = [size for size in (args.val_size, args.test_size) if isinstance(size, float)]
-    if sum(fractions) >= 1:
-        raise UsageError("--val-size and --test-size leave no images to train on")
 
 
 def _print_scores(name, metrics):
@@ -133,14 +130,15 @@ def _print_trained(result, output, report_dir):
 def _run_train(args):
     from ..workflow import train
 
-    _check_train_args(args)
-    result = train(args.data_dir, args.output, val_size=args.val_size,
-                   test_size=args.test_size, backbone=args.backbone, weights=args.weights,
-                   image_size=args.image_size, pooling=args.pooling, head=args.head,
-                   epochs=args.epochs,
-                   batch_size=args.batch_size, learning_rate=args.learning_rate,
-                   random_state=args.random_state, report_dir=args.report_dir,
-                   cache=args.cache, progress=args.progress, on_error=args.on_error, log=print)
+    check_train_args(args)
+    try:
+        result = train(args.data_dir, args.output, log=print,
+                       **{name: getattr(args, name) for name in TRAIN_OPTIONS})
+    except ImportError as exc:  # OpenVINO missing: its install line, not a trace
+        if args.precision != "int8":
+            raise
+        print(f"{PROG}: error: --precision int8: {exc}", file=sys.stderr)
+        return 1
     _print_trained(result, args.output, args.report_dir)
     report_skipped(result.skipped)
     return 0
