@@ -30,17 +30,17 @@ _EPSILON = 1e-7
 
 @dataclass(frozen=True)
 class DenseHead:
-    """A dense head as NumPy arrays: input scaling, then a sequence of steps.
+    """A dense head as NumPy arrays: input scaling, then a sequence of layers.
 
     Parameters
     ----------
-    steps : tuple
+    layers : tuple
         ``("scale", mean, divisor)``, ``("dense", kernel, bias, activation)`` with
         activation ``"linear"`` or ``"softmax"``, or ``("leaky_relu", negative_slope)``, in
         order; arrays are float32.
     """
 
-    steps: tuple
+    layers: tuple
 
     @classmethod
     def from_keras(cls, model):
@@ -103,13 +103,13 @@ class DenseHead:
     @property
     def n_features(self):
         """Width of the input rows."""
-        first = self.steps[0]
+        first = self.layers[0]
         return len(first[1]) if first[0] == "scale" else first[1].shape[0]
 
     def predict_proba(self, X):
         """Softmax outputs for rows ``X`` (float32, shape ``(n_samples, n_classes)``)."""
         x = np.asarray(X, dtype=np.float32)
-        for step in self.steps:
+        for step in self.layers:
             if step[0] == "scale":
                 x = (x - step[1]) / step[2]
             elif step[0] == "dense":

@@ -192,13 +192,14 @@ def _cosine(euclidean):
     return np.asarray(euclidean, dtype=np.float64) ** 2 / 2
 
 
-def novelty_of(model):
-    """The fitted :class:`FeatureNovelty` of a pipeline's classifier, or None.
+def novelty_of(head):
+    """The fitted :class:`FeatureNovelty` of a classifier, or None.
 
     Parameters
     ----------
-    model : estimator
-        A fitted pipeline, search (its ``best_estimator_``) or classifier.
+    head : estimator
+        A fitted classifier (a pipeline's last step: see
+        :func:`skanimal.scoring.split_pipeline`).
 
     Returns
     -------
@@ -206,6 +207,4 @@ def novelty_of(model):
         None for a classifier fitted without one (a logistic-regression head, a model
         saved by an older skanimal).
     """
-    model = getattr(model, "best_estimator_", model)
-    head = model.steps[-1][1] if hasattr(model, "steps") else model
     return getattr(head, "novelty_", None)

@@ -60,7 +60,7 @@ def fitted(tmp_path_factory):
 
 def test_the_classifier_fits_it_on_its_training_features(fitted):
     model, shapes = fitted
-    novelty = novelty_of(model)
+    novelty = novelty_of(model[-1])
     features = model[0].transform(shapes.paths)
     np.testing.assert_allclose(novelty.novelty_score(features), 0, atol=1e-6)
     assert novelty.reference_.shape == (len(shapes.paths), features.shape[1])
@@ -68,14 +68,14 @@ def test_the_classifier_fits_it_on_its_training_features(fitted):
 
 def test_it_survives_joblib_and_skanimal_save(fitted, tmp_path):
     model, shapes = fitted
-    probe = np.random.default_rng(1).random((5, novelty_of(model).n_features_in_)) * 3
-    expected = novelty_of(model).novelty_score(probe)
+    probe = np.random.default_rng(1).random((5, novelty_of(model[-1]).n_features_in_)) * 3
+    expected = novelty_of(model[-1]).novelty_score(probe)
     joblib.dump(model, tmp_path / "m.joblib")
     for loaded in (joblib.load(tmp_path / "m.joblib"),
                    skanimal.load(skanimal.save(model, tmp_path / "m.skanimal"))):
-        restored = novelty_of(loaded)
-        assert restored is not novelty_of(model)
-        assert restored.threshold_ == novelty_of(model).threshold_
+        restored = novelty_of(loaded[-1])
+        assert restored is not novelty_of(model[-1])
+        assert restored.threshold_ == novelty_of(model[-1]).threshold_
         np.testing.assert_allclose(restored.novelty_score(probe), expected, rtol=1e-6)
 
 

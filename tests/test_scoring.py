@@ -212,7 +212,8 @@ def test_every_ranked_class_csv_uses_label_i_probability_i(model_and_photos, tmp
     sort_images(model, data.root, tmp_path / "out")
     with open(tmp_path / "out" / folders.PREDICTIONS_FILE, newline="") as handle:
         header = next(csv.reader(handle))
-    assert header == ["source", "destination", *top_k_columns(3), "status", "error"]
+    assert header == ["source", "destination", *top_k_columns(3), "status", "review_reason",
+                      "error"]
     assert top_k_columns(2) == ["label_1", "probability_1", "label_2",
                                         "probability_2"]
 
@@ -225,7 +226,7 @@ def test_predictions_csv_of_earlier_versions_still_reads(tmp_path):
     assert row["label_1"] == "cat" and row["probability_1"] == "0.9"
     assert row["label_3"] == "fox" and row["probability_3"] == "0.03"
     folders.write_sort_predictions(tmp_path, [row])
-    assert folders.read_sort_predictions(tmp_path) == [row]
+    assert folders.read_sort_predictions(tmp_path) == [{**row, "review_reason": ""}]
 
 
 # ----------------------------------------------------------------- one free-name scheme
