@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError
+from .folders import TRASH_FOLDER
 
 __all__ = ["IMAGE_EXTENSIONS", "ON_ERROR", "check_on_error", "find_images", "collect_images",
            "load_image_folder", "train_val_test_split", "split_what_fits", "make_shapes"]
@@ -139,6 +140,7 @@ def load_image_folder(root, *, on_error="fail"):
     ``root/<class name>/<image file>``: every sub-folder of ``root`` is a class and every file
     with an image extension (jpg, jpeg, png, bmp, gif, webp, tif, tiff — any case) below it,
     recursively, is one of its examples. Order is deterministic: classes sorted, files sorted.
+    Hidden folders and ``_trash`` (photos thrown away on the review page) are not classes.
 
     Parameters
     ----------
@@ -174,7 +176,8 @@ def load_image_folder(root, *, on_error="fail"):
     if not root.is_dir():
         raise ImageFolderError(f"Image folder {str(root)!r} is not a directory.")
     class_dirs = sorted(
-        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        (d for d in root.iterdir()
+         if d.is_dir() and not d.name.startswith(".") and d.name != TRASH_FOLDER),
         key=lambda d: d.name,
     )
     if not class_dirs:
