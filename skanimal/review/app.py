@@ -137,6 +137,10 @@ def create_app(catalog, retrainer, *, token=None, allowed_hosts=LOOPBACK_NAMES):
                        retrain=None if retrainer is None else retrainer.status())
         return jsonify(listing)
 
+    @app.get("/api/history")
+    def history():
+        return jsonify(undo_steps=catalog.undo_steps())
+
     @app.get("/thumb/<path:relative>")
     def thumb(relative):
         try:

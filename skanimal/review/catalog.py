@@ -264,7 +264,8 @@ class Catalog:
             photos.sort(key=lambda p: (p["confidence"] is None, p["confidence"] or 0.0,
                                        p["path"]))
             sections.append({"name": name, "photos": photos})
-        return {"classes": classes, "review_folder": REVIEW_FOLDER, "sections": sections}
+        return {"classes": classes, "review_folder": REVIEW_FOLDER,
+                "trash_folder": TRASH_FOLDER, "sections": sections}
 
     # ------------------------------------------------------------------------------ moves
 
