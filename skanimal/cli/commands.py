@@ -540,6 +540,9 @@ def _add_review(commands):
                              "only). Any other address is reachable by others: a warning says so")
     review.add_argument("--no-browser", dest="browser", action="store_false",
                         help="do not open a web browser")
+    review.add_argument("--labelled", metavar="PHOTOS",
+                        help="the labelled photos MODEL was trained from (class-per-folder "
+                             "set or labels CSV): Retrain trains on them again")
     add_weights_option(review)
 
 
@@ -549,7 +552,7 @@ def _run_review(args):
     if args.weights is not None and args.model is None:
         raise UsageError("--weights is the weights file of --model MODEL: give both")
     return serve(args.directory, model=args.model, host=args.host, port=args.port,
-                 open_browser=args.browser, weights=args.weights)
+                 open_browser=args.browser, weights=args.weights, labelled=args.labelled)
 
 
 #: The sub-commands, in the order ``skanimal --help`` lists them: each builds its parser.

@@ -216,7 +216,8 @@ def create_app(catalog, retrainer, *, token=None, allowed_hosts=LOOPBACK_NAMES):
     def retrain():
         if retrainer is None or not retrainer.available:
             return jsonify(error="start 'skanimal review' with --model MODEL to retrain"), 400
-        if not retrainer.start():
+        body = request.get_json(silent=True) or {}
+        if not retrainer.start(confirmed_only=body.get("confirmed_only") is True):
             abort(409, "already retraining")
         return jsonify(retrainer.status()), 202
 

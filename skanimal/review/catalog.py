@@ -125,8 +125,8 @@ class Catalog:
             self._status = {}
             for row in read_sort_predictions(self.root, required=()):
                 identity = self._identity_of(row.get("destination") or "")
-                if identity is not None and row.get("status"):
-                    self._status[identity] = row["status"]
+                if identity is not None:  # a row without a status: a sort's older file
+                    self._status[identity] = row.get("status") or "sorted"
 
     @property
     def classes(self):
@@ -141,12 +141,33 @@ class Catalog:
         return sorted(folders | folder_names)
 
     def training_set(self):
-        """``(paths, labels)`` of every photo in a class folder (the review folder left out)."""
+        """``(paths, labels)`` of every photo in a class folder (the review and trash
+        folders left out): a photo's label is the class folder it is in."""
         with self._lock:
             items = sorted((rel, folder) for rel, (folder, _) in self._photos.items()
-                           if folder != REVIEW_FOLDER)
+                           if folder not in (REVIEW_FOLDER, TRASH_FOLDER))
         return ([os.fspath(self.root / rel) for rel, _ in items],
                 np.asarray([folder for _, folder in items], dtype=object))
+
+    def training_sources(self):
+        """The photos in class folders by who labelled them: ``{"confirmed": [...],
+        "model": [...], "folder": [...]}`` of ``(absolute path, class)``.
+
+        ``confirmed``: a person moved or accepted it on this page (its predictions.csv row
+        says ``confirmed``); ``model``: ``skanimal sort`` (or a re-sort) put it there and no
+        one has checked it; ``folder``: no row in predictions.csv, so the folder it is in is
+        the only label there is (a class-per-folder set a person made).
+        """
+        sources = {"confirmed": [], "model": [], "folder": []}
+        with self._lock:
+            for rel, (folder, info) in sorted(self._photos.items()):
+                if folder in (REVIEW_FOLDER, TRASH_FOLDER):
+                    continue
+                status = self._status.get(_identity(info))
+                kind = ("confirmed" if status == "confirmed" else
+                        "folder" if status is None else "model")
+                sources[kind].append((os.fspath(self.root / rel), folder))
+        return sources
 
     def folder_paths(self, folder=None):
         """Absolute paths of the photos in ``folder`` (every photo when None)."""
