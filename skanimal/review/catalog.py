@@ -137,7 +137,8 @@ class Catalog:
         if self._given_classes is not None:
             return self._given_classes + sorted(folders - set(self._given_classes))
         folder_names = {p.name for p in self.root.iterdir()
-                        if p.is_dir() and p.name != REVIEW_FOLDER and not p.name.startswith(".")}
+                        if p.is_dir() and p.name not in (REVIEW_FOLDER, TRASH_FOLDER)
+                        and not p.name.startswith(".")}
         return sorted(folders | folder_names)
 
     def training_set(self):
@@ -373,6 +374,9 @@ class Catalog:
             result = [{"from": rel, "to": finals.get(rel, rel), "folder": folder}
                       for rel, folder in pairs]
             self._rewrite_rows(result, journal)
+            for item in result:  # out of the review (as a scan leaves them)
+                if item["folder"] == TRASH_FOLDER:
+                    self._photos.pop(item["to"], None)
             return {"moved": result}
 
     # ----------------------------------------------------------------- predictions.csv rows
@@ -439,8 +443,9 @@ class Catalog:
             elif isinstance(item["row"], dict):
                 row = {str(k): str(v) for k, v in item["row"].items()}
                 now = back.get(os.path.realpath(item["destination"]))
-                if now is not None and row.get("destination"):
-                    row["destination"] = os.fspath(now)
+                if now is not None and row.get("destination") and os.path.realpath(
+                        self.root / row["destination"]) != os.path.realpath(now):
+                    row["destination"] = os.fspath(now)  # put back under a suffixed name
                 rows[i] = row
         write_sort_predictions(self.root, [r for i, r in enumerate(rows) if i not in drop])
 
