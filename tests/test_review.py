@@ -728,3 +728,53 @@ def test_page_offers_the_advance_choice_and_the_keys(review):
     script = client.get("/static/review.js").get_data(as_text=True)
     for key in ('"Enter"', '"Delete"', '"a"', "shiftKey", "ctrlKey"):
         assert key in script
+
+
+def test_retrain_trains_on_each_source_and_says_so(model_dir, tmp_path, monkeypatch):
+    """Retrain's training set: the photos labelled before (the --labelled folder, and photos
+    of the reviewed folder the model was fitted on), those confirmed on the page, and, unless
+    'confirmed only', those the model sorted; never _review or _trash. The status counts
+    each, and names the threshold with its reason."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from skanimal import BottleneckFeatures, load_image_folder, sorting
+    from skanimal.review import start
+
+    review_dir, _ = copy_setup(model_dir, tmp_path)
+    labelled = load_image_folder(make_shapes(tmp_path / "labelled", n_per_class=2,
+                                             image_size=40, random_state=7).root)
+    fitted_here = [review_dir / "circle" / "circle_000.jpg", review_dir / "cross" / "cross_000.jpg"]
+    pipe = make_pipeline(
+        BottleneckFeatures("mobilenet_v2", weights=None, image_size=(32, 32), pooling="avg"),
+        LogisticRegression(max_iter=300))
+    pipe.fit(list(labelled.paths) + fitted_here,
+             list(labelled.target) + ["circle", "cross"])
+    model = tmp_path / "linear.joblib"
+    joblib.dump(pipe, model)
+    monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)
+    review = start(review_dir, model=model, labelled=tmp_path / "labelled")
+    client = review.app.test_client()
+    token = login(client, review.app)
+    post(client, "/api/move", {"path": "square/square_001.jpg", "folder": "triangle"}, token)
+    post(client, "/api/move", {"path": "square/square_002.jpg", "folder": "_trash"}, token)
+
+    assert post(client, "/api/retrain", {"confirmed_only": True}, token).status_code == 202
+    status, _ = wait_for_retrain(client)
+    assert status["state"] == "done", status
+    # 8 labelled + 2 fitted on; 1 confirmed; the model's 16 - 2 - 1 - 1 (trashed) left out.
+    assert status["trained_on"] == {"labelled": 10, "confirmed": 1, "model": 0}
+    assert "10 photos you labelled before, 1 you confirmed here, 0 the model sorted" \
+        in status["message"]
+    assert "12 the model sorted left out" in status["message"]
+    threshold, why = sorting.confidence_for(joblib.load(tmp_path / "linear (1).joblib"))
+    assert status["threshold"] == threshold and f"({why})" in status["message"]
+
+    # The re-sort moved _review's 4 photos into class folders: sorted by the model.
+    assert post(client, "/api/retrain", {}, token).status_code == 202
+    status, _ = wait_for_retrain(client)
+    assert status["trained_on"] == {"labelled": 10, "confirmed": 1, "model": 16}
+    new = joblib.load(tmp_path / "linear (2).joblib")
+    assert new.steps[-1][1].n_features_in_ == pipe.steps[-1][1].n_features_in_
+    review.close()
