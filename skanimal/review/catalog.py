@@ -22,6 +22,7 @@ import re
 import secrets
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +110,9 @@ class Catalog:
     def scan(self):
         """Read the folder again (after changes made elsewhere)."""
         try:
-            data = load_image_folder(self.root)
+            with warnings.catch_warnings():  # empty class folders are fine here
+                warnings.simplefilter("ignore", UserWarning)
+                data = load_image_folder(self.root)
             paths, folders = data.paths, data.target
         except ImageFolderError:  # no class folders or no images yet: an empty review
             paths, folders = [], []

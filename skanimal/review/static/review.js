@@ -12,7 +12,13 @@ let selected = null; // the current photo (keyboard focus)
 let anchor = null; // where a shift-click range starts
 const chosen = new Set(); // every selected photo (the current one included)
 let busy = false;
-let pending = false; // a move or undo is on its way: keys wait for it
+let queue = Promise.resolve(); // moves and undos run one after another, in key order
+
+// Run ``action`` after the ones before it: a key pressed while a move is on its way acts
+// on the selection as that move leaves it (the next photo, when advancing).
+function enqueue(action) {
+  queue = queue.then(action).catch((error) => say(error.message, true));
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -131,7 +137,7 @@ function render(data) {
     button.dataset.folder = name;
     button.innerHTML = i < 9 ? `<kbd>${i + 1}</kbd> ` : "";
     button.append(name);
-    button.addEventListener("click", () => moveSelected(name));
+    button.addEventListener("click", () => enqueue(() => moveSelected(name)));
     keys.appendChild(button);
   });
   const none = document.createElement("button");
@@ -139,7 +145,7 @@ function render(data) {
   none.className = "review-key";
   none.dataset.folder = reviewFolder;
   none.innerHTML = "<kbd>0</kbd> none of these";
-  none.addEventListener("click", () => moveSelected(reviewFolder));
+  none.addEventListener("click", () => enqueue(() => moveSelected(reviewFolder)));
   keys.appendChild(none);
   const trash = document.createElement("button");
   trash.type = "button";
@@ -147,7 +153,7 @@ function render(data) {
   trash.dataset.folder = trashFolder;
   trash.innerHTML = "<kbd>Del</kbd> trash";
   trash.title = `Move to ${trashFolder}: kept, never trained on; u or a move brings it back`;
-  trash.addEventListener("click", () => moveSelected(trashFolder));
+  trash.addEventListener("click", () => enqueue(() => moveSelected(trashFolder)));
   keys.appendChild(trash);
 
   const main = $("sections");
@@ -365,8 +371,7 @@ function applyMoves(figs, moved) {
 }
 
 async function send(url, body, figs, verb) {
-  if (busy || pending || !figs.length) return;
-  pending = true;
+  if (busy || !figs.length) return;
   try {
     const result = await post(url, body);
     const moved = result.moved || [result];
@@ -377,12 +382,10 @@ async function send(url, body, figs, verb) {
     say(moved.length === 1 && n === 1 ? `Moved ${moved[0].from} → ${moved[0].to}` :
       `${verb} ${moved.length} photo${moved.length === 1 ? "" : "s"} (${where})` +
       (kept ? `: ${kept} already there, marked confirmed` : ""));
-    await refreshUndo();
-    afterMove(figs);
+    afterMove(figs); // with the photos' new places: what the next key acts on
+    refreshUndo();
   } catch (error) {
     say(`Not moved: ${error.message}`, true);
-  } finally {
-    pending = false;
   }
 }
 
@@ -412,8 +415,7 @@ function setUndo(steps) {
 }
 
 async function undo() {
-  if (busy || pending) return;
-  pending = true;
+  if (busy) return;
   try {
     const result = await post("/api/undo");
     const figures = rendered();
@@ -443,8 +445,6 @@ async function undo() {
     say(`Undone: ${result.restored.length === 1 ? `${result.restored[0].from} → ${result.restored[0].to}` : `${result.restored.length} photos put back`}`);
   } catch (error) {
     say(`Nothing undone: ${error.message}`, true);
-  } finally {
-    pending = false;
   }
 }
 
@@ -496,19 +496,19 @@ document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey) return;
   if (/^[1-9]$/.test(key)) {
     const folder = classes[Number(key) - 1];
-    if (folder !== undefined) moveSelected(folder);
+    if (folder !== undefined) enqueue(() => moveSelected(folder));
   } else if (key === "0") {
-    moveSelected(reviewFolder);
+    enqueue(() => moveSelected(reviewFolder));
   } else if (key === "Enter") {
-    acceptSelected();
+    enqueue(acceptSelected);
   } else if (key === "Delete" || key === "Backspace") {
-    moveSelected(trashFolder);
+    enqueue(() => moveSelected(trashFolder));
   } else if (key === "a" || key === "A") {
     selectSection();
   } else if (key === "Escape") {
     if (selected) select(selected, true);
   } else if (key === "u" || key === "U") {
-    undo();
+    enqueue(undo);
   } else if (key === "ArrowRight") {
     event.shiftKey ? extend(1) : step(1);
   } else if (key === "ArrowLeft") {
@@ -539,6 +539,6 @@ advanceBox.checked = localStorage.getItem("skanimal-review-advance") !== "0";
 advanceBox.addEventListener("change", () => {
   localStorage.setItem("skanimal-review-advance", advanceBox.checked ? "1" : "0");
 });
-$("undo").addEventListener("click", undo);
+$("undo").addEventListener("click", () => enqueue(undo));
 $("retrain").addEventListener("click", retrain);
 load();
