@@ -265,3 +265,43 @@ def test_scripted_review_of_200_photos_selection_vs_one_key_per_photo(tmp_path, 
     for how, seconds in results.items():
         print(f"\n{how}: {n} photos in {seconds:.1f} s = {n / seconds * 60:,.0f} photos/minute")
     assert not errors, errors
+
+
+def test_advance_choice_and_undo_through_every_move(tmp_path, browser_page):
+    """Issue 22.6: with 'advance after a move' off, a second key relabels the same photo;
+    with it on (the default), the next one. u steps back through every move, newest
+    first."""
+    page = browser_page
+    root, truth, plan = make_pile(tmp_path, n_per_class=3)
+    review, thread = serve_pile(root)
+    try:
+        page.goto(review.url)
+        page.wait_for_selector("figure.photo")
+        first, second = page.locator("figure.photo").evaluate_all(
+            "els => els.slice(0, 2).map(e => e.dataset.path.split('/')[1])")
+        page.locator("#advance").uncheck()
+        page.locator(f'figure.photo[data-path="_review/{first}"]').click()
+        page.keyboard.press("1")
+        page.locator(f'figure.photo[data-path="circle/{first}"]').wait_for()
+        assert page.locator("figure.photo.selected").get_attribute("data-path") == \
+            f"circle/{first}"  # it stayed
+        page.keyboard.press("2")  # relabels the same photo
+        page.locator(f'figure.photo[data-path="cross/{first}"]').wait_for()
+        page.locator("#advance").check()
+        page.keyboard.press("3")
+        page.locator(f'figure.photo[data-path="square/{first}"]').wait_for()
+        assert page.locator("figure.photo.selected").get_attribute("data-path") == \
+            f"_review/{second}"  # advanced
+        page.keyboard.press("4")
+        page.locator(f'figure.photo[data-path="triangle/{second}"]').wait_for()
+        assert (root / "triangle" / second).is_file() and (root / "square" / first).is_file()
+        for where in (f"_review/{second}", f"cross/{first}", f"circle/{first}",
+                      f"_review/{first}"):
+            page.keyboard.press("u")
+            page.locator(f'figure.photo[data-path="{where}"]').wait_for()
+            assert (root / where).is_file()
+        assert page.locator("#undo").is_disabled()
+        assert sorted(p.name for p in (root / "_review").iterdir()) == sorted(truth)
+    finally:
+        review.close()
+        thread.join(10)

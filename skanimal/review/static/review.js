@@ -485,7 +485,7 @@ async function retrain() {
 // ------------------------------------------------------------------------------- keyboard
 
 document.addEventListener("keydown", (event) => {
-  if (event.target instanceof HTMLInputElement) return;
+  if (event.target instanceof HTMLInputElement && event.target.type !== "checkbox") return;
   if (event.altKey) return;
   const key = event.key;
   if ((event.ctrlKey || event.metaKey) && (key === "a" || key === "A")) {
@@ -538,7 +538,9 @@ const advanceBox = $("advance");
 advanceBox.checked = localStorage.getItem("skanimal-review-advance") !== "0";
 advanceBox.addEventListener("change", () => {
   localStorage.setItem("skanimal-review-advance", advanceBox.checked ? "1" : "0");
+  if (selected) selected.focus({preventScroll: true}); // keys go on acting on the photos
 });
+$("confirmed-only").addEventListener("change", () => selected && selected.focus({preventScroll: true}));
 $("undo").addEventListener("click", () => enqueue(undo));
 $("retrain").addEventListener("click", retrain);
 load();
