@@ -17,7 +17,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError
-from .folders import TRASH_FOLDER
+
+#: Sub-folders of a class-per-folder set that are never classes: the photos thrown away on
+#: the review page (``skanimal.folders.TRASH_FOLDER``, which this layer cannot import).
+NOT_CLASS_FOLDERS = frozenset({"_trash"})
 
 __all__ = ["IMAGE_EXTENSIONS", "ON_ERROR", "check_on_error", "find_images", "collect_images",
            "load_image_folder", "train_val_test_split", "split_what_fits", "make_shapes"]
@@ -177,7 +180,7 @@ def load_image_folder(root, *, on_error="fail"):
         raise ImageFolderError(f"Image folder {str(root)!r} is not a directory.")
     class_dirs = sorted(
         (d for d in root.iterdir()
-         if d.is_dir() and not d.name.startswith(".") and d.name != TRASH_FOLDER),
+         if d.is_dir() and not d.name.startswith(".") and d.name not in NOT_CLASS_FOLDERS),
         key=lambda d: d.name,
     )
     if not class_dirs:

@@ -778,3 +778,10 @@ def test_retrain_trains_on_each_source_and_says_so(model_dir, tmp_path, monkeypa
     new = joblib.load(tmp_path / "linear (2).joblib")
     assert new.steps[-1][1].n_features_in_ == pipe.steps[-1][1].n_features_in_
     review.close()
+
+
+def test_the_trash_folder_is_never_a_class():
+    from skanimal.datasets import NOT_CLASS_FOLDERS
+    from skanimal.folders import TRASH_FOLDER
+
+    assert TRASH_FOLDER in NOT_CLASS_FOLDERS  # the layer below cannot import folders
