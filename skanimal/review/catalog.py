@@ -103,6 +103,7 @@ class Catalog:
         self._scores = {}    # identity -> PhotoScore
         self._suspects = {}  # identity -> suggested class (str)
         self._status = {}    # identity -> predictions.csv status (sorted, confirmed...)
+        self._journals = {}  # (name, file key) -> whether it is an undoable step
         self.scan()
 
     # ---------------------------------------------------------------------------- scanning
@@ -463,18 +464,32 @@ class Catalog:
         groups = {}
         root = os.fspath(self.root) + os.sep
         for journal in sorted(self.journal_dir.glob("*.json")):
-            try:
-                record = moves.read_journal(journal)
-            except SkanimalError:
-                continue
-            inside = all(os.path.realpath(e[k]).startswith(root)
-                         for e in record["entries"] for k in ("source", "destination"))
-            if record["mode"] != "move" or record["state"] != "done" or not inside \
-                    or not record["entries"]:
+            if not self._undoable(journal, root):
                 continue
             run = _SORT_RUN.match(journal.stem)
             groups.setdefault(run.group(1) if run else journal.stem, []).append(journal)
         return list(groups.values())
+
+    def _undoable(self, journal, root):
+        """Whether ``journal`` is a finished move within the folder; remembered by the
+        journal file's identity (a journal changes only when it is undone)."""
+        try:
+            key = (journal.name, *file_key(journal))
+        except OSError:
+            return False
+        known = self._journals.get(key)
+        if known is None:
+            try:
+                record = moves.read_journal(journal)
+            except SkanimalError:
+                known = False
+            else:
+                known = bool(record["entries"]) and record["mode"] == "move" \
+                    and record["state"] == "done" and all(
+                        os.path.realpath(e[k]).startswith(root)
+                        for e in record["entries"] for k in ("source", "destination"))
+            self._journals[key] = known
+        return known
 
     def record(self, journals, moved):
         """Read the folder again after a journaled change made elsewhere (e.g. a re-sort of

@@ -291,6 +291,7 @@ class Retrainer:
         self.model = model
         self.model_path = None if model_path is None else Path(model_path)
         self.memo = memo
+        self.confirmed_only = False
         self._lock = threading.Lock()
         self._thread = None
         self._status = {"state": "idle", "phase": "", "done": 0, "total": 0, "message": "",
@@ -344,11 +345,10 @@ class Retrainer:
     def _retrain(self):
         features, head = check_model(self.model, self.model_path)
         self._set(phase="finding the training photos", done=0, total=0)
-        sources = training_photos(self.catalog, features, self.labelled,
-                                  confirmed_only=getattr(self, "confirmed_only", False))
+        sources = training_photos(self.catalog, features, self.labelled)
         left_out = 0
-        if getattr(self, "confirmed_only", False):
-            left_out = len(training_photos(self.catalog, features, self.labelled)["model"])
+        if self.confirmed_only:
+            left_out, sources["model"] = len(sources["model"]), []
         items = [item for group in sources.values() for item in group]
         paths = [path for path, _ in items]
         labels = np.asarray([label for _, label in items], dtype=object)
