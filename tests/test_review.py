@@ -785,3 +785,11 @@ def test_the_trash_folder_is_never_a_class():
     from skanimal.folders import TRASH_FOLDER
 
     assert TRASH_FOLDER in NOT_CLASS_FOLDERS  # the layer below cannot import folders
+
+
+def test_missing_labelled_photos_are_one_clear_error(review_dir, tmp_path):
+    from skanimal.exceptions import ImageFolderError
+    from skanimal.review import start
+
+    with pytest.raises(ImageFolderError, match="nope.*no such folder or file"):
+        start(review_dir, labelled=tmp_path / "nope")
