@@ -415,7 +415,9 @@ class Catalog:
                 before.append({"destination": new, "row": None})
             else:
                 before.append({"destination": new, "row": dict(rows[i])})
-                rows[i] = {**rows[i], "destination": new, "status": status, "error": ""}
+                # A person's decision now: the model's reason for review no longer applies.
+                rows[i] = {**rows[i], "destination": new, "status": status, "error": "",
+                           "review_reason": ""}
                 index[new] = index.pop(old)
             self._status[_identity(self._photos[item["to"]][1])] = status
         if journal is not None:
