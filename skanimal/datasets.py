@@ -18,6 +18,10 @@ from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError, LabelsFileError
 
+#: Sub-folders of a class-per-folder set that are never classes: the photos thrown away on
+#: the review page (``skanimal.folders.TRASH_FOLDER``, which this layer cannot import).
+NOT_CLASS_FOLDERS = frozenset({"_trash"})
+
 __all__ = ["IMAGE_EXTENSIONS", "ON_ERROR", "check_on_error", "find_images", "collect_images",
            "load_image_folder", "load_image_csv", "PATH_COLUMNS", "LABEL_COLUMNS",
            "train_val_test_split", "split_what_fits", "make_shapes"]
@@ -140,6 +144,7 @@ def load_image_folder(root, *, on_error="fail"):
     ``root/<class name>/<image file>``: every sub-folder of ``root`` is a class and every file
     with an image extension (jpg, jpeg, png, bmp, gif, webp, tif, tiff — any case) below it,
     recursively, is one of its examples. Order is deterministic: classes sorted, files sorted.
+    Hidden folders and ``_trash`` (photos thrown away on the review page) are not classes.
 
     Parameters
     ----------
@@ -175,7 +180,8 @@ def load_image_folder(root, *, on_error="fail"):
     if not root.is_dir():
         raise ImageFolderError(f"Image folder {str(root)!r} is not a directory.")
     class_dirs = sorted(
-        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        (d for d in root.iterdir()
+         if d.is_dir() and not d.name.startswith(".") and d.name not in NOT_CLASS_FOLDERS),
         key=lambda d: d.name,
     )
     if not class_dirs:

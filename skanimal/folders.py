@@ -23,12 +23,16 @@ from .fileio import atomic_write
 from .report import top_k_columns
 from .untrusted import MiB, read_csv
 
-__all__ = ["REVIEW_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
+__all__ = ["REVIEW_FOLDER", "TRASH_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
            "journal_folder",
            "prediction_columns", "read_sort_predictions", "write_sort_predictions"]
 
 #: Folder (inside OUT) of the photos the model is not confident about ("none of these").
 REVIEW_FOLDER = "_review"
+
+#: Folder (inside OUT) of the photos a person threw away on the review page: kept, never
+#: deleted (an undo or a move brings them back), never a class, never trained on or sorted.
+TRASH_FOLDER = "_trash"
 
 #: File (inside OUT) listing every sorted photo.
 PREDICTIONS_FILE = "predictions.csv"
@@ -73,9 +77,11 @@ def prediction_columns():
     list of str
         ``source`` (the photo as it was found), ``destination`` (where it is now),
         :func:`skanimal.report.top_k_columns` of :data:`TOP_K`, ``status``
-        (``"sorted"``, ``"review"`` or ``"unreadable"``), ``review_reason`` (why a photo went
-        to review: ``"low confidence"``, ``"unlike the training photos"``, ``"both"``) and
-        ``error``.
+        (``"sorted"``, ``"review"`` or ``"unreadable"`` as a sort writes it; after a person
+        moved or accepted the photo on the review page ``"confirmed"`` — its label is then
+        the folder ``destination`` names, while ``label_k``/``probability_k`` stay the
+        model's — or ``"trashed"``), ``review_reason`` (why a sort sent a photo to review:
+        ``"low confidence"``, ``"unlike the training photos"``, ``"both"``) and ``error``.
     """
     return ["source", "destination", *top_k_columns(TOP_K), "status", "review_reason",
             "error"]

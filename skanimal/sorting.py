@@ -42,6 +42,7 @@ from .folders import (
     REVIEW_FOLDER,
     STATE_FOLDER,
     TOP_K,
+    TRASH_FOLDER,
     journal_folder,
     read_sort_predictions,
     write_sort_predictions,
@@ -440,7 +441,7 @@ def _remove_created(into, created, predictions_created):
 def _check_folder_names(classes):
     for label in classes:
         name = str(label)
-        if (not name or name in (".", "..", REVIEW_FOLDER) or name.startswith(".")
+        if (not name or name in (".", "..", REVIEW_FOLDER, TRASH_FOLDER) or name.startswith(".")
                 or "/" in name or "\\" in name or "\0" in name):
             raise IncompatibleModelError(
                 f"the model's class {name!r} cannot be used as a folder name in the output "

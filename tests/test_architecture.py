@@ -183,7 +183,7 @@ ALLOWED_IMPORTS = {
     "review.catalog": {"review.paths", "datasets", "moves", "folders"},
     "review.thumbs": {"images", "folders"},
     "review.retrain": {"review.catalog", "review.paths", "folders", "scoring", "sorting",
-                       "workflow"},
+                       "workflow", "datasets", "cache"},
     "review.app": {"review.catalog", "review.paths", "review.thumbs"},
     "review.server": {"review.app", "review.catalog", "review.retrain", "workflow"},
     # the shell

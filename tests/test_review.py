@@ -599,3 +599,200 @@ def test_retrain_a_logistic_head(model_dir, tmp_path, monkeypatch):
         "BottleneckFeatures", "StandardScaler", "LogisticRegression"]
     assert not any((review_dir / "_review").iterdir())
     review.close()
+
+
+# ------------------------------------------------- many photos, accept, trash, lasting undo
+
+
+def rows_by_name(root):
+    """predictions.csv's rows by file name (old column names read as new ones)."""
+    from skanimal.folders import read_sort_predictions
+
+    return {Path(r["destination"]).name: {k: r.get(k, "") for k in (
+        "source", "destination", "label_1", "probability_1", "status")}
+        for r in read_sort_predictions(root)}
+
+
+def test_many_photos_move_as_one_undoable_step(review):
+    app, client, token, catalog = review
+    root = catalog.root
+    before = tree(root)
+    rows_before = rows_by_name(root)
+    paths = ["circle/circle_000.jpg", "circle/circle_001.jpg", "cross/cross_000.jpg"]
+    moved = post(client, "/api/move", {"paths": paths, "folder": "square"}, token).get_json()
+    assert [m["to"] for m in moved["moved"]] == [
+        "square/circle_000.jpg", "square/circle_001.jpg", "square/cross_000.jpg"]
+    assert all((root / m["to"]).is_file() and not (root / m["from"]).exists()
+               for m in moved["moved"])
+    assert len(list((root / ".skanimal" / "journal").glob("*.json"))) == 1  # one journal
+    assert client.get("/api/history").get_json() == {"undo_steps": 1}
+    undone = post(client, "/api/undo", {}, token).get_json()
+    assert sorted(r["to"] for r in undone["restored"]) == sorted(paths)
+    assert undone["undo_steps"] == 0
+    assert tree(root) == before | {"predictions.csv": tree(root)["predictions.csv"]}
+    assert rows_by_name(root) == rows_before  # its rows as they were
+
+
+def test_enter_accepts_the_prediction_of_each_photo(review):
+    app, client, token, catalog = review
+    root = catalog.root
+    # The _review photos' predictions (predictions.csv): their own classes.
+    in_review = sorted(p.name for p in (root / "_review").iterdir())
+    paths = [f"_review/{name}" for name in in_review] + ["circle/circle_000.jpg"]
+    result = post(client, "/api/accept", {"paths": paths}, token).get_json()["moved"]
+    assert {m["folder"] for m in result[:-1]} == set(CLASSES)
+    for name in in_review:
+        assert (root / name.split("_")[0] / name).is_file()
+    assert result[-1] == {"from": "circle/circle_000.jpg", "to": "circle/circle_000.jpg",
+                          "folder": "circle"}  # already there: confirmed in place
+    rows = rows_by_name(root)
+    assert all(rows[name]["status"] == "confirmed" for name in in_review + ["circle_000.jpg"])
+    assert rows["circle_001.jpg"]["status"] in ("", "sorted")
+    listing = {p["path"]: p for s in client.get("/api/photos").get_json()["sections"]
+               for p in s["photos"]}
+    assert listing["circle/circle_000.jpg"]["status"] == "confirmed"
+    assert listing["circle/circle_001.jpg"]["status"] == "sorted"
+    post(client, "/api/undo", {}, token)
+    assert sorted(p.name for p in (root / "_review").iterdir()) == in_review
+
+
+def test_a_move_rewrites_the_photos_row_in_predictions_csv(review):
+    app, client, token, catalog = review
+    root = catalog.root
+    before = rows_by_name(root)["cross_001.jpg"]
+    assert post(client, "/api/move", {"path": "cross/cross_001.jpg", "folder": "triangle"},
+                token).status_code == 200
+    row = rows_by_name(root)["cross_001.jpg"]
+    assert row["destination"] == os.fspath(root / "triangle" / "cross_001.jpg")
+    assert row["status"] == "confirmed"  # a person's label: the folder it names
+    assert row["label_1"] == "cross" and row["source"] == before["source"]  # the model's
+    post(client, "/api/undo", {}, token)
+    row = rows_by_name(root)["cross_001.jpg"]
+    assert Path(row["destination"]) == root / "cross" / "cross_001.jpg"
+    assert row["status"] == before.get("status", "")
+
+
+def test_delete_moves_to_trash_never_trained_on_and_restorable(review):
+    app, client, token, catalog = review
+    root = catalog.root
+    data = (root / "square" / "square_000.jpg").read_bytes()
+    moved = post(client, "/api/move", {"paths": ["square/square_000.jpg"], "folder": "_trash"},
+                 token).get_json()["moved"]
+    assert moved == [{"from": "square/square_000.jpg", "to": "_trash/square_000.jpg",
+                      "folder": "_trash"}]
+    assert (root / "_trash" / "square_000.jpg").read_bytes() == data  # kept, not deleted
+    assert rows_by_name(root)["square_000.jpg"]["status"] == "trashed"
+    # Not a class, not in the listing, not trained on, not loaded as a class.
+    listing = client.get("/api/photos").get_json()
+    assert "_trash" not in listing["classes"]
+    assert all(p["folder"] != "_trash" for s in listing["sections"] for p in s["photos"])
+    paths, labels = catalog.training_set()
+    assert not any(Path(p).parent.name == "_trash" for p in paths)
+    assert len(paths) == 15 and "_trash" not in set(labels)
+    from skanimal import load_image_folder
+    assert "_trash" not in load_image_folder(root).target_names
+    post(client, "/api/undo", {}, token)
+    assert (root / "square" / "square_000.jpg").read_bytes() == data
+
+
+def test_undo_outlives_a_restart_more_than_50_steps(review_dir):
+    """Each move a step, journaled: a new Catalog of the same folder (the command run
+    again) undoes them all, newest first."""
+    from skanimal.moves import transfer  # noqa: F401 (the journals are its)
+
+    catalog = Catalog(review_dir)
+    before = tree(review_dir)
+    photo = "circle/circle_000.jpg"
+    trail = []
+    for i in range(56):
+        folder = CLASSES[1 + i % 3]
+        photo = catalog.move(photo, folder)["to"]
+        trail.append(photo)
+    assert catalog.undo_steps() == 56
+    again = Catalog(review_dir)  # a restart
+    assert again.undo_steps() == 56
+    for expected in reversed(trail[:-1]):
+        [back] = again.undo()
+        assert back["to"] == expected
+    [back] = again.undo()
+    assert back["to"] == "circle/circle_000.jpg"
+    assert again.undo_steps() == 0
+    assert tree(review_dir).keys() == before.keys()
+    assert all(tree(review_dir)[k] == v for k, v in before.items() if k != "predictions.csv")
+
+
+def test_page_offers_the_advance_choice_and_the_keys(review):
+    app, client, token, catalog = review
+    html = client.get("/").get_data(as_text=True)
+    assert 'id="advance" checked' in html and "advance after a move" in html
+    assert 'id="confirmed-only"' in html
+    script = client.get("/static/review.js").get_data(as_text=True)
+    for key in ('"Enter"', '"Delete"', '"a"', "shiftKey", "ctrlKey"):
+        assert key in script
+
+
+def test_retrain_trains_on_each_source_and_says_so(model_dir, tmp_path, monkeypatch):
+    """Retrain's training set: the photos labelled before (the --labelled folder, and photos
+    of the reviewed folder the model was fitted on), those confirmed on the page, and, unless
+    'confirmed only', those the model sorted; never _review or _trash. The status counts
+    each, and names the threshold with its reason."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from skanimal import BottleneckFeatures, load_image_folder, sorting
+    from skanimal.review import start
+
+    review_dir, _ = copy_setup(model_dir, tmp_path)
+    labelled = load_image_folder(make_shapes(tmp_path / "labelled", n_per_class=2,
+                                             image_size=40, random_state=7).root)
+    fitted_here = [review_dir / "circle" / "circle_000.jpg", review_dir / "cross" / "cross_000.jpg"]
+    pipe = make_pipeline(
+        BottleneckFeatures("mobilenet_v2", weights=None, image_size=(32, 32), pooling="avg"),
+        LogisticRegression(max_iter=300))
+    pipe.fit(list(labelled.paths) + fitted_here,
+             list(labelled.target) + ["circle", "cross"])
+    model = tmp_path / "linear.joblib"
+    joblib.dump(pipe, model)
+    monkeypatch.setattr(sorting, "DEFAULT_MIN_CONFIDENCE", 0.0)
+    # nor unlike its photos (where sorting has a novelty score): _review empties on re-sort
+    monkeypatch.setattr(sorting, "novelty_of", lambda model: None, raising=False)
+    review = start(review_dir, model=model, labelled=tmp_path / "labelled")
+    client = review.app.test_client()
+    token = login(client, review.app)
+    post(client, "/api/move", {"path": "square/square_001.jpg", "folder": "triangle"}, token)
+    post(client, "/api/move", {"path": "square/square_002.jpg", "folder": "_trash"}, token)
+
+    assert post(client, "/api/retrain", {"confirmed_only": True}, token).status_code == 202
+    status, _ = wait_for_retrain(client)
+    assert status["state"] == "done", status
+    # 8 labelled + 2 fitted on; 1 confirmed; the model's 16 - 2 - 1 - 1 (trashed) left out.
+    assert status["trained_on"] == {"labelled": 10, "confirmed": 1, "model": 0}
+    assert "10 photos you labelled before, 1 you confirmed here, 0 the model sorted" \
+        in status["message"]
+    assert "12 the model sorted left out" in status["message"]
+    threshold, why = sorting.confidence_for(joblib.load(tmp_path / "linear (1).joblib"))
+    assert status["threshold"] == threshold and f"({why})" in status["message"]
+
+    # The re-sort moved _review's 4 photos into class folders: sorted by the model.
+    assert post(client, "/api/retrain", {}, token).status_code == 202
+    status, _ = wait_for_retrain(client)
+    assert status["trained_on"] == {"labelled": 10, "confirmed": 1, "model": 16}
+    new = joblib.load(tmp_path / "linear (2).joblib")
+    assert new.steps[-1][1].n_features_in_ == pipe.steps[-1][1].n_features_in_
+    review.close()
+
+
+def test_the_trash_folder_is_never_a_class():
+    from skanimal.datasets import NOT_CLASS_FOLDERS
+    from skanimal.folders import TRASH_FOLDER
+
+    assert TRASH_FOLDER in NOT_CLASS_FOLDERS  # the layer below cannot import folders
+
+
+def test_missing_labelled_photos_are_one_clear_error(review_dir, tmp_path):
+    from skanimal.exceptions import ImageFolderError
+    from skanimal.review import start
+
+    with pytest.raises(ImageFolderError, match="nope.*no such folder or file"):
+        start(review_dir, labelled=tmp_path / "nope")

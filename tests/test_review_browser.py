@@ -115,3 +115,194 @@ def test_relabel_by_click_and_key_undo_and_retrain(served, browser_page):
     assert page.locator('section[data-name="_review"] figure.photo').count() == 0
     assert (root / "square" / name).is_file()
     assert not errors, errors
+
+
+# ----------------------------------------------------- a scripted review of 200 photos
+
+
+def make_pile(root, n_per_class=50):
+    """200 photos in ``_review`` with predictions.csv: most predicted right, 10 wrong (to
+    relabel), 5 to throw away; empty class folders. Returns ``(root, truth, plan)``:
+    ``truth[name]`` the folder each photo must end in, ``plan[name]`` the script's action."""
+    import csv
+    from pathlib import Path
+
+    from skanimal import make_shapes
+
+    made = make_shapes(root / "made", n_per_class=n_per_class, image_size=24)
+    review = root / "sorted"
+    (review / "_review").mkdir(parents=True)
+    for name in CLASSES:
+        (review / name).mkdir()
+    truth, plan, rows = {}, {}, []
+    for i, path in enumerate(sorted(made.paths, key=lambda p: Path(p).name)):
+        path = Path(path)
+        true = path.parent.name
+        target = review / "_review" / path.name
+        path.rename(target)
+        predicted = true
+        if i % 20 == 3:  # 10 wrong predictions: a person relabels them
+            predicted = CLASSES[(CLASSES.index(true) + 1) % len(CLASSES)]
+            plan[path.name] = "relabel"
+        elif i % 40 == 7:  # 5 photos to throw away
+            plan[path.name] = "trash"
+        else:
+            plan[path.name] = "accept"
+        truth[path.name] = "_trash" if plan[path.name] == "trash" else true
+        rows.append({"source": path, "destination": target, "label_1": predicted,
+                     "probability_1": 0.5 + (i % 10) / 25, "status": "review"})
+    with open(review / "predictions.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return review, truth, plan
+
+
+def serve_pile(root):
+    from skanimal.review import start
+
+    review = start(root)
+    thread = threading.Thread(target=review.run, daemon=True)
+    thread.start()
+    return review, thread
+
+
+def check_on_disk(root, truth, originals):
+    """Every photo once, in the folder it must be in, with its bytes."""
+    found = {p.name: p for p in root.rglob("*.jpg") if ".skanimal" not in p.parts}
+    assert sorted(found) == sorted(truth)
+    for name, folder in truth.items():
+        assert found[name].parent.name == folder, name
+        assert found[name].read_bytes() == originals[name], name
+
+
+def scroll_all(page):
+    """Scroll to the end until every thumbnail is rendered (the page adds them as you
+    scroll)."""
+    count = -1
+    while page.locator("figure.photo").count() != count:
+        count = page.locator("figure.photo").count()
+        page.mouse.wheel(0, 100_000)
+        page.wait_for_timeout(200)
+    page.mouse.wheel(0, -100_000)
+
+
+def key_for(folder):
+    return "Delete" if folder == "_trash" else str(CLASSES.index(folder) + 1)
+
+
+def test_scripted_review_of_200_photos_selection_vs_one_key_per_photo(tmp_path, browser_page):
+    import time
+
+    page = browser_page
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    results = {}
+
+    # --- with the selection keys: relabels and trash first, then a, Enter for the rest
+    root, truth, plan = make_pile(tmp_path / "selection")
+    originals = {p.name: p.read_bytes() for p in (root / "_review").iterdir()}
+    review, thread = serve_pile(root)
+    try:
+        page.goto(review.url)
+        page.wait_for_selector("figure.photo")
+        assert page.locator("#advance").is_checked()  # the default: advance after a move
+        started = time.perf_counter()
+        scroll_all(page)
+        for name, action in sorted(plan.items()):
+            if action == "accept":
+                continue
+            page.locator(f'figure.photo[data-path="_review/{name}"]').click()
+            page.keyboard.press(key_for(truth[name]))
+            page.locator(f'figure.photo[data-path="{truth[name]}/{name}"]').wait_for()
+        # The newest step back with u, then done again (undo selects what it put back).
+        last = max(n for n, a in plan.items() if a != "accept")
+        page.keyboard.press("u")
+        page.locator(f'figure.photo[data-path="_review/{last}"]').wait_for()
+        assert (root / "_review" / last).is_file()
+        page.keyboard.press(key_for(truth[last]))
+        page.locator(f'figure.photo[data-path="{truth[last]}/{last}"]').wait_for()
+        # Every photo still in _review: a, then Enter accepts each one's prediction.
+        page.keyboard.press("a")
+        n_accept = sum(a == "accept" for a in plan.values())
+        sync_api.expect(page.locator("#selection")).to_have_text(f"{n_accept} photos selected")
+        page.keyboard.press("Enter")
+        sync_api.expect(page.locator("#status")).to_contain_text(f"Accepted {n_accept} photos")
+        elapsed = time.perf_counter() - started
+        check_on_disk(root, truth, originals)
+        # Undo takes the whole accept back in one step, then a second u the last trash.
+        page.keyboard.press("u")
+        sync_api.expect(page.locator("#status")).to_contain_text(f"{n_accept} photos put back")
+        assert len(list((root / "_review").iterdir())) == n_accept
+        page.keyboard.press("u")
+        page.locator(f'figure.photo[data-path="_review/{last}"]').wait_for()
+        assert len(list((root / "_review").iterdir())) == n_accept + 1
+        results["selection"] = elapsed
+    finally:
+        review.close()
+        thread.join(10)
+
+    # --- one key per photo, in page order (the selection advances after each move)
+    root, truth, plan = make_pile(tmp_path / "one-key")
+    originals = {p.name: p.read_bytes() for p in (root / "_review").iterdir()}
+    review, thread = serve_pile(root)
+    try:
+        page.goto(review.url)
+        page.wait_for_selector("figure.photo")
+        page.locator("figure.photo").first.click()
+        started = time.perf_counter()
+        for _ in range(len(truth)):
+            name = page.locator("figure.photo.selected").get_attribute("data-path").split("/")[-1]
+            page.keyboard.press(key_for(truth[name]))
+            page.locator(f'figure.photo[data-path="{truth[name]}/{name}"]').wait_for()
+        elapsed = time.perf_counter() - started
+        check_on_disk(root, truth, originals)
+        results["one key"] = elapsed
+    finally:
+        review.close()
+        thread.join(10)
+
+    n = len(truth)
+    for how, seconds in results.items():
+        print(f"\n{how}: {n} photos in {seconds:.1f} s = {n / seconds * 60:,.0f} photos/minute")
+    assert not errors, errors
+
+
+def test_advance_choice_and_undo_through_every_move(tmp_path, browser_page):
+    """Issue 22.6: with 'advance after a move' off, a second key relabels the same photo;
+    with it on (the default), the next one. u steps back through every move, newest
+    first."""
+    page = browser_page
+    root, truth, plan = make_pile(tmp_path, n_per_class=3)
+    review, thread = serve_pile(root)
+    try:
+        page.goto(review.url)
+        page.wait_for_selector("figure.photo")
+        first, second = page.locator("figure.photo").evaluate_all(
+            "els => els.slice(0, 2).map(e => e.dataset.path.split('/')[1])")
+        page.locator("#advance").uncheck()
+        page.locator(f'figure.photo[data-path="_review/{first}"]').click()
+        page.keyboard.press("1")
+        page.locator(f'figure.photo[data-path="circle/{first}"]').wait_for()
+        assert page.locator("figure.photo.selected").get_attribute("data-path") == \
+            f"circle/{first}"  # it stayed
+        page.keyboard.press("2")  # relabels the same photo
+        page.locator(f'figure.photo[data-path="cross/{first}"]').wait_for()
+        page.locator("#advance").check()
+        page.keyboard.press("3")
+        page.locator(f'figure.photo[data-path="square/{first}"]').wait_for()
+        assert page.locator("figure.photo.selected").get_attribute("data-path") == \
+            f"_review/{second}"  # advanced
+        page.keyboard.press("4")
+        page.locator(f'figure.photo[data-path="triangle/{second}"]').wait_for()
+        assert (root / "triangle" / second).is_file() and (root / "square" / first).is_file()
+        for where in (f"_review/{second}", f"cross/{first}", f"circle/{first}",
+                      f"_review/{first}"):
+            page.keyboard.press("u")
+            page.locator(f'figure.photo[data-path="{where}"]').wait_for()
+            assert (root / where).is_file()
+        assert page.locator("#undo").is_disabled()
+        assert sorted(p.name for p in (root / "_review").iterdir()) == sorted(truth)
+    finally:
+        review.close()
+        thread.join(10)

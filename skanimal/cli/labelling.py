@@ -223,9 +223,11 @@ def _add_review(commands):
         description=(
             "Start a local web page showing the photos of DIR (a folder made by 'skanimal\n"
             "sort' or any class-per-folder set) by class, the _review folder first and the\n"
-            "least confident photos first. Keys 1-9 move the selected photo to a class, 0 to\n"
-            "_review, u undoes; moves are journaled like 'sort --move'. Retrain fits the\n"
-            "model's head again on the corrected folders, saves it beside MODEL (never\n"
+            "least confident photos first. Enter accepts the prediction of the selected\n"
+            "photos, keys 1-9 move them to a class, 0 to _review, Delete to _trash, u undoes\n"
+            "step by step (also after a restart); moves are journaled like 'sort --move'.\n"
+            "Retrain fits the model's head again on the photos labelled and confirmed (and\n"
+            "those the model sorted, unless told not to), saves it beside MODEL (never\n"
             "overwriting) and sorts _review again with it, as 'skanimal sort --move' does.\n\n"
             "The first line of output is the page's URL (with its session key). Needs\n"
             "pip install \"skanimal[review]\"."
@@ -243,6 +245,9 @@ def _add_review(commands):
                              "only). Any other address is reachable by others: a warning says so")
     review.add_argument("--no-browser", dest="browser", action="store_false",
                         help="do not open a web browser")
+    review.add_argument("--labelled", metavar="PHOTOS",
+                        help="the labelled photos MODEL was trained from (class-per-folder "
+                             "set or labels CSV): Retrain trains on them again")
     add_weights_option(review)
 
 
@@ -252,7 +257,7 @@ def _run_review(args):
     if args.weights is not None and args.model is None:
         raise UsageError("--weights is the weights file of --model MODEL: give both")
     return serve(args.directory, model=args.model, host=args.host, port=args.port,
-                 open_browser=args.browser, weights=args.weights)
+                 open_browser=args.browser, weights=args.weights, labelled=args.labelled)
 
 
 #: The labelling sub-commands, in the order ``skanimal --help`` lists them.

@@ -7,10 +7,12 @@ Needs the ``review`` extra (Flask and waitress): ``pip install "skanimal[review]
 
 The page lists the photos of a class-per-folder set (as ``skanimal sort`` makes it) by class,
 the ``_review`` folder first and the least confident photos first. A key or a click moves a
-photo to another class folder through :func:`skanimal.moves.transfer` (journaled, crash-safe;
-journals in ``DIR/.skanimal/journal/``), ``u`` undoes it through :func:`skanimal.moves.undo`,
-and Retrain fits the model's head again on the corrected folders, saves it beside the old
-model and sorts ``_review`` again.
+photo (or many selected ones, as one step) to another class folder through
+:func:`skanimal.moves.transfer` (journaled, crash-safe; journals in
+``DIR/.skanimal/journal/``), ``u`` undoes steps through :func:`skanimal.moves.undo` (the
+history is rebuilt from those journals, so it outlives the session), and Retrain fits the
+model's head again on the photos people labelled and confirmed (and, optionally, those the
+model sorted), saves it beside the old model and sorts ``_review`` again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def require_extra():
         raise SkanimalError(EXTRA_MISSING)
 
 
-def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None):
+def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None, labelled=None):
     """Prepare the review of a folder and bind its server, without serving yet.
 
     Parameters
@@ -48,6 +50,9 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None):
     weights : path-like, optional
         The model's backbone weights file at its new place, checked by content (see
         :func:`skanimal.workflow.load_model`).
+    labelled : path-like, optional
+        The class-per-folder set (or labels CSV) the model was trained from: Retrain
+        trains on those photos again, besides the ones confirmed on the page.
 
     Returns
     -------
@@ -64,11 +69,12 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, weights=None):
     require_extra()
     from . import server
 
-    return server.start(directory, model=model, host=host, port=port, weights=weights)
+    return server.start(directory, model=model, host=host, port=port, weights=weights,
+                        labelled=labelled)
 
 
 def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
-          weights=None):
+          weights=None, labelled=None):
     """Run the review page until interrupted: what ``skanimal review`` does.
 
     Prints the page's URL as the first line of standard output, then opens it in the web
@@ -80,7 +86,7 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
         As for :func:`start`.
     open_browser : bool, default=True
         Open the page with Python's ``webbrowser`` module.
-    weights : path-like, optional
+    weights, labelled : path-like, optional
         As for :func:`start`.
 
     Returns
@@ -92,4 +98,4 @@ def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True,
     from . import server
 
     return server.serve(directory, model=model, host=host, port=port,
-                        open_browser=open_browser, weights=weights)
+                        open_browser=open_browser, weights=weights, labelled=labelled)

@@ -132,10 +132,14 @@ def create_app(catalog, retrainer, *, token=None, allowed_hosts=LOOPBACK_NAMES):
             for photo in section["photos"]:
                 photo["thumb"] = f"/thumb/{quote(photo['path'])}?v={photo.pop('version')}"
                 photo["photo"] = f"/photo/{quote(photo['path'])}"
-        listing.update(can_undo=catalog.can_undo,
+        listing.update(can_undo=catalog.can_undo, undo_steps=catalog.undo_steps(),
                        can_retrain=retrainer is not None and retrainer.available,
                        retrain=None if retrainer is None else retrainer.status())
         return jsonify(listing)
+
+    @app.get("/api/history")
+    def history():
+        return jsonify(undo_steps=catalog.undo_steps())
 
     @app.get("/thumb/<path:relative>")
     def thumb(relative):
@@ -159,37 +163,61 @@ def create_app(catalog, retrainer, *, token=None, allowed_hosts=LOOPBACK_NAMES):
 
     # ------------------------------------------------------------------------- changes
 
-    @app.post("/api/move")
-    def move():
-        body = request.get_json(silent=True) or {}
-        relative, folder = body.get("path"), body.get("folder")
-        if not isinstance(relative, str) or not isinstance(folder, str):
-            return jsonify(error="expected {\"path\": ..., \"folder\": ...}"), 400
+    def change(action):
+        """Run a catalog change: 409 while retraining, 400 for a refused one."""
         if busy():
-            abort(409, "retraining: moves wait until it is done")
+            abort(409, "retraining: moves and undo wait until it is done")
         try:
-            return jsonify(catalog.move(relative, folder))
+            result = action()
         except MoveRefused as exc:
             return jsonify(error=str(exc)), 400
         except (SkanimalError, OSError) as exc:
             return jsonify(error=str(exc)), 409
+        return jsonify(result)
+
+    def paths_of(body):
+        paths = body.get("paths")
+        if not isinstance(paths, list) or not paths or \
+                not all(isinstance(p, str) for p in paths):
+            return None
+        return paths
+
+    @app.post("/api/move")
+    def move():
+        """``{"path", "folder"}`` moves one photo (answers ``{"from", "to", "folder"}``);
+        ``{"paths": [...], "folder"}`` moves many as one undoable step (answers
+        ``{"moved": [...]}``)."""
+        body = request.get_json(silent=True) or {}
+        folder = body.get("folder")
+        if isinstance(body.get("path"), str) and isinstance(folder, str):
+            return change(lambda: catalog.move(body["path"], folder))
+        paths = paths_of(body)
+        if paths is None or not isinstance(folder, str):
+            return jsonify(error="expected {\"path\": ..., \"folder\": ...} or "
+                                 "{\"paths\": [...], \"folder\": ...}"), 400
+        return change(lambda: catalog.move_many([(path, folder) for path in paths]))
+
+    @app.post("/api/accept")
+    def accept():
+        """``{"paths": [...]}``: each photo to the class the model predicts, one step."""
+        paths = paths_of(request.get_json(silent=True) or {})
+        if paths is None:
+            return jsonify(error="expected {\"paths\": [...]}"), 400
+        return change(lambda: catalog.accept(paths))
 
     @app.post("/api/undo")
     def undo():
-        if busy():
-            abort(409, "retraining: undo waits until it is done")
-        try:
-            return jsonify(restored=catalog.undo())
-        except MoveRefused as exc:
-            return jsonify(error=str(exc)), 400
-        except (SkanimalError, OSError) as exc:
-            return jsonify(error=str(exc)), 409
+        def run():
+            restored = catalog.undo()
+            return {"restored": restored, "undo_steps": catalog.undo_steps()}
+        return change(run)
 
     @app.post("/api/retrain")
     def retrain():
         if retrainer is None or not retrainer.available:
             return jsonify(error="start 'skanimal review' with --model MODEL to retrain"), 400
-        if not retrainer.start():
+        body = request.get_json(silent=True) or {}
+        if not retrainer.start(confirmed_only=body.get("confirmed_only") is True):
             abort(409, "already retraining")
         return jsonify(retrainer.status()), 202
 

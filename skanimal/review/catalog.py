@@ -18,9 +18,11 @@ DIR/audit.csv``): the audit is cross-validation, too slow to run on every page l
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,21 +31,31 @@ import numpy as np
 from .. import moves
 from ..datasets import load_image_folder
 from ..exceptions import ImageFolderError, SkanimalError
+from ..fileio import write_json
 from ..folders import (
     PREDICTIONS_FILE,
     REVIEW_FOLDER,
     STATE_FOLDER,
+    TRASH_FOLDER,
     file_key,
     journal_folder,
     read_sort_predictions,
+    write_sort_predictions,
 )
 from ..untrusted import MiB, read_csv, read_json
 from .paths import PathRefused, relative_name, resolve_inside
 
-__all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "Catalog", "MoveRefused"]
+__all__ = ["REVIEW_FOLDER", "STATE_FOLDER", "TRASH_FOLDER", "Catalog", "MoveRefused"]
 
 #: Largest audit file read back (as for a sort's predictions.csv: a few million photos' rows).
 _MAX_CSV_BYTES = 1024 * MiB
+
+#: The ``status`` a photo's predictions.csv row gets when a person moves it to a folder
+#: (any class folder: ``"confirmed"``).
+_STATUS_OF = {REVIEW_FOLDER: "review", TRASH_FOLDER: "trashed"}
+
+#: Journal names of one sort run (``<time>-sort-<id>-<chunk>``): undone together.
+_SORT_RUN = re.compile(r"^(\d{20}-sort-[0-9a-f]+)")
 
 
 class MoveRefused(SkanimalError, ValueError):
@@ -57,15 +69,6 @@ class PhotoScore:
     predicted: str
     confidence: float  # probability of ``predicted``
     proba: dict = field(default_factory=dict)  # class -> probability, when known
-
-
-@dataclass
-class Action:
-    """One undoable change: its journals, in the order they ran, and the photos it moved
-    (old, new relative paths, in the journals' order)."""
-
-    journals: list
-    moved: list
 
 
 def _identity(stat_result):
@@ -99,7 +102,8 @@ class Catalog:
         self._given_classes = [str(c) for c in classes] if classes is not None else None
         self._scores = {}    # identity -> PhotoScore
         self._suspects = {}  # identity -> suggested class (str)
-        self._undo = []      # Actions, most recent last
+        self._status = {}    # identity -> predictions.csv status (sorted, confirmed...)
+        self._journals = {}  # (name, file key) -> whether it is an undoable step
         self.scan()
 
     # ---------------------------------------------------------------------------- scanning
@@ -107,7 +111,9 @@ class Catalog:
     def scan(self):
         """Read the folder again (after changes made elsewhere)."""
         try:
-            data = load_image_folder(self.root)
+            with warnings.catch_warnings():  # empty class folders are fine here
+                warnings.simplefilter("ignore", UserWarning)
+                data = load_image_folder(self.root)
             paths, folders = data.paths, data.target
         except ImageFolderError:  # no class folders or no images yet: an empty review
             paths, folders = [], []
@@ -120,6 +126,11 @@ class Catalog:
             photos[relative_name(self.root, path)] = (str(folder), info)
         with self._lock:
             self._photos = photos
+            self._status = {}
+            for row in read_sort_predictions(self.root, required=()):
+                identity = self._identity_of(row.get("destination") or "")
+                if identity is not None:  # a row without a status: a sort's older file
+                    self._status[identity] = row.get("status") or "sorted"
 
     @property
     def classes(self):
@@ -130,16 +141,38 @@ class Catalog:
         if self._given_classes is not None:
             return self._given_classes + sorted(folders - set(self._given_classes))
         folder_names = {p.name for p in self.root.iterdir()
-                        if p.is_dir() and p.name != REVIEW_FOLDER and not p.name.startswith(".")}
+                        if p.is_dir() and p.name not in (REVIEW_FOLDER, TRASH_FOLDER)
+                        and not p.name.startswith(".")}
         return sorted(folders | folder_names)
 
     def training_set(self):
-        """``(paths, labels)`` of every photo in a class folder (the review folder left out)."""
+        """``(paths, labels)`` of every photo in a class folder (the review and trash
+        folders left out): a photo's label is the class folder it is in."""
         with self._lock:
             items = sorted((rel, folder) for rel, (folder, _) in self._photos.items()
-                           if folder != REVIEW_FOLDER)
+                           if folder not in (REVIEW_FOLDER, TRASH_FOLDER))
         return ([os.fspath(self.root / rel) for rel, _ in items],
                 np.asarray([folder for _, folder in items], dtype=object))
+
+    def training_sources(self):
+        """The photos in class folders by who labelled them: ``{"confirmed": [...],
+        "model": [...], "folder": [...]}`` of ``(absolute path, class)``.
+
+        ``confirmed``: a person moved or accepted it on this page (its predictions.csv row
+        says ``confirmed``); ``model``: ``skanimal sort`` (or a re-sort) put it there and no
+        one has checked it; ``folder``: no row in predictions.csv, so the folder it is in is
+        the only label there is (a class-per-folder set a person made).
+        """
+        sources = {"confirmed": [], "model": [], "folder": []}
+        with self._lock:
+            for rel, (folder, info) in sorted(self._photos.items()):
+                if folder in (REVIEW_FOLDER, TRASH_FOLDER):
+                    continue
+                status = self._status.get(_identity(info))
+                kind = ("confirmed" if status == "confirmed" else
+                        "folder" if status is None else "model")
+                sources[kind].append((os.fspath(self.root / rel), folder))
+        return sources
 
     def folder_paths(self, folder=None):
         """Absolute paths of the photos in ``folder`` (every photo when None)."""
@@ -247,6 +280,9 @@ class Catalog:
                     "predicted": None if scores is None else scores.predicted,
                     "confidence": confidence,
                     "suspect": self._suspects.get(identity),
+                    # who put it here: a person ("confirmed"), the model ("sorted" or
+                    # "review"), or unknown (no row in predictions.csv)
+                    "status": self._status.get(identity),
                     "version": _thumb_version(info),
                 })
         sections = []
@@ -254,7 +290,8 @@ class Catalog:
             photos.sort(key=lambda p: (p["confidence"] is None, p["confidence"] or 0.0,
                                        p["path"]))
             sections.append({"name": name, "photos": photos})
-        return {"classes": classes, "review_folder": REVIEW_FOLDER, "sections": sections}
+        return {"classes": classes, "review_folder": REVIEW_FOLDER,
+                "trash_folder": TRASH_FOLDER, "sections": sections}
 
     # ------------------------------------------------------------------------------ moves
 
@@ -262,63 +299,238 @@ class Catalog:
         self.journal_dir.mkdir(parents=True, exist_ok=True)
         return self.journal_dir / f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
 
+    def _check_folder(self, folder):
+        if not isinstance(folder, str) or "/" in folder or folder.startswith(".") or (
+                folder not in (REVIEW_FOLDER, TRASH_FOLDER) and folder not in self.classes):
+            raise MoveRefused(f"unknown class {folder!r}")
+
+    def _check_photo(self, relative):
+        try:
+            resolve_inside(self.root, relative)
+        except PathRefused as exc:
+            raise MoveRefused(str(exc)) from None
+        if relative not in self._photos:
+            raise MoveRefused(f"{relative!r} is not a photo of this review")
+
     def move(self, relative, folder):
-        """Move one photo into class folder ``folder`` (or the review folder), journaled.
+        """Move one photo into class folder ``folder`` (or the review or trash folder),
+        journaled; its row in ``predictions.csv`` says where it is now.
 
         Returns
         -------
         dict
             ``{"from": old relative path, "to": new relative path, "folder": folder}``.
         """
+        return self.move_many([(relative, folder)])["moved"][0]
+
+    def accept(self, relatives):
+        """Move each photo to the class the model predicts for it (a photo already there
+        is confirmed where it is), as one undoable step. See :meth:`move_many`."""
         with self._lock:
-            if (folder != REVIEW_FOLDER and folder not in self.classes) or "/" in folder \
-                    or folder.startswith("."):
-                raise MoveRefused(f"unknown class {folder!r}")
+            pairs = []
+            for relative in relatives:
+                self._check_photo(relative)
+                scores = self._scores.get(_identity(self._photos[relative][1]))
+                if scores is None:
+                    raise MoveRefused(f"{relative!r} has no prediction to accept")
+                pairs.append((relative, scores.predicted))
+            return self.move_many(pairs)
+
+    def move_many(self, pairs):
+        """Move photos, each into its folder, as ONE journal: one undoable step.
+
+        Parameters
+        ----------
+        pairs : sequence of (str, str)
+            ``(relative path, folder)``: a class folder, the review folder or the trash
+            folder. A photo already in its folder moves nothing; in a class folder it is
+            marked confirmed (its row in ``predictions.csv``).
+
+        Returns
+        -------
+        dict
+            ``moved``: ``[{"from", "to", "folder"}]`` per photo, in order (``from == to``
+            for those that stayed).
+        """
+        with self._lock:
+            pairs = [(rel, folder) for rel, folder in pairs]
+            if not pairs:
+                raise MoveRefused("no photo selected")
+            if len({rel for rel, _ in pairs}) != len(pairs):
+                raise MoveRefused("a photo is named twice")
+            for relative, folder in pairs:
+                self._check_folder(folder)
+                self._check_photo(relative)
+            moving = [(rel, folder) for rel, folder in pairs
+                      if self._photos[rel][0] != folder]
+            finals = {}
+            journal = None
+            if moving:
+                journal = self._new_journal()
+                done = moves.transfer([(self.root / rel, self.root / folder)
+                                       for rel, folder in moving], mode="move",
+                                      journal=journal)
+                for (rel, folder), final in zip(moving, done):
+                    new = relative_name(self.root, final)
+                    del self._photos[rel]
+                    self._photos[new] = (folder, os.stat(final))
+                    finals[rel] = new
+            result = [{"from": rel, "to": finals.get(rel, rel), "folder": folder}
+                      for rel, folder in pairs]
+            self._rewrite_rows(result, journal)
+            for item in result:  # out of the review (as a scan leaves them)
+                if item["folder"] == TRASH_FOLDER:
+                    self._photos.pop(item["to"], None)
+            return {"moved": result}
+
+    # ----------------------------------------------------------------- predictions.csv rows
+
+    def _rows_record(self, journal):
+        return self.state_dir / "review-rows" / (Path(journal).stem + ".json")
+
+    def _row_index(self, rows):
+        index = {}
+        for i, row in enumerate(rows):
+            destination = row.get("destination") or ""
+            if destination:
+                index[os.path.realpath(self.root / destination)] = i
+        return index
+
+    def _rewrite_rows(self, result, journal):
+        """Rewrite the rows of ``result``'s photos in predictions.csv: ``destination`` where
+        the photo is now, ``status`` what a person made of it (``confirmed`` in a class
+        folder, ``review``, ``trashed``). The rows as they were are kept beside the journal
+        so that undo puts them back."""
+        rows = read_sort_predictions(self.root, required=())
+        index = self._row_index(rows)
+        before = []
+        for item in result:
+            old = os.fspath(self.root / item["from"])
+            new = os.fspath(self.root / item["to"])
+            status = _STATUS_OF.get(item["folder"], "confirmed")
+            i = index.get(old)
+            if i is None:
+                rows.append({"source": old, "destination": new, "status": status})
+                index[new] = len(rows) - 1
+                before.append({"destination": new, "row": None})
+            else:
+                before.append({"destination": new, "row": dict(rows[i])})
+                # A person's decision now: the model's reason for review no longer applies.
+                rows[i] = {**rows[i], "destination": new, "status": status, "error": "",
+                           "review_reason": ""}
+                index[new] = index.pop(old)
+            self._status[_identity(self._photos[item["to"]][1])] = status
+        if journal is not None:
+            write_json(self._rows_record(journal), {"rows": before})
+        write_sort_predictions(self.root, rows)
+
+    def _restore_rows(self, journals, restored):
+        """Put back the predictions.csv rows :meth:`_rewrite_rows` kept for ``journals``."""
+        saved = []
+        for journal in journals:
+            record = self._rows_record(journal)
+            if record.is_file():
+                loaded = read_json(record, _MAX_CSV_BYTES, what="review rows record")
+                saved.extend(loaded.get("rows", []) if isinstance(loaded, dict) else [])
+        if not saved or not (self.root / PREDICTIONS_FILE).is_file():
+            return
+        rows = read_sort_predictions(self.root, required=())
+        index = self._row_index(rows)
+        back = dict(restored)  # moved-to path -> restored path
+        drop = set()
+        for item in saved:
+            if not isinstance(item, dict) or not isinstance(item.get("destination"), str):
+                continue
+            i = index.get(os.path.realpath(item["destination"]))
+            if i is None:
+                continue
+            if item.get("row") is None:
+                drop.add(i)
+            elif isinstance(item["row"], dict):
+                row = {str(k): str(v) for k, v in item["row"].items()}
+                now = back.get(os.path.realpath(item["destination"]))
+                if now is not None and row.get("destination") and os.path.realpath(
+                        self.root / row["destination"]) != os.path.realpath(now):
+                    row["destination"] = os.fspath(now)  # put back under a suffixed name
+                rows[i] = row
+        write_sort_predictions(self.root, [r for i, r in enumerate(rows) if i not in drop])
+
+    # ------------------------------------------------------------------------------- undo
+
+    def history(self):
+        """The undoable steps, oldest first, rebuilt from the journals on disk: each is the
+        list of journals of one page action (one journal) or one sort run (its journals),
+        for moves within the folder that are done and not undone."""
+        if not self.journal_dir.is_dir():
+            return []
+        groups = {}
+        root = os.fspath(self.root) + os.sep
+        for journal in sorted(self.journal_dir.glob("*.json")):
+            if not self._undoable(journal, root):
+                continue
+            run = _SORT_RUN.match(journal.stem)
+            groups.setdefault(run.group(1) if run else journal.stem, []).append(journal)
+        return list(groups.values())
+
+    def _undoable(self, journal, root):
+        """Whether ``journal`` is a finished move within the folder; remembered by the
+        journal file's identity (a journal changes only when it is undone)."""
+        try:
+            key = (journal.name, *file_key(journal))
+        except OSError:
+            return False
+        known = self._journals.get(key)
+        if known is None:
             try:
-                resolve_inside(self.root, relative)
-            except PathRefused as exc:
-                raise MoveRefused(str(exc)) from None
-            if relative not in self._photos:
-                raise MoveRefused(f"{relative!r} is not a photo of this review")
-            current, _ = self._photos[relative]
-            if current == folder:
-                return {"from": relative, "to": relative, "folder": folder}
-            journal = self._new_journal()
-            [final] = moves.transfer([(self.root / relative, self.root / folder)],
-                                     mode="move", journal=journal)
-            new = relative_name(self.root, final)
-            del self._photos[relative]
-            self._photos[new] = (folder, os.stat(final))
-            self._undo.append(Action([journal], [(relative, new)]))
-            return {"from": relative, "to": new, "folder": folder}
+                record = moves.read_journal(journal)
+            except SkanimalError:
+                known = False
+            else:
+                known = bool(record["entries"]) and record["mode"] == "move" \
+                    and record["state"] == "done" and all(
+                        os.path.realpath(e[k]).startswith(root)
+                        for e in record["entries"] for k in ("source", "destination"))
+            self._journals[key] = known
+        return known
 
     def record(self, journals, moved):
-        """Add a journaled multi-photo change (e.g. a re-sort: its journals in the order
-        they ran) to the undo history and read the folder again."""
+        """Read the folder again after a journaled change made elsewhere (e.g. a re-sort of
+        the review folder): its journals are in the folder's history (:meth:`history`)."""
         with self._lock:
-            self._undo.append(Action([Path(j) for j in journals], list(moved)))
             self.scan()
 
     def undo(self):
-        """Undo the most recent move (or re-sort); returns ``[{"from", "to"}]`` per photo."""
+        """Undo the most recent step (a move of one or many photos, or a re-sort), wherever
+        it was made (this session or an earlier one); returns ``[{"from", "to",
+        "folder"}]`` per photo."""
         with self._lock:
-            if not self._undo:
+            steps = self.history()
+            if not steps:
                 raise MoveRefused("nothing to undo")
-            action = self._undo.pop()
-            restored = []
-            for journal in reversed(action.journals):
-                restored[:0] = moves.undo(journal)
-            self.scan()
+            journals = steps[-1]
             back = []
-            for (_, new), path in zip(action.moved, restored):
-                back.append({"from": new, "to": relative_name(self.root, path),
-                             "folder": relative_name(self.root, path).split("/", 1)[0]})
+            pairs = []
+            for journal in reversed(journals):
+                entries = moves.read_journal(journal)["entries"]
+                restored = moves.undo(journal)
+                for entry, path in zip(entries, restored):
+                    pairs.append((os.path.realpath(entry["destination"]), path))
+                    back.append({"from": relative_name(self.root, entry["destination"]),
+                                 "to": relative_name(self.root, path),
+                                 "folder": relative_name(self.root, path).split("/", 1)[0]})
+            self._restore_rows(journals, pairs)
+            self.scan()
             return back
 
     @property
     def can_undo(self):
         with self._lock:
-            return bool(self._undo)
+            return bool(self.history())
+
+    def undo_steps(self):
+        """How many steps :meth:`undo` can take back."""
+        with self._lock:
+            return len(self.history())
 
     def finish_interrupted(self):
         """Finish (or finish undoing) moves a killed earlier session left half done; returns

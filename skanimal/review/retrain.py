@@ -22,15 +22,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
+from .. import datasets
+from ..cache import hash_file
 from ..exceptions import IncompatibleModelError, SkanimalError
 from ..folders import REVIEW_FOLDER, file_key
 from ..scoring import join_pipeline, score_images, split_pipeline
-from ..sorting import sort_images
+from ..sorting import confidence_for, sort_images
 from ..workflow import save_model_beside
 from .paths import relative_name
 
 __all__ = ["FeatureMemo", "Retrainer", "resort_review", "score_photos",
-           "check_model"]
+           "check_model", "training_photos", "labelled_photos", "SOURCE_WORDS"]
 
 # ----------------------------------------------------------------------------- model files
 
@@ -157,6 +159,93 @@ def score_photos(catalog, model, memo, progress=None):
         catalog.set_probabilities(paths, head.predict_proba(F), head.classes_)
 
 
+# --------------------------------------------------------------------------- training set
+
+#: How the status names each source of training photos.
+SOURCE_WORDS = {"labelled": "you labelled before", "confirmed": "you confirmed here",
+                "model": "the model sorted"}
+
+
+def labelled_photos(labelled):
+    """``[(path, label)]`` of the labelled photos a model was trained from: a class-per-folder
+    set (label = its class folder, as ``skanimal train`` reads it) or a labels CSV (as
+    ``skanimal train --labels`` reads it, with ``skanimal.load_image_csv``)."""
+    if labelled is None:
+        return []
+    labelled = Path(labelled)
+    if labelled.is_file() and labelled.suffix.lower() == ".csv":
+        data = datasets.load_image_csv(labelled)
+    else:
+        data = datasets.load_image_folder(labelled)
+    return [(os.path.abspath(p), str(t)) for p, t in zip(data.paths, data.target)]
+
+
+def _fitted_on(features, paths):
+    """Which of ``paths`` the features step was fitted on (content keys), or all False
+    when the model did not record them."""
+    if getattr(features, "training_hashes_", None) is None or not paths:
+        return np.zeros(len(paths), dtype=bool)
+    keys = []
+    for path in paths:
+        try:
+            keys.append(hash_file(path))
+        except OSError:
+            keys.append("0" * 64)
+    return np.asarray(features.fitted_on(keys), dtype=bool)
+
+
+def training_photos(catalog, features, labelled=None, *, confirmed_only=False):
+    """What Retrain trains on, by source.
+
+    * ``labelled``: the photos a person labelled before: those of ``labelled`` (the
+      folder or CSV the model was trained from, when the review was given it), and the
+      photos in the reviewed folder's class folders that the model was fitted on (its
+      ``training_hashes_``) or that no sort put there (no row in predictions.csv);
+    * ``confirmed``: photos a person moved or accepted on the page;
+    * ``model``: photos ``skanimal sort`` put in a class folder, unchecked; left out with
+      ``confirmed_only``.
+
+    A photo's label is the class folder it is in (or, from a CSV, its ``label``), as
+    ``skanimal train`` reads labels. ``_review`` and ``_trash`` are never trained on.
+
+    Returns
+    -------
+    dict
+        Source -> list of ``(path, label)``, in the order above; a photo is counted once.
+    """
+    found = catalog.training_sources()
+    in_folder = found["model"]
+    seen = _fitted_on(features, [path for path, _ in in_folder])
+    sources = {
+        "labelled": labelled_photos(labelled) + found["folder"]
+        + [item for item, known in zip(in_folder, seen) if known],
+        "confirmed": found["confirmed"],
+        "model": [item for item, known in zip(in_folder, seen) if not known],
+    }
+    if confirmed_only:
+        sources["model"] = []
+    taken = set()
+    for kind, items in sources.items():
+        unique = []
+        for path, label in items:
+            real = os.path.realpath(path)
+            if real not in taken:
+                taken.add(real)
+                unique.append((path, label))
+        sources[kind] = unique
+    return sources
+
+
+def describe_sources(sources, left_out=0):
+    """``"12 photos you labelled before, 3 you confirmed here, 40 the model sorted"``."""
+    parts = [f"{len(items)} {'photos ' if i == 0 else ''}{SOURCE_WORDS[kind]}"
+             for i, (kind, items) in enumerate(sources.items())]
+    text = ", ".join(parts)
+    if left_out:
+        text += f" ({left_out} the model sorted left out: confirmed photos only)"
+    return text
+
+
 # ------------------------------------------------------------------------------- re-sort
 
 
@@ -187,13 +276,18 @@ class Retrainer:
     model_path : path-like or None
         Its file; new models are saved beside it.
     memo : FeatureMemo
+    labelled : path-like, optional
+        The class-per-folder set or labels CSV the model was trained from: its photos are
+        trained on again (see :func:`training_photos`).
     """
 
-    def __init__(self, catalog, model, model_path, memo):
+    def __init__(self, catalog, model, model_path, memo, labelled=None):
         self.catalog = catalog
+        self.labelled = labelled
         self.model = model
         self.model_path = None if model_path is None else Path(model_path)
         self.memo = memo
+        self.confirmed_only = False
         self._lock = threading.Lock()
         self._thread = None
         self._status = {"state": "idle", "phase": "", "done": 0, "total": 0, "message": "",
@@ -216,11 +310,13 @@ class Retrainer:
         with self._lock:
             self._status.update(changes)
 
-    def start(self):
-        """Start retraining; False when one is already running."""
+    def start(self, confirmed_only=False):
+        """Start retraining (without the photos the model sorted itself when
+        ``confirmed_only``); False when one is already running."""
         with self._lock:
             if self._status["state"] == "running":
                 return False
+            self.confirmed_only = bool(confirmed_only)
             self._status.update(state="running", phase="starting", done=0, total=0,
                                 message="", started=time.time())
             self._thread = threading.Thread(target=self._run, name="skanimal-retrain",
@@ -244,9 +340,17 @@ class Retrainer:
 
     def _retrain(self):
         features, head = check_model(self.model, self.model_path)
-        paths, labels = self.catalog.training_set()
+        self._set(phase="finding the training photos", done=0, total=0)
+        sources = training_photos(self.catalog, features, self.labelled)
+        left_out = 0
+        if self.confirmed_only:
+            left_out, sources["model"] = len(sources["model"]), []
+        items = [item for group in sources.values() for item in group]
+        paths = [path for path, _ in items]
+        labels = np.asarray([label for _, label in items], dtype=object)
         if len(set(labels)) < 2:
-            raise SkanimalError("retraining needs photos in at least two class folders")
+            raise SkanimalError("retraining needs labelled photos of at least two classes "
+                                f"(found {describe_sources(sources, left_out)})")
 
         self._set(phase="features", done=0, total=len(paths))
         F = self.memo.transform(features, paths,
@@ -271,6 +375,10 @@ class Retrainer:
         self._set(phase="scoring", done=0, total=0)
         score_photos(self.catalog, new_model, self.memo,
                      lambda done, total: self._set(done=done, total=total))
-        self._set(model=saved.name)
-        return (f"trained on {len(paths)} photos in {fit_s:.1f} s, saved {saved.name}, "
+        threshold, why = confidence_for(new_model)
+        counts = {kind: len(group) for kind, group in sources.items()}
+        self._set(model=saved.name, trained_on=counts, threshold=threshold,
+                  threshold_reason=why)
+        return (f"trained on {describe_sources(sources, left_out)} in {fit_s:.1f} s, "
+                f"saved {saved.name}; threshold {threshold:.4g} ({why}); "
                 f"moved {len(moved)} photo(s) out of {REVIEW_FOLDER}")

@@ -12,6 +12,7 @@ import webbrowser
 import waitress
 from waitress import wasyncore
 
+from ..exceptions import ImageFolderError
 from ..workflow import load_model
 from .app import LOOPBACK_NAMES, create_app
 from .catalog import Catalog
@@ -89,7 +90,8 @@ class ReviewServer:
         wasyncore.close_all(self._map)
 
 
-def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=None):
+def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=None,
+          labelled=None):
     """Prepare the review of ``directory`` and bind its server (it serves on :meth:`run`).
 
     Parameters
@@ -108,6 +110,9 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=
         Where progress notes go (default ``sys.stderr``; stdout is kept for the URL).
     weights : path-like, optional
         The model's backbone weights file at its new place, checked by content.
+    labelled : path-like, optional
+        The class-per-folder set or labels CSV the model was trained from: Retrain trains
+        on its photos again, with those confirmed on the page.
 
     Returns
     -------
@@ -131,7 +136,11 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=
         print("Confidences from predictions.csv", file=log)
     if catalog.load_audit():
         print("Audit suspects from audit.csv/audit.json", file=log)
-    retrainer = Retrainer(catalog, pipeline, model, memo) if pipeline is not None else None
+    if labelled is not None and not os.path.exists(labelled):
+        raise ImageFolderError(f"labelled photos {os.fspath(labelled)!r}: no such folder or "
+                               "file")
+    retrainer = (Retrainer(catalog, pipeline, model, memo, labelled=labelled)
+                 if pipeline is not None else None)
 
     allowed = None if _is_wildcard(host) else LOOPBACK_NAMES | {host}
     if not _is_loopback(host):
@@ -147,11 +156,12 @@ def start(directory, *, model=None, host="127.0.0.1", port=0, log=None, weights=
 
 
 def serve(directory, *, model=None, host="127.0.0.1", port=0, open_browser=True, out=None,
-          weights=None):
+          weights=None, labelled=None):
     """Start the review, print its URL as the first line of ``out`` (stdout), open the
     browser unless told not to, and serve until interrupted. Returns 0."""
     out = out or sys.stdout
-    review = start(directory, model=model, host=host, port=port, weights=weights)
+    review = start(directory, model=model, host=host, port=port, weights=weights,
+                   labelled=labelled)
     print(review.url, file=out, flush=True)
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     if open_browser:
