@@ -6,9 +6,14 @@ Rows (best wall time of ``--repeats`` runs, each in a new interpreter):
 * ``import numpy, PIL.Image, openvino`` — the floor: what int8 inference needs;
 * ``import skanimal``;
 * ``joblib.load + predict`` — the library path: load the model, predict one photo;
-* ``skanimal predict MODEL one.jpg`` — the command.
+* ``skanimal predict MODEL one.jpg`` — the command;
+* ``skanimal sort MODEL PHOTOS --into OUT --copy`` of ``--n-sort`` real photos (default
+  1,200: variants of animals-dev — re-encoded, cropped, flipped, so every file's content and
+  cache key differ), each run with an empty feature cache, against a bare
+  ``joblib.load(MODEL).predict(paths)`` of the same photos in one process, also cold
+  (target: the sort within 1.15x of it).
 
-Each row prints its ratio to the floor (target: the command within 4x) and which of
+Each start row prints its ratio to the floor (target: the command within 4x) and which of
 TensorFlow, Keras and SciKeras the process imported (read from ``-X importtime``, which adds
 a little to every row alike), so a module that still pulls them in on
 the inference path shows here.
@@ -17,13 +22,18 @@ Usage::
 
     python benchmarks/bench_start.py                  # builds a MobileNetV2 int8 model from
                                                       # ../shared (weights + animals-dev)
-    python benchmarks/bench_start.py --model M.joblib --image one.jpg
+    python benchmarks/bench_start.py --model M.joblib --image one.jpg --photos DIR
+
+Every process gets an empty feature cache (``$SKANIMAL_CACHE_DIR`` in a new temporary folder).
+The machine's load average is printed beside the figures: other work on the cores slows
+every row, and the ratios less than the seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,7 +70,7 @@ def build_model(directory):
     paths = np.asarray(data.paths)[keep]
     weights = SHARED / "weights" / "mobilenet_v2_1.0_pretrained_notop.weights.h5"
     pipe = make_pipeline(BottleneckFeatures("mobilenet_v2", weights=str(weights),
-                                            precision="int8", cache=False),
+                                            precision="int8"),
                          BottleneckClassifier(random_state=0))
     pipe.fit(paths, target[keep])
     model = Path(directory) / "int8.joblib"
@@ -68,13 +78,97 @@ def build_model(directory):
     return model, Path(paths[0])
 
 
-def timed(argv, repeats, env):
-    """Best wall time of ``argv`` over ``repeats`` runs, and the heavy modules it imported."""
+def build_float_model(directory):
+    """A float32 MobileNetV2 pipeline like :func:`build_model`'s, its backbone converted to an
+    OpenVINO float IR (not quantized), and how the two engines agree on animals-dev."""
+    import joblib
+    import numpy as np
+    import openvino as ov
+    from sklearn.pipeline import make_pipeline
+
+    from skanimal import BottleneckClassifier, BottleneckFeatures, load_image_folder
+    from skanimal.backbones import get_backbone
+    from skanimal.images import load_pixels
+    from skanimal.openvino_engine import to_openvino
+
+    data = load_image_folder(SHARED / "data" / "animals-dev")
+    target = np.asarray(data.target)
+    keep = np.concatenate([np.flatnonzero(target == c)[:5] for c in np.unique(target)])
+    paths = np.asarray(data.paths)
+    weights = str(SHARED / "weights" / "mobilenet_v2_1.0_pretrained_notop.weights.h5")
+    pipe = make_pipeline(BottleneckFeatures("mobilenet_v2", weights=weights),
+                         BottleneckClassifier(random_state=0))
+    pipe.fit(paths[keep], target[keep])
+    model = Path(directory) / "float32.joblib"
+    joblib.dump(pipe, model)
+    backbone = get_backbone("mobilenet_v2", weights=weights)
+    xml = Path(directory) / "mobilenet_v2_float.xml"
+    ov.save_model(to_openvino(backbone), xml, compress_to_fp16=False)
+    # agreement on all of animals-dev: the same decoded pixels through both engines
+    tf_features = pipe[0].transform(paths)
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    pixels = load_pixels(list(paths), tuple(backbone.spec.default_size))
+    ov_features = np.concatenate([compiled(pixels[i:i + 32])[0]
+                                  for i in range(0, len(pixels), 32)])
+    relative = (np.linalg.norm(ov_features - tf_features, axis=1)
+                / np.linalg.norm(tf_features, axis=1))
+    head = pipe[-1]
+    agree = np.mean(head.predict(tf_features) == head.predict(ov_features))
+    dp = np.abs(head.predict_proba(tf_features) - head.predict_proba(ov_features)).max()
+    agreement = (f"OpenVINO float vs TensorFlow features on {len(paths)} animals-dev photos: "
+                 f"relative error max {relative.max():.1e} (median {np.median(relative):.1e}), "
+                 f"top-1 agreement {agree:.2%}, max |dp| {dp:.1e}")
+    return model, xml, agreement
+
+
+#: One photo through the float backbone in OpenVINO and the model's own head: what
+#: ``skanimal predict`` of a float model would cost with an OpenVINO engine (not offered yet).
+_OPENVINO_FLOAT_PREDICT = """
+import sys, joblib, numpy as np, openvino as ov
+from skanimal.images import load_pixels
+model, xml, image = sys.argv[1:]
+pipe = joblib.load(model)
+compiled = ov.Core().compile_model(xml, "CPU")
+features = compiled(load_pixels([image], (224, 224)))[0]
+print(pipe[-1].predict_proba(features).argmax())
+"""
+
+
+def make_photos(directory, n):
+    """``n`` JPEGs made from animals-dev: each photo re-encoded, cropped and/or flipped."""
+    from PIL import Image, ImageOps
+
+    sources = sorted((SHARED / "data" / "animals-dev").rglob("*.jpg"))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        variant, source = divmod(i, len(sources))
+        with Image.open(sources[source]) as image:
+            image = image.convert("RGB")
+            if variant % 2:
+                image = ImageOps.mirror(image)
+            crop = 0.04 * (variant // 2 + 1)  # 4 %, 8 %, ... off each side
+            w, h = image.size
+            image = image.crop((round(w * crop), round(h * crop),
+                                round(w * (1 - crop)), round(h * (1 - crop))))
+            image.save(directory / f"{i:05d}.jpg", quality=92 - 3 * variant)
+    return directory
+
+
+def timed(argv, repeats, env, fresh=None):
+    """Best wall time of ``argv`` over ``repeats`` runs, and the heavy modules it imported.
+
+    Each run gets an empty feature cache, and ``fresh`` (a path) is removed before it.
+    """
     best, imported = float("inf"), "?"
     for _ in range(repeats):
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env)
-        wall = time.perf_counter() - start
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        with tempfile.TemporaryDirectory() as cache:
+            start = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True,
+                                  env={**env, "SKANIMAL_CACHE_DIR": cache})
+            wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{done.stderr[-2000:]}")
         best = min(best, wall)
@@ -86,16 +180,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="an int8 model written by joblib.dump")
     parser.add_argument("--image", type=Path, help="the photo to predict")
+    parser.add_argument("--photos", type=Path, help="a folder of photos to sort (default: "
+                        "--n-sort variants of animals-dev, made in a temporary folder)")
+    parser.add_argument("--n-sort", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--float", action="store_true", help="also a float32 model: "
+                        "skanimal predict through TensorFlow vs its backbone in OpenVINO")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SKANIMAL_CACHE_DIR"] = str(Path(tmp) / "build-cache")
         model, image = args.model, args.image
         if model is None:
             model, built_image = build_model(tmp)
             image = image or built_image
-        rows = [
+        photos = args.photos or make_photos(Path(tmp) / "photos", args.n_sort)
+        n_photos = sum(1 for _ in Path(photos).rglob("*.jpg"))
+        out = Path(tmp) / "sorted"
+        starts = [
             ("import numpy, PIL.Image, openvino", ["-c", "import numpy, PIL.Image, openvino"]),
             ("import skanimal", ["-c", "import skanimal"]),
             ("joblib.load + predict", ["-c", (
@@ -104,13 +208,44 @@ def main(argv=None):
                                                  str(image)]),
         ]
         # -X importtime: its log (stderr) says which modules each process imported
-        rows = [(name, [sys.executable, "-X", "importtime", *argv]) for name, argv in rows]
-        results = [(name, *timed(argv, args.repeats, env)) for name, argv in rows]
+        starts = [(name, [sys.executable, "-X", "importtime", *argv]) for name, argv in starts]
+        results = [(name, *timed(argv, args.repeats, env)) for name, argv in starts]
+        bare = timed([sys.executable, "-X", "importtime", "-c", (
+            "import joblib; from pathlib import Path; "
+            f"paths = sorted(map(str, Path({str(photos)!r}).rglob('*.jpg'))); "
+            f"joblib.load({str(model)!r}).predict(paths)")], args.repeats, env)
+        sort = timed([sys.executable, "-X", "importtime", "-m", "skanimal", "sort", str(model),
+                      str(photos), "--into", str(out), "--copy"], args.repeats, env, fresh=out)
+        floats = []
+        if args.float:
+            float_model, xml, agreement = build_float_model(tmp)
+            floats = [
+                ("float32: skanimal predict (TensorFlow)", timed(
+                    [sys.executable, "-X", "importtime", "-m", "skanimal", "predict",
+                     str(float_model), str(image)], args.repeats, env)),
+                ("float32: backbone in OpenVINO + head", timed(
+                    [sys.executable, "-X", "importtime", "-c", _OPENVINO_FLOAT_PREDICT,
+                     str(float_model), str(xml), str(image)], args.repeats, env)),
+            ]
+    load_after = os.getloadavg()
     floor = results[0][1]
-    print(f"{'':34} {'wall s':>7} {'x floor':>8}  imported")
+    print(f"{'':44} {'wall s':>7} {'x floor':>8}  imported")
     for name, wall, imported in results:
-        print(f"{name:34} {wall:7.2f} {wall / floor:8.2f}  {imported}")
-    print("\ntarget: skanimal predict within 4x of the floor (issue 23.3)")
+        print(f"{name:44} {wall:7.2f} {wall / floor:8.2f}  {imported}")
+    print(f"\n{'':44} {'wall s':>7} {'x bare':>8}  imported")
+    print(f"{f'load + predict {n_photos} photos, one process':44} {bare[0]:7.2f} "
+          f"{1:8.2f}  {bare[1]}")
+    print(f"{f'skanimal sort {n_photos} photos, cold':44} {sort[0]:7.2f} "
+          f"{sort[0] / bare[0]:8.2f}  {sort[1]}")
+    for name, (wall, imported) in floats:
+        print(f"{name:44} {wall:7.2f} {wall / floor:8.2f}  {imported}  (x floor)")
+    if floats:
+        print(f"float32 one-photo predict, TensorFlow / OpenVINO: "
+              f"{floats[0][1][0] / floats[1][1][0]:.2f}x\n{agreement}")
+    print("\ntargets: skanimal predict within 4x of the floor; the cold sort within 1.15x of "
+          "the bare load + predict (issue 23.3)")
+    print(f"load average (1 min) before and after: {load_before[0]:.2f}, {load_after[0]:.2f} "
+          f"on {os.cpu_count()} cores; best of {args.repeats} runs per row")
 
 
 if __name__ == "__main__":

@@ -14,16 +14,6 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ._version import __version__  # noqa: E402
-from .augmentation import AugmentedClassifier, AugmentedImage  # noqa: E402
-from .backbones import available_backbones, imagenet_available  # noqa: E402
-from .cache import cache_info, clear_cache  # noqa: E402
-from .classifier import ARTICLE_SETTINGS, BottleneckClassifier  # noqa: E402
-from .datasets import (  # noqa: E402
-    load_image_csv,
-    load_image_folder,
-    make_shapes,
-    train_val_test_split,
-)
 from .exceptions import (  # noqa: E402
     CacheWarning,
     ImageFolderError,
@@ -33,10 +23,45 @@ from .exceptions import (  # noqa: E402
     SmallImageWarning,
     WeightsUnavailableError,
 )
-from .exporting import export  # noqa: E402
-from .features import BottleneckFeatures  # noqa: E402
-from .persistence import load, save  # noqa: E402
-from .transforms import ImageAugmentation  # noqa: E402
+
+# The estimators and helpers are imported on first use (PEP 562): they pull in scikit-learn,
+# SciPy and pandas, which a command that only predicts or sorts does not all need, and
+# ``import skanimal`` stays as light as its exceptions.
+_LAZY = {
+    "AugmentedClassifier": "augmentation",
+    "AugmentedImage": "augmentation",
+    "available_backbones": "backbones",
+    "imagenet_available": "backbones",
+    "cache_info": "cache",
+    "clear_cache": "cache",
+    "ARTICLE_SETTINGS": "classifier",
+    "BottleneckClassifier": "classifier",
+    "load_image_csv": "datasets",
+    "load_image_folder": "datasets",
+    "make_shapes": "datasets",
+    "train_val_test_split": "datasets",
+    "export": "exporting",
+    "BottleneckFeatures": "features",
+    "load": "persistence",
+    "save": "persistence",
+    "ImageAugmentation": "transforms",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

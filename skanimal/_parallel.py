@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import threading
 
 __all__ = [
@@ -118,10 +119,12 @@ def caller_tf_threads():
 
 
 def _dask_worker():
-    try:
-        from distributed import get_worker
-    except ImportError:
+    # A Dask worker has imported distributed; importing it here to find out would cost a
+    # plain process a second.
+    if "distributed" not in sys.modules:
         return None
+    from distributed import get_worker
+
     try:
         return get_worker()
     except ValueError:  # not inside a Dask task

@@ -40,8 +40,6 @@ from types import MappingProxyType
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import accuracy_score
-from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, indexable
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -530,6 +528,10 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         Keras would take the *last* rows before shuffling: with samples ordered by class
         folder (as ``load_image_folder`` returns them) that is a single class.
         """
+        # here, not at the top: sklearn.model_selection imports SciPy's statistics, which
+        # loading and predicting do not need (issue 23)
+        from sklearn.model_selection import train_test_split
+
         X, y = indexable(X, y)
         y_array = column_or_1d(y, warn=True)
         indices = np.arange(len(y_array))
@@ -653,6 +655,8 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         score : float
             ``accuracy_score(y, self.predict(X), sample_weight=sample_weight)``.
         """
+        from sklearn.metrics import accuracy_score  # see _hold_out_validation
+
         return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
 
     @classmethod

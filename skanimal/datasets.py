@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
 from .exceptions import ImageFolderError, LabelsFileError
@@ -423,6 +422,10 @@ def train_val_test_split(data, *, val_size=0.1, test_size=0.1, random_state=0):
             f"val_size={val_size!r} and test_size={test_size!r} leave no training images "
             f"out of {n}."
         )
+    # here: sklearn.model_selection imports SciPy's statistics, which commands that only
+    # read image folders do not need
+    from sklearn.model_selection import train_test_split
+
     rng = check_random_state(random_state)
     indices = np.arange(n)
 

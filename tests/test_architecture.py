@@ -133,9 +133,9 @@ def test_no_module_imports_another_modules_private_names(module):
 # ---------------------------------------------------------------- the import table
 #: Modules any module may import: errors, the one writer, the one reader of files skanimal
 #: did not write, other libraries' private APIs, joblib/Dask helpers, TensorFlow's quiet
-#: start and the version.
+#: start, deferred imports and the version.
 FOUNDATION = frozenset({"exceptions", "fileio", "untrusted", "compat", "_parallel",
-                        "_tfstartup", "_version"})
+                        "_tfstartup", "_deferred", "_version"})
 
 #: docs/architecture.rst as data, in data-flow order: paths → bytes → pixels → features →
 #: head → report, then the work built on them. Each module: what it may import besides

@@ -41,7 +41,11 @@ alone, or letting a :class:`~skanimal.SkanimalError` or :class:`OSError` out for
 error).
 """
 
-from .arguments import UsageError
-from .commands import build_parser, main
+from .._deferred import defer_imports
+
+defer_imports()  # before anything imports scikit-learn: see skanimal._deferred
+
+from .arguments import UsageError  # noqa: E402
+from .commands import build_parser, main  # noqa: E402
 
 __all__ = ["main", "build_parser", "UsageError"]
