@@ -35,6 +35,7 @@ from .datasets import collect_images, load_image_csv, load_image_folder, split_w
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .moves import copy_number, free_names
+from .novelty import novelty_of
 from .report import (
     add_provenance,
     classification_text,
@@ -43,7 +44,13 @@ from .report import (
     unknown_labels,
     write_report_files,
 )
-from .scoring import ON_ERROR, check_on_error, score_images, unreadable_error
+from .scoring import (
+    ON_ERROR,
+    check_on_error,
+    score_images,
+    split_pipeline,
+    unreadable_error,
+)
 
 __all__ = [
     "ON_ERROR",
@@ -145,12 +152,29 @@ class PredictResult:
         Predicted class probabilities.
     skipped : list of (str, str)
         ``(path, reason)`` of each image that could not be read, so has no row.
+    novelty : ndarray of shape (n_images,) or None
+        How unlike the training photos each image is (the model's
+        :class:`skanimal.novelty.FeatureNovelty` score: cosine distance of its features to
+        the nearest training photo's); None for a model without one.
+    novelty_threshold : float or None
+        Scores above it are "unlike the training photos" (``threshold_`` of that score).
     """
 
     paths: list
     classes: np.ndarray = field(repr=False)
     proba: np.ndarray = field(repr=False)
     skipped: list = field(default_factory=list)
+    novelty: np.ndarray | None = field(default=None, repr=False)
+    novelty_threshold: float | None = None
+
+    @property
+    def unlike_training(self):
+        """ndarray of bool, shape (n_images,), or None: whether each image is unlike the
+        photos the model was trained on (``skanimal sort`` sends such photos to review);
+        None when the model has no novelty score."""
+        if self.novelty is None:
+            return None
+        return np.asarray(self.novelty) > self.novelty_threshold
 
     @property
     def labels(self):
@@ -303,14 +327,14 @@ def _skipped(extraction):
     return [(error.path, error.file_message()) for error in extraction.errors]
 
 
-def _score(pipeline, paths, on_error, progress, log=None):
+def _score(pipeline, paths, on_error, progress, log=None, features=False):
     """:func:`skanimal.scoring.score_images` of ``paths``, saying how long the features took;
     an error when no image can be read."""
     if progress is not None:  # one bar for the whole run, not one per chunk
         _features_step(pipeline).set_params(verbose=0)
     t0 = time.perf_counter()
     scores = score_images(pipeline, paths, on_error=on_error, progress=bool(progress),
-                          description="Predicting")
+                          features=features, description="Predicting")
     _say_extracted(log, len(scores.paths), scores.n_cached, time.perf_counter() - t0)
     if not scores.paths:
         raise unreadable_error([message for _, message in scores.unreadable], len(paths))
@@ -772,9 +796,13 @@ def predict(model, inputs, *, progress=None, on_error="skip", weights=None):
     on_error = check_on_error(on_error)
     paths = collect_images(inputs)  # before loading the model: a typo fails fast
     pipeline = _resolve_model(model, weights)
-    scores = _score(pipeline, paths, on_error, progress)
+    novelty = novelty_of(split_pipeline(pipeline)[1])
+    scores = _score(pipeline, paths, on_error, progress, features=novelty is not None)
     return PredictResult(paths=scores.paths, classes=scores.classes, proba=scores.proba,
-                         skipped=scores.unreadable)
+                         skipped=scores.unreadable,
+                         novelty=(None if novelty is None
+                                  else novelty.novelty_score(scores.features)),
+                         novelty_threshold=None if novelty is None else novelty.threshold_)
 
 
 def _demo_weights(image_size, log):

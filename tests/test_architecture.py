@@ -168,11 +168,11 @@ ALLOWED_IMPORTS = {
     "report": {"images", "scoring"},
     # what the commands do
     "workflow": {"datasets", "backbones", "features", "classifier", "persistence", "report",
-                 "scoring", "moves"},
+                 "scoring", "moves", "novelty"},
     "moves": set(),
     "folders": {"report"},
     "sorting": {"scoring", "moves", "folders", "datasets", "novelty"},
-    "suggest": {"scoring", "datasets", "moves", "report"},
+    "suggest": {"scoring", "datasets", "moves", "report", "novelty"},
     "audit": {"scoring", "datasets", "features", "cache"},
     # the model out of skanimal: one network, and the standalone script that runs it
     "exporting": {"backbones", "images", "features", "classifier", "exported_predict"},
@@ -183,7 +183,7 @@ ALLOWED_IMPORTS = {
     "review.catalog": {"review.paths", "datasets", "moves", "folders"},
     "review.thumbs": {"images", "folders"},
     "review.retrain": {"review.catalog", "review.paths", "folders", "scoring", "sorting",
-                       "workflow", "datasets", "cache"},
+                       "workflow", "datasets", "cache", "novelty"},
     "review.app": {"review.catalog", "review.paths", "review.thumbs"},
     "review.server": {"review.app", "review.catalog", "review.retrain", "workflow"},
     # the shell

@@ -232,12 +232,14 @@ def test_predict_csv_from_folder_and_file(env, trained, new_images):
         str(new_images / "circle" / "circle_001.jpg"),
         str(single),
     ]
-    assert list(rows[0]) == ["path", "label_1", "probability_1", "label_2", "probability_2"]
+    assert list(rows[0]) == ["path", "label_1", "probability_1", "label_2", "probability_2",
+                             "unlike_training"]
+    assert {row["unlike_training"] for row in rows} <= {"true", "false"}
     classes = {"circle", "cross", "square", "triangle"}
     for row in rows:
         assert {row["label_1"], row["label_2"]} <= classes
         assert 1 >= float(row["probability_1"]) >= float(row["probability_2"]) >= 0
-    assert "Extracting features" in result.stderr  # --progress shows the bar
+    assert "Predicting:" in result.stderr  # --progress shows the bar
 
 
 @pytest.mark.slow
@@ -252,6 +254,8 @@ def test_predict_json_matches_the_model(trained, new_images, capsys):
         assert [p["label"] for p in record["predictions"]] == list(
             pipe.classes_[np.argsort(-row, kind="stable")[:3]])
         assert record["predictions"][0]["probability"] == pytest.approx(row.max(), abs=1e-5)
+    unlike = pipe[-1].novelty_.is_novel(pipe[0].transform(paths))
+    assert [record["unlike_training"] for record in records] == unlike.tolist()
 
 
 @pytest.mark.slow
@@ -259,9 +263,11 @@ def test_predict_table_in_process(trained, new_images, capsys):
     image = new_images / "cross" / "cross_001.jpg"
     assert main(["predict", str(trained["model"]), str(image), "--top-k", "9"]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert header.split() == ["PATH", "TOP", "1", "TOP", "2", "TOP", "3", "TOP", "4"]
+    assert header.split() == ["PATH", "TOP", "1", "TOP", "2", "TOP", "3", "TOP", "4",
+                              "UNLIKE", "TRAINING"]
     assert row.startswith(str(image))
-    assert len(row.split()) == 1 + 2 * 4  # top-k capped at the number of classes
+    assert len(row.split()) == 1 + 2 * 4 + 1  # top-k capped at the number of classes
+    assert row.split()[-1] in {"yes", "no"}
 
 
 @pytest.mark.slow

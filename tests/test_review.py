@@ -207,6 +207,73 @@ def test_listing_review_first_least_confident_first_and_suspects(review):
     assert not listing["can_retrain"]
 
 
+def test_the_review_reason_of_predictions_csv_reaches_the_page(review_dir):
+    # As 'skanimal sort' writes it: why each _review photo is there, in its own column.
+    reasons = {"circle": "low confidence", "cross": "unlike the training photos",
+               "square": "both", "triangle": "low confidence"}
+    with open(review_dir / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(review_dir / "predictions.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["destination", "label_1", "probability_1",
+                                         "review_reason"])
+        writer.writeheader()
+        for row in rows:
+            in_review = "_review" in Path(row["destination"]).parts
+            writer.writerow({"destination": row["destination"], "label_1": row["label"],
+                             "probability_1": row["confidence"],
+                             "review_reason": reasons[row["label"]] if in_review else ""})
+    catalog = Catalog(review_dir)
+    assert catalog.load_predictions() == len(rows)
+    app = create_app(catalog, None)
+    client = app.test_client()
+    login(client, app)
+    listing = client.get("/api/photos").get_json()
+    shown = {p["path"]: p["review_reason"] for s in listing["sections"] for p in s["photos"]}
+    assert {path: reason for path, reason in shown.items() if reason} == {
+        f"_review/{name}_{4:03d}.jpg": reason for name, reason in reasons.items()}
+    script = client.get("/static/review.js").get_data(as_text=True)
+    assert "photo.review_reason" in script  # the page shows it
+
+
+@pytest.mark.slow
+def test_a_model_scores_the_review_reason_as_sort_decides_it(model_dir):
+    import joblib
+    import numpy as np
+
+    from skanimal.review.paths import relative_name
+    from skanimal.review.retrain import FeatureMemo, score_photos
+    from skanimal.sorting import REVIEW_REASONS, confidence_for
+
+    review_dir, model_path = model_dir
+    model = joblib.load(model_path)
+    catalog = Catalog(review_dir, list(model.classes_))
+    novelty = model[-1].novelty_
+    saved = novelty.threshold_
+    paths = catalog.folder_paths()
+    features = model[0].transform(paths)
+    scores = novelty.novelty_score(features)
+    try:  # a novelty threshold that splits the photos: both flags occur
+        novelty.threshold_ = float(np.median(scores))
+        score_photos(catalog, model, FeatureMemo())
+    finally:
+        novelty.threshold_ = saved
+    threshold, _ = confidence_for(model)
+    proba = model[-1].predict_proba(features)
+    expected = {relative_name(review_dir, path): REVIEW_REASONS[row.max() < threshold, bool(far)]
+                for path, row, far in zip(paths, proba, scores > np.median(scores))}
+    app = create_app(catalog, None)
+    client = app.test_client()
+    login(client, app)
+    listing = client.get("/api/photos").get_json()
+    photos = [p for s in listing["sections"] for p in s["photos"]]
+    assert any(p["review_reason"] in ("unlike the training photos", "both") for p in photos)
+    for photo in photos:
+        if photo["folder"] in ("_review", photo["predicted"]):
+            assert photo["review_reason"] == (expected[photo["path"]] or None)
+        else:  # put elsewhere by hand: the model's reason no longer applies
+            assert photo["review_reason"] is None
+
+
 def test_page_script_renders_lazily(review):
     app, client, token, catalog = review
     script = client.get("/static/review.js").get_data(as_text=True)

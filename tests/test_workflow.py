@@ -140,6 +140,12 @@ def test_predict_ranks_classes_like_predict_proba(trained, data_dir):
         assert [label for label, _ in ranked] == list(result.pipeline.classes_[best])
         assert ranked[0][1] == pytest.approx(row.max(), rel=1e-6)
     assert len(predicted.top(99)[0][1]) == 4  # capped at the number of classes
+    # each photo says how unlike the training photos it is: the head's own novelty score
+    novelty = result.pipeline[-1].novelty_
+    features = result.pipeline[0].transform(predicted.paths)
+    np.testing.assert_allclose(predicted.novelty, novelty.novelty_score(features), atol=1e-6)
+    assert predicted.novelty_threshold == novelty.threshold_
+    np.testing.assert_array_equal(predicted.unlike_training, novelty.is_novel(features))
     # a single path is one input, not a sequence of characters
     assert workflow.predict(result.model_path, str(single)).paths == [str(single)]
 

@@ -190,7 +190,9 @@ def _add_predict(commands):
     predict = add_command(
         commands, "predict", _run_predict,
         help="predict the class of images with a saved model",
-        description="Print the top-k classes and probabilities of each image. Folders are\n"
+        description="Print the top-k classes and probabilities of each image, and whether it\n"
+                    "is unlike the photos the model was trained on (perhaps none of its\n"
+                    "classes; 'skanimal sort' sends such photos to review). Folders are\n"
                     "searched recursively for image files (jpg, jpeg, png, bmp, gif, webp,\n"
                     "tif, tiff); files named explicitly are used whatever their extension.\n\n"
                     "Only load model files you trust: joblib files can run code when loaded.",
@@ -216,22 +218,31 @@ def _run_predict(args):
                      weights=args.weights)
     rows = result.top(args.top_k)
     ranks = range(1, min(args.top_k, len(result.classes)) + 1)
+    # With the model's novelty score, each photo also says whether it is unlike the photos
+    # the model was trained on: a confident label on such a photo may be "none of these".
+    unlike = result.unlike_training
+    flags = [None] * len(rows) if unlike is None else [bool(flag) for flag in unlike]
     if args.format == "json":
         write_json([{"path": path, "predictions": [{"label": label, "probability": round(p, 6)}
-                                                   for label, p in ranked]}
-                    for path, ranked in rows])
+                                                   for label, p in ranked],
+                     **({} if flag is None else {"unlike_training": flag})}
+                    for (path, ranked), flag in zip(rows, flags)])
     elif args.format == "csv":
         columns = ["path"] + [f"{name}_{rank}" for rank in ranks
                               for name in ("label", "probability")]
+        columns += [] if unlike is None else ["unlike_training"]
         write_csv(columns, [
             {"path": path, **{f"{name}_{rank}": value
                               for rank, (label, p) in enumerate(ranked, 1)
-                              for name, value in (("label", label), ("probability", f"{p:.6f}"))}}
-            for path, ranked in rows])
+                              for name, value in (("label", label), ("probability", f"{p:.6f}"))},
+             **({} if flag is None else {"unlike_training": str(flag).lower()})}
+            for (path, ranked), flag in zip(rows, flags)])
     else:
-        write_table(["PATH"] + [f"TOP {rank}" for rank in ranks],
+        write_table(["PATH"] + [f"TOP {rank}" for rank in ranks]
+                    + ([] if unlike is None else ["UNLIKE TRAINING"]),
                     [[path] + [f"{label} {p:.3f}" for label, p in ranked]
-                     for path, ranked in rows])
+                     + ([] if flag is None else ["yes" if flag else "no"])
+                     for (path, ranked), flag in zip(rows, flags)])
     sys.stdout.flush()
     return status_after_skipping(result.skipped)
 

@@ -69,6 +69,9 @@ class PhotoScore:
     predicted: str
     confidence: float  # probability of ``predicted``
     proba: dict = field(default_factory=dict)  # class -> probability, when known
+    # why a sort sends (or sent) it to review: "low confidence", "unlike the training
+    # photos", "both", or "" (skanimal.sorting.REVIEW_REASONS)
+    reason: str = ""
 
 
 def _identity(stat_result):
@@ -182,23 +185,25 @@ class Catalog:
 
     # ------------------------------------------------------------------------------ scores
 
-    def set_probabilities(self, paths, proba, classes):
-        """Record a model's ``predict_proba`` rows for ``paths`` (absolute or relative)."""
+    def set_probabilities(self, paths, proba, classes, reasons=None):
+        """Record a model's ``predict_proba`` rows for ``paths`` (absolute or relative), and
+        optionally why a sort would send each photo to review (``reasons``, one per path)."""
         classes = [str(c) for c in classes]
         proba = np.asarray(proba, dtype=float)
+        reasons = [""] * len(proba) if reasons is None else list(reasons)
         with self._lock:
-            for path, row in zip(paths, proba):
+            for path, row, reason in zip(paths, proba, reasons):
                 identity = self._identity_of(path)
                 if identity is None:
                     continue
                 best = int(np.argmax(row))
                 self._scores[identity] = PhotoScore(classes[best], float(row[best]),
-                                                dict(zip(classes, row.tolist())))
+                                                dict(zip(classes, row.tolist())), reason)
 
     def load_predictions(self, csv_path=None):
-        """Read ``predictions.csv`` (``destination``, ``label_1``, ``probability_1``; older
-        files' ``label``, ``confidence`` too); returns the number of rows matched to a
-        photo. A missing file reads as none."""
+        """Read ``predictions.csv`` (``destination``, ``label_1``, ``probability_1``,
+        ``review_reason``; older files' ``label``, ``confidence`` too); returns the number of
+        rows matched to a photo. A missing file reads as none."""
         csv_path = Path(csv_path) if csv_path else self.root / PREDICTIONS_FILE
         if not csv_path.is_file():
             return 0
@@ -212,7 +217,8 @@ class Catalog:
             if identity is None or not row.get("label_1") or not 0 <= confidence <= 1:
                 continue
             with self._lock:
-                self._scores[identity] = PhotoScore(row["label_1"], confidence)
+                self._scores[identity] = PhotoScore(row["label_1"], confidence,
+                                                    reason=row.get("review_reason") or "")
             matched += 1
         return matched
 
@@ -280,6 +286,12 @@ class Catalog:
                     "predicted": None if scores is None else scores.predicted,
                     "confidence": confidence,
                     "suspect": self._suspects.get(identity),
+                    # the model's reason to send it to review, while the photo is where the
+                    # model put it (in _review, or in the class it predicts)
+                    "review_reason": (scores.reason or None
+                                      if scores is not None
+                                      and folder in (REVIEW_FOLDER, scores.predicted)
+                                      else None),
                     # who put it here: a person ("confirmed"), the model ("sorted" or
                     # "review"), or unknown (no row in predictions.csv)
                     "status": self._status.get(identity),

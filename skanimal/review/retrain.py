@@ -26,8 +26,9 @@ from .. import datasets
 from ..cache import hash_file
 from ..exceptions import IncompatibleModelError, SkanimalError
 from ..folders import REVIEW_FOLDER, file_key
+from ..novelty import novelty_of
 from ..scoring import join_pipeline, score_images, split_pipeline
-from ..sorting import confidence_for, sort_images
+from ..sorting import REVIEW_REASONS, confidence_for, sort_images
 from ..workflow import save_model_beside
 from .paths import relative_name
 
@@ -151,12 +152,20 @@ def _fit_head(head, F, y, on_epoch):
 
 def score_photos(catalog, model, memo, progress=None):
     """Record ``model``'s probabilities for every photo of ``catalog`` (features from
-    ``memo``); ``progress(done, total)`` follows the feature extraction."""
+    ``memo``), and why ``skanimal sort`` would send each to review, as sort decides it
+    (its confidence threshold, the head's novelty score); ``progress(done, total)``
+    follows the feature extraction."""
     features, head = check_model(model)
     paths = catalog.folder_paths()
     F = memo.transform(features, paths, progress)
     if F is not None:
-        catalog.set_probabilities(paths, head.predict_proba(F), head.classes_)
+        proba = np.asarray(head.predict_proba(F))
+        threshold, _ = confidence_for(model)
+        novelty = novelty_of(head)
+        unlike = novelty.is_novel(F) if novelty is not None else np.zeros(len(F), bool)
+        reasons = [REVIEW_REASONS[bool(row.max() < threshold), bool(flag)]
+                   for row, flag in zip(proba, unlike)]
+        catalog.set_probabilities(paths, proba, head.classes_, reasons)
 
 
 # --------------------------------------------------------------------------- training set

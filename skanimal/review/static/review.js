@@ -80,6 +80,15 @@ function figureFor(photo, sectionName) {
     conf.title = `model: ${photo.predicted}`;
   }
   caption.appendChild(conf);
+  if (photo.review_reason) {
+    // why the model sends it to review: unsure, a photo unlike those it was trained on, or both
+    const reason = document.createElement("span");
+    reason.className = "reason-label";
+    reason.textContent = photo.review_reason === "low confidence" ? "unsure" :
+      (photo.review_reason === "both" ? "new? unsure" : "new?");
+    reason.title = `to review: ${photo.review_reason}`;
+    caption.appendChild(reason);
+  }
   if (photo.suspect) {
     fig.classList.add("suspect");
     const suspect = document.createElement("span");
