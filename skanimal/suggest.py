@@ -5,6 +5,11 @@ an unlabelled pool; the ones with the smallest margin between their two most pro
 classes are the candidates (the model hesitates there, so a label there teaches it most).
 Among the candidates, greedy k-center selection on the features picks photos far apart
 from each other, so ``n`` suggestions are not ``n`` near-copies of one confusing case.
+
+With the classifier's novelty score (:mod:`skanimal.novelty`), photos unlike the photos the
+model was trained on come first among the candidates, whatever their margin: the model
+knows least there (a confident label on such a photo may be "none of these"), and a
+label there, perhaps of a new class, teaches it most.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from sklearn.preprocessing import normalize
 
 from . import moves
 from .datasets import collect_images
+from .novelty import novelty_of
 from .report import top_k_columns
-from .scoring import score_images
+from .scoring import score_images, split_pipeline
 
 __all__ = ["SuggestResult", "suggest_images", "k_center_greedy", "COLUMNS"]
 
 #: The columns of a suggestion row, in order.
-COLUMNS = ["path", "margin", *top_k_columns(2)]
+COLUMNS = ["path", "margin", *top_k_columns(2), "unlike_training"]
 
 #: Candidates considered per requested photo: the ``CANDIDATES_PER_PICK × n`` lowest margins.
 CANDIDATES_PER_PICK = 4
@@ -38,7 +44,9 @@ class SuggestResult:
     rows : list of dict
         The suggestions, in the order they were picked: ``path`` (as collected from
         ``pool``), ``margin`` (top-1 minus top-2 probability), ``label_1``,
-        ``probability_1``, ``label_2``, ``probability_2`` (``COLUMNS``).
+        ``probability_1``, ``label_2``, ``probability_2`` and, when the model has a novelty
+        score, ``unlike_training`` (bool: the photo is unlike the training photos)
+        (``COLUMNS``).
     copied : list of pathlib.Path
         Where ``into`` received them (empty without ``into``).
     unreadable : list of (str, str)
@@ -96,7 +104,9 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
         Number of photos to suggest.
     candidates : int, optional
         Size of the uncertain candidate set the diverse picks come from; default
-        ``CANDIDATES_PER_PICK * n``. ``n`` gives pure margin sampling.
+        ``CANDIDATES_PER_PICK * n``. ``n`` gives pure margin sampling. Photos unlike the
+        training photos (with the model's novelty score) come first, then the smallest
+        margins.
     into : path-like, optional
         Copy the suggestions into this folder (never overwriting; see
         :func:`skanimal.moves.transfer`), to label them there.
@@ -121,8 +131,13 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
     rows_idx = np.arange(len(scores.paths))
     top1, top2 = order[:, 0], order[:, 1] if scores.proba.shape[1] > 1 else order[:, 0]
     margin = scores.proba[rows_idx, top1] - scores.proba[rows_idx, top2]
+    novelty = novelty_of(split_pipeline(model)[1])
+    unlike = None if novelty is None else novelty.is_novel(scores.features)
     n_candidates = min(len(margin), max(int(n), candidates or CANDIDATES_PER_PICK * int(n)))
-    pool_idx = np.argsort(margin, kind="stable")[:n_candidates]
+    # Unlike the training photos first, then the smallest margins (lexsort: last key first).
+    order = (np.argsort(margin, kind="stable") if unlike is None
+             else np.lexsort((margin, ~unlike)))
+    pool_idx = order[:n_candidates]
     # Cosine geometry: the direction of a feature vector says what is in the photo.
     points = normalize(scores.features[pool_idx])
     chosen = [int(pool_idx[i]) for i in k_center_greedy(points, n, first=0)]
@@ -133,6 +148,7 @@ def suggest_images(model, pool, n, *, candidates=None, into=None, on_error="skip
         "probability_1": round(float(scores.proba[i, top1[i]]), 6),
         "label_2": str(scores.classes[top2[i]]),
         "probability_2": round(float(scores.proba[i, top2[i]]), 6),
+        **({} if unlike is None else {"unlike_training": bool(unlike[i])}),
     } for i in chosen]
     copied = []
     if into is not None:

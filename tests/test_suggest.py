@@ -88,3 +88,36 @@ def test_bad_arguments(model_and_pool, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no image files"):
         suggest_images(model, tmp_path / "empty", 3)
+
+
+def test_photos_unlike_the_training_photos_come_first(model_and_pool):
+    from skanimal import BottleneckClassifier
+
+    _, pool = model_and_pool
+    train = make_shapes(Path(pool.root).parent / "train-keras", n_per_class=5, image_size=40)
+    model = make_pipeline(BottleneckFeatures(weights=None, image_size=SMALL, pooling="avg"),
+                          BottleneckClassifier(epochs=2, batch_size=8, random_state=0))
+    model.fit(train.paths, train.target)
+    novelty = model[-1].novelty_
+    features = model[0].transform(pool.paths)
+    scores = novelty.novelty_score(features)
+    saved = novelty.threshold_
+    try:  # 8 of the 40 pool photos unlike the training photos
+        novelty.threshold_ = float(np.sort(scores)[-9])
+        unlike = set(np.asarray(pool.paths)[scores > novelty.threshold_])
+        assert len(unlike) == 8
+        pure = suggest_images(model, pool.root, 5, candidates=5)
+        diverse = suggest_images(model, pool.root, 10, candidates=10)
+    finally:
+        novelty.threshold_ = saved
+    # whatever their margin: with 5 candidates, all 5 picks are unlike the training photos
+    assert {r["path"] for r in pure.rows} <= unlike
+    assert all(r["unlike_training"] for r in pure.rows)
+    # the 8 unlike ones, then the 2 smallest margins of the others
+    assert {r["path"] for r in diverse.rows if r["unlike_training"]} == unlike
+    proba = model.predict_proba(pool.paths)
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    others = sorted((m, p) for p, m in zip(pool.paths, top2[:, 1] - top2[:, 0])
+                    if p not in unlike)
+    assert {r["path"] for r in diverse.rows if not r["unlike_training"]} == \
+        {p for _, p in others[:2]}
