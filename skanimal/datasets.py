@@ -317,8 +317,8 @@ def load_image_csv(path, *, root=None, on_error="fail"):
     path_column = _pick_column(fieldnames, PATH_COLUMNS)
     label_column = _pick_column(fieldnames, LABEL_COLUMNS)
     if path_column is None or label_column is None:
-        wanted = [("a photo column", PATH_COLUMNS)] * (path_column is None) + \
-                 [("a label column", LABEL_COLUMNS)] * (label_column is None)
+        wanted = [("photo column", PATH_COLUMNS)] * (path_column is None) + \
+                 [("label column", LABEL_COLUMNS)] * (label_column is None)
         raise ImageFolderError(
             f"labels file {os.fspath(path)!r} has no "
             + " and no ".join(f"{what} ({', '.join(names)})" for what, names in wanted)
@@ -429,14 +429,23 @@ def train_val_test_split(data, *, val_size=0.1, test_size=0.1, random_state=0):
     rng = check_random_state(random_state)
     indices = np.arange(n)
 
-    def split(idx, size):
+    n_classes = len(set(target.tolist()))
+
+    def split(idx, size, name):
         if size == 0:
             return idx, idx[:0]
+        if size < n_classes or len(idx) - size < n_classes:
+            # scikit-learn's stratified split needs one image of every class on both sides
+            raise ValueError(
+                f"{name}: a part of {size} of {len(idx)} images cannot be stratified over "
+                f"{n_classes} classes (each side needs at least {n_classes} images); "
+                "skanimal.datasets.split_what_fits leaves a part out or enlarges it where the "
+                "set is too small.")
         return train_test_split(idx, test_size=size, stratify=target[idx],
                                 random_state=rng.randint(2**31 - 1))
 
-    rest, test = split(indices, n_test)
-    train, val = split(rest, n_val)
+    rest, test = split(indices, n_test, "test_size")
+    train, val = split(rest, n_val, "val_size")
     names = list(getattr(data, "target_names", sorted(set(target.tolist()))))
 
     def part(idx):

@@ -44,6 +44,7 @@ from .exceptions import (
     ExportFolderNotEmptyError,
     IncompatibleModelError,
 )
+from .fileio import new_folder
 from .images import REDUCING_GAP, RESAMPLE
 
 __all__ = ["FORMATS", "ExportError", "ExportResult", "build_network", "export", "require_runtime"]
@@ -551,8 +552,7 @@ def export(model, directory, format="onnx", *, force=False):
                      "photos; export to openvino to keep int8")
         warnings.warn(notes[-1], UserWarning, stacklevel=2)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{directory.name}.export-",
-                                     dir=directory.parent))
+    building = new_folder(directory.parent, f".{directory.name}.export-")
     try:
         pixels = _test_pixels(image_size)
         model_path = building / FORMATS[format]

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TMP_PREFIX", "atomic_write", "write_bytes", "write_json", "to_jsonable", "fsync_dir"]
+__all__ = ["TMP_PREFIX", "atomic_write", "write_bytes", "write_json", "to_jsonable", "fsync_dir",
+           "new_folder"]
 
 #: Prefix of every temporary file written by :func:`atomic_write`.
 TMP_PREFIX = ".skanimal-tmp-"
@@ -45,6 +46,33 @@ def fsync_dir(directory):
         pass
     finally:
         os.close(fd)
+
+
+def new_folder(parent, prefix):
+    """A new, uniquely named folder in ``parent`` with a new folder's normal permissions.
+
+    Unlike :func:`tempfile.mkdtemp` (``0o700``) it gets ``0o777`` less the umask, so a folder
+    built here and then renamed into place (an export) is readable by whoever may read its
+    neighbours.
+
+    Parameters
+    ----------
+    parent : path-like
+    prefix : str
+        Start of the folder's name; a random suffix follows.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    for _ in range(100):
+        folder = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no free folder name starting with {prefix!r} in {str(parent)!r}")
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileio, moves
+from . import calibration, fileio, moves
 from .datasets import collect_images
 from .exceptions import (
     DamagedFileError,
@@ -54,12 +54,9 @@ from .untrusted import read_json
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "REVIEW_FOLDER", "SortResult", "UndoResult",
            "LaterMovesError", "sort_images", "undo_sort", "confidence_for", "default_threshold"]
 
-#: The lowest threshold a sort uses unless ``min_confidence`` is given: a calibrated
-#: ``confidence_threshold_`` only raises it. With the classifier's novelty score (photos
-#: unlike the training photos go to review), 0.9 kept 99.5 % of the sorted known photos right
-#: on animals-dev from 17 photos per class and sent 95.8 % of an unseen class to review (0.5:
-#: 99.2 % and 93.6 %; ``benchmarks/bench_labelling.py --open-set``).
-DEFAULT_MIN_CONFIDENCE = 0.9
+#: The lowest threshold a sort uses unless ``min_confidence`` is given (see
+#: :data:`skanimal.calibration.DEFAULT_MIN_CONFIDENCE`).
+DEFAULT_MIN_CONFIDENCE = calibration.DEFAULT_MIN_CONFIDENCE
 
 #: Suffix of the journal of a run's moves within OUT.
 _WITHIN = "-within"
@@ -457,6 +454,10 @@ def _collect(sources, into, previous):
     sorted_from = [row["source"] for row in previous if row.get("destination")]
     paths = []
     for source in sources:
+        if os.path.isdir(source) and into.is_dir() and os.path.samefile(source, into):
+            raise ImageFolderError(
+                f"the output folder {os.fspath(into)!r} is also the folder to sort: sort into "
+                "a new folder (one inside the photos' folder is fine).")
         try:
             paths.extend(collect_images([source], exclude=into))
         except ImageFolderError:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import DEFAULT_MIN_CONFIDENCE
 from .datasets import collect_images, load_image_csv, load_image_folder, split_what_fits
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
@@ -651,9 +652,13 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
                   f"{history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.3f})")
         if head_model.confidence_basis_ is not None:  # what sort's threshold will rest on
             basis = head_model.confidence_basis_
-            _say(log, "Confidence threshold: " + (f"{basis.threshold:.4g}, calibrated "
-                                                  if basis.threshold is not None else "")
-                 + basis.describe())
+            floor = DEFAULT_MIN_CONFIDENCE
+            _say(log, "Confidence threshold: " + (
+                f"{max(basis.threshold, floor):.4g}, calibrated {basis.describe()}"
+                + (f" (raised to {floor}, the lowest a sort uses)"
+                   if basis.threshold < floor else "")
+                if basis.threshold is not None
+                else f"{basis.describe()}; sorting uses {floor}"))
         steps = [features, head_model]
     fit_s = time.perf_counter() - t0
     features.set_params(verbose=0)  # the saved model stays quiet in Python

@@ -167,11 +167,11 @@ ALLOWED_IMPORTS = {
     "scoring": {"datasets"},
     "report": {"images", "scoring"},
     # what the commands do
-    "workflow": {"datasets", "backbones", "features", "classifier", "persistence", "report",
-                 "scoring", "moves", "novelty"},
+    "workflow": {"calibration", "datasets", "backbones", "features", "classifier",
+                 "persistence", "report", "scoring", "moves", "novelty"},
     "moves": set(),
     "folders": {"report"},
-    "sorting": {"scoring", "moves", "folders", "datasets", "novelty"},
+    "sorting": {"scoring", "moves", "folders", "datasets", "novelty", "calibration"},
     "suggest": {"scoring", "datasets", "moves", "report", "novelty"},
     "audit": {"scoring", "datasets", "features", "cache"},
     # the model out of skanimal: one network, and the standalone script that runs it

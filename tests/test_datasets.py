@@ -120,3 +120,11 @@ def test_make_shapes_writes_whole_files_with_normal_permissions(tmp_path):
     assert not [p for p in (tmp_path / "square").iterdir() if p.name.startswith(TMP_PREFIX)]
     with pytest.raises(ValueError, match="file_format"):
         make_shapes(tmp_path, n_per_class=1, file_format="nope")
+
+
+def test_a_split_too_small_to_stratify_names_the_part_not_scikit_learns_internals(shapes):
+    from skanimal import train_val_test_split
+
+    # 4 classes: a test part of 2 images cannot hold one of each
+    with pytest.raises(ValueError, match=r"test_size: a part of 2 of .* 4 classes"):
+        train_val_test_split(shapes, val_size=0.25, test_size=2)

@@ -130,6 +130,13 @@ def test_onnx_graph_has_the_pixels_as_its_one_input(onnx_export):
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
 
 
+def test_the_export_folder_has_a_new_folders_permissions(onnx_export):
+    # built in a temporary folder, then renamed into place: not tempfile's private 0o700
+    umask = os.umask(0)
+    os.umask(umask)
+    assert onnx_export[0].stat().st_mode & 0o777 == 0o777 & ~umask
+
+
 @pytest.mark.slow
 def test_binary_logistic_head(tmp_path):
     pipeline, X = _fit("logistic", n_classes=2)

@@ -113,7 +113,7 @@ def test_sort_says_what_the_threshold_rests_on_in_plain_words(tmp_path, capsys):
                  "--image-size", "32", "--epochs", "2"]) == 0
     trained = capsys.readouterr().out
     assert ("Confidence threshold: too few held-out photos (8) to calibrate: 98 % right with "
-            "95 % confidence needs at least 149") in trained
+            "95 % confidence needs at least 149; sorting uses 0.9") in trained
     assert main(["sort", str(tmp_path / "m.skanimal"), shapes.root,
                  "--into", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out

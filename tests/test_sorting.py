@@ -547,3 +547,18 @@ def test_damaged_folder_files_are_named_in_one_line_and_no_photo_moves(
     err = capsys.readouterr().err.strip()
     assert "predictions.csv" in err and "not UTF-8" in err and len(err.splitlines()) == 1
     assert _photos_in(out) == on_disk
+
+
+def test_sorting_a_folder_into_itself_is_one_clear_error(trained, photos, tmp_path):
+    from skanimal.cli import main
+    from skanimal.exceptions import ImageFolderError
+
+    model, _ = trained
+    folder, _ = photos
+    before = sorted(p.name for p in folder.rglob("*"))
+    with pytest.raises(ImageFolderError, match="is also the folder to sort"):
+        sort_images(model, folder, folder, mode="move")
+    joblib.dump(model, tmp_path / "m.joblib")
+    assert main(["sort", str(tmp_path / "m.joblib"), str(folder), "--into", str(folder),
+                 "--move"]) == 1
+    assert sorted(p.name for p in folder.rglob("*")) == before  # nothing moved or written

@@ -34,11 +34,14 @@ def _add_sort(commands):
         commands, "sort", _run_sort,
         help="sort photos into class folders with a saved model; the unsure ones to review",
         usage="skanimal sort MODEL SOURCE... --into OUT [--min-confidence P] "
-              "[--copy | --link | --move] [--weights PATH]\n       skanimal sort --undo OUT",
+              "[--copy | --link | --move] [--weights PATH]\n"
+              "                     [--on-error {fail,skip}] [--progress | --no-progress]\n"
+              "       skanimal sort --undo OUT [--discard-later-moves]",
         description="Put each image of SOURCE (files, and folders searched recursively) into\n"
                     "OUT/<class>/ when the model is confident enough, else into OUT/_review/,\n"
                     "and write OUT/predictions.csv (source, destination, label_1,\n"
-                    "probability_1, then the runner-up classes). Names that collide get a\n"
+                    "probability_1, the runner-up classes, status, review_reason: why a photo\n"
+                    "went to _review, error). Names that collide get a\n"
                     "suffix; nothing is ever overwritten; running the same sort again\n"
                     "duplicates nothing, and a photo a retrained model puts in another class\n"
                     "is moved there. --move is\n"
