@@ -425,6 +425,8 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         if trainer is not None:  # optimizer state only for warm_start; see warm_start
             state["_packed_model"] = pack_model(trainer.model_,
                                                 optimizer_state=bool(self.warm_start))
+        if "_packed_model" in state:  # the archive holds the weights: not stored twice
+            state.pop("_forward", None)
         return state
 
     def __setstate__(self, state):
@@ -433,6 +435,10 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         if model is not None:
             self._forward = DenseHead.from_keras(model) if self.model is None else None
             self._adopt(model)
+        elif "_packed_model" in state and "_forward" not in state:
+            # the NumPy head, read from the archive's arrays without Keras
+            self._forward = (DenseHead.from_archive(self._packed_model)
+                             if self.model is None else None)
 
     @property
     def model_(self):
