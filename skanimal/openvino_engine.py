@@ -257,6 +257,12 @@ _COMPILED_LOCK = threading.Lock()
 def compiled_model(int8_backbone, *, num_threads=None):
     """The OpenVINO CPU model of ``int8_backbone``, compiled once per process.
 
+    The compiled network is also kept on disk, in OpenVINO's own model cache
+    (``skanimal.cache.compiled_cache_dir``: ``openvino/`` inside the feature cache
+    directory that ``$SKANIMAL_CACHE_DIR`` selects; ``off`` disables it), so a new process
+    reads it instead of compiling again. OpenVINO keys each file by the network, the device
+    and the compile settings, so a different model or thread count never reuses one.
+
     Parameters
     ----------
     int8_backbone : Int8Backbone
@@ -283,6 +289,9 @@ def compiled_model(int8_backbone, *, num_threads=None):
             if num_threads:
                 config["INFERENCE_NUM_THREADS"] = int(num_threads)
             core = ov.Core()
+            cache_dir = _compiled_cache_dir()
+            if cache_dir is not None:
+                config["CACHE_DIR"] = cache_dir
             model = core.read_model(
                 int8_backbone.xml.decode("utf-8"),
                 ov.Tensor(np.frombuffer(int8_backbone.weights, dtype=np.uint8)),
@@ -291,6 +300,20 @@ def compiled_model(int8_backbone, *, num_threads=None):
             entry = _Compiled(compiled, compiled.create_infer_request(), threading.Lock())
             _COMPILED[key] = entry
     return entry
+
+
+def _compiled_cache_dir():
+    """The compiled-network folder as a string, created; None when disabled or unusable."""
+    from .cache import compiled_cache_dir
+
+    try:
+        folder = compiled_cache_dir()
+        if folder is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError):  # a read-only or odd cache location: compile every time
+        return None
+    return os.fspath(folder)
 
 
 def to_openvino(backbone):
