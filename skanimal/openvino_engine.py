@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_SIZE", "INSTALL_HINT", "Int8Backbone", "calibration_sample", "compiled_model",
+    "convert_backbone",
     "engine_versions", "quantization_recipe", "quantize_backbone", "require_openvino",
     "to_openvino",
 ]
@@ -226,9 +227,14 @@ class Int8Backbone:
             result = np.asarray(outputs[0], dtype=np.float32)
         return result.reshape(len(pixels), -1)
 
+    @property
+    def file_stem(self):
+        """``"int8_model"``, or ``"openvino_model"`` for an unquantized (float32) network."""
+        return "openvino_model" if self.recipe.get("conversion") == "float32" else "int8_model"
+
     def files(self):
         """The IR as ``{file name: bytes}``, as :func:`skanimal.save` stores it."""
-        return {"int8_model.xml": self.xml, "int8_model.bin": self.weights}
+        return {f"{self.file_stem}.xml": self.xml, f"{self.file_stem}.bin": self.weights}
 
     @classmethod
     def from_files(cls, files, feature_shape, recipe=None):
@@ -239,8 +245,10 @@ class Int8Backbone:
         KeyError
             When a file is missing.
         """
-        return cls(bytes(files["int8_model.xml"]), bytes(files["int8_model.bin"]),
-                   tuple(int(d) for d in feature_shape), dict(recipe or {}))
+        recipe = dict(recipe or {})
+        stem = "openvino_model" if recipe.get("conversion") == "float32" else "int8_model"
+        return cls(bytes(files[f"{stem}.xml"]), bytes(files[f"{stem}.bin"]),
+                   tuple(int(d) for d in feature_shape), recipe)
 
 
 @dataclass
@@ -403,13 +411,53 @@ def quantize_backbone(backbone, calibration_pixels, calibration_keys, *, verbose
         raise ValueError(
             f"NNCF could not quantize backbone {backbone.spec.name!r} to int8: {exc}"
         ) from exc
+    xml, weights = _ir_bytes(ov, quantized)
+    return Int8Backbone(xml, weights, tuple(backbone.feature_shape),
+                        quantization_recipe(list(calibration_keys)))
+
+
+def convert_backbone(backbone):
+    """Convert a float32 Keras backbone to OpenVINO, unquantized (``engine="openvino"``).
+
+    Parameters
+    ----------
+    backbone : skanimal.backbones.Backbone
+        Built with ``precision="float32"``.
+
+    Returns
+    -------
+    Int8Backbone
+        Despite the class name, float32 weights: its recipe says ``"conversion":
+        "float32"`` (and the OpenVINO version), and it saves as ``openvino_model.xml/.bin``.
+
+    Raises
+    ------
+    ImportError
+        When OpenVINO is not installed (one line: what to install).
+    ValueError
+        When OpenVINO cannot convert this backbone.
+    """
+    ov = require_openvino()
+    try:
+        model = to_openvino(backbone)
+    except Exception as exc:  # the converter raises its own types for unsupported ops
+        raise ValueError(
+            f"OpenVINO cannot convert backbone {backbone.spec.name!r} for engine='openvino': "
+            f"{exc}"
+        ) from exc
+    xml, weights = _ir_bytes(ov, model)
+    recipe = {"conversion": "float32", "versions": {"openvino": engine_versions()["openvino"]}}
+    return Int8Backbone(xml, weights, tuple(backbone.feature_shape), recipe)
+
+
+def _ir_bytes(ov, model):
+    """An ``openvino.Model`` as IR bytes ``(xml, weights)``, weights kept in float32."""
     # IR is a pair of files; a private temporary directory turns it into bytes.
-    with tempfile.TemporaryDirectory(prefix="skanimal-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="skanimal-ir-") as tmp:
         xml_path = os.path.join(tmp, "model.xml")
-        ov.save_model(quantized, xml_path, compress_to_fp16=False)
+        ov.save_model(model, xml_path, compress_to_fp16=False)
         with open(xml_path, "rb") as handle:
             xml = handle.read()
         with open(os.path.join(tmp, "model.bin"), "rb") as handle:
             weights = handle.read()
-    return Int8Backbone(xml, weights, tuple(backbone.feature_shape),
-                        quantization_recipe(list(calibration_keys)))
+    return xml, weights
