@@ -87,9 +87,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     engine : {"tensorflow", "openvino"}, default="tensorflow"
         What runs a float32 backbone. ``"openvino"`` converts it to OpenVINO at ``fit``
         (unquantized, preprocessing inside the graph) and keeps that network as the fitted
-        model, so transform and predict need no TensorFlow (a first prediction
-        2-4× sooner: no TensorFlow import; features agree with TensorFlow's to about 1e-5). ``"int8"`` always runs
-        in OpenVINO; ``"bfloat16"`` only in TensorFlow (``engine="openvino"`` is refused).
+        model, so transform and predict need no TensorFlow (a first prediction 2-4× sooner;
+        features agree with TensorFlow's to about 1e-5). ``"int8"`` always runs in OpenVINO;
+        ``"bfloat16"`` only in TensorFlow (``engine="openvino"`` is refused).
     batch_size : int, default=32
         Images per forward pass of the backbone.
     cache : bool or path-like, default=True
