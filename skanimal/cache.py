@@ -84,7 +84,9 @@ __all__ = [
     "ENV_VAR",
     "FEATURE_FORMAT_VERSION",
     "FeatureCache",
+    "COMPILED_SUBDIR",
     "cache_info",
+    "compiled_cache_dir",
     "clear_cache",
     "hash_array_row",
     "hash_bytes",
@@ -125,6 +127,12 @@ _SHARD_RE = re.compile(r"[0-9a-f]{2}")
 _ENTRY_RE = re.compile(r"([0-9a-f]{16,128})" + re.escape(_SUFFIX))
 
 _CHUNK = 1 << 20  # streaming block size for hash_file
+
+#: Subfolder of the feature cache where OpenVINO keeps compiled networks (see
+#: :func:`compiled_cache_dir`). Not a 16-hex name, so the feature-entry walk never sees it.
+COMPILED_SUBDIR = "openvino"
+# OpenVINO names each compiled network ``<hash>.blob``; only such files are ever cleared.
+_COMPILED_RE = re.compile(r"[0-9A-Za-z_-]{1,128}\.blob")
 
 
 # --- configuration --------------------------------------------------------------------
@@ -180,6 +188,35 @@ def resolve_cache_dir(cache):
         f"non-empty directory path (str or os.PathLike), got {cache!r} "
         f"of type {type(cache).__name__}."
     )
+
+
+def compiled_cache_dir(directory=True):
+    """Where OpenVINO keeps its compiled networks: ``<feature cache>/openvino``.
+
+    Compiling an OpenVINO network takes longer than running it on one photo; OpenVINO's own
+    model cache (keyed by the network, device and settings) turns a later compile into a
+    file read. It lives inside the feature cache directory, so :func:`cache_info` counts it,
+    :func:`clear_cache` removes it, and ``$SKANIMAL_CACHE_DIR=off`` disables it.
+
+    Parameters
+    ----------
+    directory : bool, None, str or os.PathLike, default=True
+        A ``cache`` value as :func:`resolve_cache_dir` takes it.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``None`` when caching is disabled.
+    """
+    base = resolve_cache_dir(directory)
+    return None if base is None else base / COMPILED_SUBDIR
+
+
+def _compiled_files(directory):
+    """OpenVINO's compiled-network files in the feature cache ``directory``."""
+    folder = os.path.join(directory, COMPILED_SUBDIR)
+    return [entry for entry in _scandir(folder)
+            if _COMPILED_RE.fullmatch(entry.name) and _is_file(entry)]
 
 
 def make_fingerprint(**config):
@@ -703,8 +740,9 @@ def cache_info(directory=None):
         ``directory`` (str), ``entries`` (int, number of cached feature vectors),
         ``bytes`` (int, their total size on disk), ``fingerprints`` (int, number of
         extraction configurations with at least one entry), ``temp_files`` and
-        ``temp_bytes`` (int, leftovers of interrupted writers). A missing directory
-        reports zeros.
+        ``temp_bytes`` (int, leftovers of interrupted writers), ``compiled_files`` and
+        ``compiled_bytes`` (int, OpenVINO's compiled networks, see
+        :func:`compiled_cache_dir`). A missing directory reports zeros.
     """
     path = _maintenance_dir(directory)
     info = {
@@ -714,6 +752,8 @@ def cache_info(directory=None):
         "fingerprints": 0,
         "temp_files": 0,
         "temp_bytes": 0,
+        "compiled_files": 0,
+        "compiled_bytes": 0,
     }
     fingerprints = set()
     for fp_dir, _, kind, entry in _walk(path):
@@ -731,6 +771,12 @@ def cache_info(directory=None):
             info["temp_files"] += 1
             info["temp_bytes"] += size
     info["fingerprints"] = len(fingerprints)
+    for entry in _compiled_files(path):
+        try:
+            info["compiled_bytes"] += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        info["compiled_files"] += 1
     return info
 
 
@@ -739,7 +785,8 @@ def clear_cache(directory=None):
 
     Only files laid out like cache entries (``<16 hex>/<2 hex>/<hex key>.skfeat``), the
     configurations' ``<16 hex>/feature_shape.json`` records and temporary files left by
-    killed writers (``.skanimal-tmp-*`` in those directories) are deleted, and then only
+    killed writers (``.skanimal-tmp-*`` in those directories), and OpenVINO's compiled
+    networks (``openvino/*.blob``, see :func:`compiled_cache_dir`) are deleted, and then only
     directories that became empty; other files in the directory, including files inside
     cache subdirectories, are left alone.
 
@@ -751,7 +798,7 @@ def clear_cache(directory=None):
     Returns
     -------
     int
-        Number of entries removed (temporary files are not counted).
+        Number of entries removed (temporary files and compiled networks are not counted).
 
     Notes
     -----
@@ -771,6 +818,12 @@ def clear_cache(directory=None):
         dirs.add(shard_dir)
         dirs.add(fp_dir)
         removed += kind == "entry"
+    for entry in _compiled_files(path):
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        dirs.add(os.path.join(path, COMPILED_SUBDIR))
     # Deepest first; rmdir only ever removes empty directories, so user files survive.
     for d in sorted(dirs, key=len, reverse=True):
         try:

@@ -49,6 +49,7 @@ __all__ = ["BottleneckFeatures", "Extraction", "SMALL_IMAGE_FRACTION"]
 
 _POOLINGS = (None, "avg", "max")
 _PRECISIONS = ("float32", "bfloat16", "int8")
+_ENGINES = ("tensorflow", "openvino")
 
 
 class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -83,6 +84,12 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         quantization on (up to 300 of) the images given to ``fit`` (needs
         ``pip install "skanimal[openvino]"``; about 3-4× float32 on CPUs with
         AVX512-VNNI). Features are returned as float32 either way.
+    engine : {"tensorflow", "openvino"}, default="tensorflow"
+        What runs a float32 backbone. ``"openvino"`` converts it to OpenVINO at ``fit``
+        (unquantized, preprocessing inside the graph) and keeps that network as the fitted
+        model, so transform and predict need no TensorFlow (a first prediction 2-4× sooner;
+        features agree with TensorFlow's to about 1e-5). ``"int8"`` always runs in OpenVINO;
+        ``"bfloat16"`` only in TensorFlow (``engine="openvino"`` is refused).
     batch_size : int, default=32
         Images per forward pass of the backbone.
     cache : bool or path-like, default=True
@@ -103,9 +110,12 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Shape of one image's backbone output before flattening.
     n_features_out_ : int
         Number of output features.
+    openvino_backbone_ : skanimal.openvino_engine.Int8Backbone
+        Only with ``precision="int8"`` or ``engine="openvino"``: the network OpenVINO runs
+        (IR bytes, quantized for int8), which pickles, saves and travels to ``n_jobs``
+        workers with the estimator.
     quantized_backbone_ : skanimal.openvino_engine.Int8Backbone
-        Only with ``precision="int8"``: the quantized network (OpenVINO IR bytes), which
-        pickles, saves and travels to ``n_jobs`` workers with the estimator.
+        Only with ``precision="int8"``: the same object as ``openvino_backbone_``.
     weights_identity_ : str
         What the weights were when fitted: ``"imagenet"``, ``"random-0"`` or
         ``"sha256:<digest>"`` of the weights file. A fitted transformer whose weights file
@@ -136,6 +146,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         "image_size": [Interval(Integral, 1, None, closed="left"), "array-like", None],
         "pooling": [StrOptions({p for p in _POOLINGS if p}), None],
         "precision": [StrOptions(set(_PRECISIONS))],
+        "engine": [StrOptions(set(_ENGINES))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "cache": "no_validation",
         "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
@@ -150,6 +161,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         image_size=None,
         pooling="avg",
         precision="float32",
+        engine="tensorflow",
         batch_size=32,
         cache=True,
         n_jobs=None,
@@ -160,6 +172,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.image_size = image_size
         self.pooling = pooling
         self.precision = precision
+        self.engine = engine
         self.batch_size = batch_size
         self.cache = cache
         self.n_jobs = n_jobs
@@ -192,6 +205,10 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                                            caller_name=type(self).__name__)
         get_spec(self.backbone)
         resolve_cache_dir(self.cache)
+        if self.engine == "openvino" and self.precision == "bfloat16":
+            raise ValueError("engine='openvino' runs float32 or int8 backbones, not "
+                             "precision='bfloat16'; use engine='tensorflow' or "
+                             "precision='float32'.")
         return self._resolved_image_size()
 
     def _recorded_weights(self):
@@ -281,8 +298,11 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             return None
         return os.fspath(weights)
 
+    def _uses_openvino(self):
+        return self.precision == "int8" or self.engine == "openvino"
+
     def _get_backbone(self):
-        if self.precision == "int8":
+        if self._uses_openvino():
             return self._quantized_backbone()
         weights = self._checked_weights()
         return get_backbone(
@@ -299,6 +319,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if self.precision == "int8":
             # The quantized weights and ranges (so the calibration), NNCF settings, versions.
             int8 = {"int8_model": self._quantized_backbone().fingerprint()}
+        elif self.engine == "openvino":  # TensorFlow's entries keep their fingerprint
+            int8 = {"openvino_model": self._quantized_backbone().fingerprint()}
         return make_fingerprint(
             backbone=spec.name,
             # A fitted transformer keys the cache with the weights it was fitted with, so
@@ -312,7 +334,16 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
 
     def _quantized_backbone(self):
-        quantized = getattr(self, "quantized_backbone_", None)
+        quantized = getattr(self, "openvino_backbone_", None)
+        if quantized is None and self.precision == "int8":  # pickled before openvino_backbone_
+            quantized = getattr(self, "quantized_backbone_", None)
+        if quantized is not None and (quantized.recipe.get("conversion") == "float32") != (
+                self.precision != "int8"):
+            quantized = None  # fitted for the other precision
+        if quantized is None and self.precision != "int8":
+            raise ValueError(
+                "engine='openvino' needs the OpenVINO network that fit converts; this "
+                "estimator has none (was engine changed after fit?). Call fit again.")
         if quantized is None:
             raise ValueError(
                 "precision='int8' needs the quantized backbone that fit(X) calibrates on X; "
@@ -368,6 +399,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if self.precision == "int8":
             return self._fit_int8(X)
         self.__dict__.pop("quantized_backbone_", None)
+        self.__dict__.pop("openvino_backbone_", None)
+        if self.engine == "openvino":
+            return self._fit_openvino(X)
         keys = content_keys(check_images(X)) if X is not None else None
         self.weights_identity_ = weights_identity(self.weights)  # this fit's, not a former one
         # A cache that already holds this configuration knows the feature shape: a warm run
@@ -431,8 +465,26 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                                 pooling=self.pooling, precision="float32")
         self.quantized_backbone_ = quantize_backbone(backbone, pixels, [keys[i] for i in sample],
                                                    verbose=bool(self.verbose))
+        self.openvino_backbone_ = self.quantized_backbone_
         self.weights_identity_ = weights_identity(self.weights)
         shape = self.quantized_backbone_.feature_shape
+        store = self._feature_store()
+        if store is not None:
+            store.put_feature_shape(shape)
+        return self._set_fitted(shape, training_keys=keys)
+
+    def _fit_openvino(self, X):
+        """Convert the float32 backbone to OpenVINO (see ``engine``)."""
+        from .openvino_engine import convert_backbone, require_openvino
+
+        require_openvino()  # before building anything
+        keys = content_keys(check_images(X)) if X is not None else None
+        backbone = get_backbone(self.backbone, weights=self.weights,
+                                image_size=self._resolved_image_size(), pooling=self.pooling,
+                                precision="float32")
+        self.openvino_backbone_ = convert_backbone(backbone)
+        self.weights_identity_ = weights_identity(self.weights)
+        shape = self.openvino_backbone_.feature_shape
         store = self._feature_store()
         if store is not None:
             store.put_feature_shape(shape)
@@ -582,7 +634,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         (workers are unfitted: no relocation there) and the cache directory as an absolute
         path (they may not share this process's environment nor its working directory)."""
         directory = resolve_cache_dir(self.cache)
-        int8 = self.precision == "int8"
+        int8 = self._uses_openvino()
         return ChunkSettings(
             image_size=self._resolved_image_size(),
             batch_size=self.batch_size,

@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_SIZE", "INSTALL_HINT", "Int8Backbone", "calibration_sample", "compiled_model",
+    "convert_backbone",
     "engine_versions", "quantization_recipe", "quantize_backbone", "require_openvino",
     "to_openvino",
 ]
@@ -226,9 +227,14 @@ class Int8Backbone:
             result = np.asarray(outputs[0], dtype=np.float32)
         return result.reshape(len(pixels), -1)
 
+    @property
+    def file_stem(self):
+        """``"int8_model"``, or ``"openvino_model"`` for an unquantized (float32) network."""
+        return "openvino_model" if self.recipe.get("conversion") == "float32" else "int8_model"
+
     def files(self):
         """The IR as ``{file name: bytes}``, as :func:`skanimal.save` stores it."""
-        return {"int8_model.xml": self.xml, "int8_model.bin": self.weights}
+        return {f"{self.file_stem}.xml": self.xml, f"{self.file_stem}.bin": self.weights}
 
     @classmethod
     def from_files(cls, files, feature_shape, recipe=None):
@@ -239,8 +245,10 @@ class Int8Backbone:
         KeyError
             When a file is missing.
         """
-        return cls(bytes(files["int8_model.xml"]), bytes(files["int8_model.bin"]),
-                   tuple(int(d) for d in feature_shape), dict(recipe or {}))
+        recipe = dict(recipe or {})
+        stem = "openvino_model" if recipe.get("conversion") == "float32" else "int8_model"
+        return cls(bytes(files[f"{stem}.xml"]), bytes(files[f"{stem}.bin"]),
+                   tuple(int(d) for d in feature_shape), recipe)
 
 
 @dataclass
@@ -256,6 +264,12 @@ _COMPILED_LOCK = threading.Lock()
 
 def compiled_model(int8_backbone, *, num_threads=None):
     """The OpenVINO CPU model of ``int8_backbone``, compiled once per process.
+
+    The compiled network is also kept on disk, in OpenVINO's own model cache
+    (``skanimal.cache.compiled_cache_dir``: ``openvino/`` inside the feature cache
+    directory that ``$SKANIMAL_CACHE_DIR`` selects; ``off`` disables it), so a new process
+    reads it instead of compiling again. OpenVINO keys each file by the network, the device
+    and the compile settings, so a different model or thread count never reuses one.
 
     Parameters
     ----------
@@ -283,6 +297,9 @@ def compiled_model(int8_backbone, *, num_threads=None):
             if num_threads:
                 config["INFERENCE_NUM_THREADS"] = int(num_threads)
             core = ov.Core()
+            cache_dir = _compiled_cache_dir()
+            if cache_dir is not None:
+                config["CACHE_DIR"] = cache_dir
             model = core.read_model(
                 int8_backbone.xml.decode("utf-8"),
                 ov.Tensor(np.frombuffer(int8_backbone.weights, dtype=np.uint8)),
@@ -291,6 +308,20 @@ def compiled_model(int8_backbone, *, num_threads=None):
             entry = _Compiled(compiled, compiled.create_infer_request(), threading.Lock())
             _COMPILED[key] = entry
     return entry
+
+
+def _compiled_cache_dir():
+    """The compiled-network folder as a string, created; None when disabled or unusable."""
+    from .cache import compiled_cache_dir
+
+    try:
+        folder = compiled_cache_dir()
+        if folder is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError):  # a read-only or odd cache location: compile every time
+        return None
+    return os.fspath(folder)
 
 
 def to_openvino(backbone):
@@ -380,13 +411,53 @@ def quantize_backbone(backbone, calibration_pixels, calibration_keys, *, verbose
         raise ValueError(
             f"NNCF could not quantize backbone {backbone.spec.name!r} to int8: {exc}"
         ) from exc
+    xml, weights = _ir_bytes(ov, quantized)
+    return Int8Backbone(xml, weights, tuple(backbone.feature_shape),
+                        quantization_recipe(list(calibration_keys)))
+
+
+def convert_backbone(backbone):
+    """Convert a float32 Keras backbone to OpenVINO, unquantized (``engine="openvino"``).
+
+    Parameters
+    ----------
+    backbone : skanimal.backbones.Backbone
+        Built with ``precision="float32"``.
+
+    Returns
+    -------
+    Int8Backbone
+        Despite the class name, float32 weights: its recipe says ``"conversion":
+        "float32"`` (and the OpenVINO version), and it saves as ``openvino_model.xml/.bin``.
+
+    Raises
+    ------
+    ImportError
+        When OpenVINO is not installed (one line: what to install).
+    ValueError
+        When OpenVINO cannot convert this backbone.
+    """
+    ov = require_openvino()
+    try:
+        model = to_openvino(backbone)
+    except Exception as exc:  # the converter raises its own types for unsupported ops
+        raise ValueError(
+            f"OpenVINO cannot convert backbone {backbone.spec.name!r} for engine='openvino': "
+            f"{exc}"
+        ) from exc
+    xml, weights = _ir_bytes(ov, model)
+    recipe = {"conversion": "float32", "versions": {"openvino": engine_versions()["openvino"]}}
+    return Int8Backbone(xml, weights, tuple(backbone.feature_shape), recipe)
+
+
+def _ir_bytes(ov, model):
+    """An ``openvino.Model`` as IR bytes ``(xml, weights)``, weights kept in float32."""
     # IR is a pair of files; a private temporary directory turns it into bytes.
-    with tempfile.TemporaryDirectory(prefix="skanimal-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="skanimal-ir-") as tmp:
         xml_path = os.path.join(tmp, "model.xml")
-        ov.save_model(quantized, xml_path, compress_to_fp16=False)
+        ov.save_model(model, xml_path, compress_to_fp16=False)
         with open(xml_path, "rb") as handle:
             xml = handle.read()
         with open(os.path.join(tmp, "model.bin"), "rb") as handle:
             weights = handle.read()
-    return Int8Backbone(xml, weights, tuple(backbone.feature_shape),
-                        quantization_recipe(list(calibration_keys)))
+    return xml, weights

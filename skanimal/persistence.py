@@ -12,6 +12,8 @@ shared with others, :func:`save` writes a single ``.skanimal`` file (a zip archi
 * ``int8_model.xml`` and ``int8_model.bin`` — only for ``precision="int8"``: the quantized
   backbone as OpenVINO IR, which (unlike the float backbone) cannot be rebuilt from its
   name: it depends on the images ``fit`` calibrated on. Reading IR runs no code either;
+* ``openvino_model.xml`` and ``openvino_model.bin`` — only for ``engine="openvino"``: the
+  float32 backbone as OpenVINO converted it at ``fit``, so predicting needs no TensorFlow;
 * ``weights.h5`` — with ``save(..., include_weights=True)`` only: the backbone's weights
   file, for sharing a model trained on weights the receiver does not have.
 
@@ -156,6 +158,10 @@ def save(pipeline, path, *, include_weights=False):
     history = {key: [float(v) for v in values] for key, values in head.history_.items()}
     classes = np.asarray(head.classes_)
     feature_params = {name: getattr(features, name) for name in _FEATURE_PARAMS}
+    if getattr(features, "engine", "tensorflow") != "tensorflow":
+        # Only when not the default: files of TensorFlow models stay readable by skanimal
+        # versions without the parameter.
+        feature_params["engine"] = features.engine
     head_params = {name: getattr(head, name) for name in _HEAD_PARAMS}
     weights_file = features.weights_file() if include_weights else None
     description = {
@@ -182,10 +188,11 @@ def save(pipeline, path, *, include_weights=False):
         ],
     }
     int8_files = {}
-    if features.precision == "int8":
-        quantized = features.quantized_backbone_
+    if features.precision == "int8" or getattr(features, "engine", None) == "openvino":
+        quantized = (getattr(features, "openvino_backbone_", None)
+                     or features.quantized_backbone_)  # int8 pickled before the former
         int8_files = quantized.files()
-        description["steps"][0]["int8_model"] = {
+        description["steps"][0][quantized.file_stem] = {
             "files": sorted(int8_files), "sha256": quantized.digest, "recipe": quantized.recipe}
     path = Path(path)
     head_bytes = pack_model(head.model_, optimizer_state=False)
@@ -247,7 +254,8 @@ _NOVELTY = "novelty.npz"
 _MAX_NOVELTY_BYTES = _weights_file_limit(MAX_REFERENCE_VALUES * 3 // 2)
 _MEMBER_LIMITS = {_DESCRIPTION: _MAX_DESCRIPTION_BYTES, _HEAD: _MAX_BACKBONE_BYTES,
                   _WEIGHTS: _MAX_BACKBONE_BYTES, "int8_model.xml": _MAX_IR_XML_BYTES,
-                  "int8_model.bin": _MAX_BACKBONE_BYTES, _NOVELTY: _MAX_NOVELTY_BYTES}
+                  "int8_model.bin": _MAX_BACKBONE_BYTES, "openvino_model.xml": _MAX_IR_XML_BYTES,
+                  "openvino_model.bin": _MAX_BACKBONE_BYTES, _NOVELTY: _MAX_NOVELTY_BYTES}
 _MAX_TOTAL_BYTES = (_MAX_DESCRIPTION_BYTES + _MAX_IR_XML_BYTES + 3 * _MAX_BACKBONE_BYTES
                     + _MAX_NOVELTY_BYTES)
 
@@ -323,8 +331,10 @@ def _read(path, folder, *, want_weights):
         head_file = Path(folder) / _HEAD
         with open(head_file, "xb") as handle:
             archive.copy(_HEAD, _head_limit(head_spec), handle)
-        ir_limits = {"int8_model.xml": _MAX_IR_XML_BYTES,
-                     "int8_model.bin": _backbone_limit(features_spec)}
+        # The one IR the description names (int8's, or engine="openvino"'s float32 one).
+        stem = "openvino_model" if "openvino_model" in features_spec else "int8_model"
+        ir_limits = {f"{stem}.xml": _MAX_IR_XML_BYTES,
+                     f"{stem}.bin": _backbone_limit(features_spec)}
         int8_files = {name: archive.read(name, limit) for name, limit in ir_limits.items()
                       if name in archive.members}
         weights_file = None
@@ -443,21 +453,24 @@ def _restore_novelty(path, spec, data):
             f"{str(path)!r} has an invalid novelty score ({_NOVELTY}): {exc}") from exc
 
 
-def _restore_int8(path, spec, files):
+def _restore_int8(path, spec, files, stem="int8_model"):
     from .openvino_engine import Int8Backbone
 
+    what = "an int8 model without its quantized" if stem == "int8_model" else (
+        "an engine='openvino' model without its OpenVINO")
     try:
-        info = spec["int8_model"]
+        info = spec[stem]
         quantized = Int8Backbone.from_files(files, spec["feature_shape"], info.get("recipe"))
-    except (KeyError, TypeError, ValueError) as exc:
+        if quantized.file_stem != stem:
+            raise ValueError(f"its recipe is not a {stem} one")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IncompatibleModelError(
-            f"{str(path)!r} is an int8 model without its quantized backbone "
-            f"(int8_model.xml/.bin): {exc}"
+            f"{str(path)!r} is {what} backbone ({stem}.xml/.bin): {exc}"
         ) from exc
     if quantized.digest != info.get("sha256"):
         raise IncompatibleModelError(
-            f"{str(path)!r}: the stored int8 backbone does not match its checksum; the file "
-            "is damaged."
+            f"{str(path)!r}: the stored OpenVINO backbone ({stem}.xml/.bin) does not match "
+            "its checksum; the file is damaged."
         )
     return quantized
 
@@ -538,6 +551,10 @@ def load(path, *, weights=None):
             ) from exc
         if features.precision == "int8":
             features.quantized_backbone_ = _restore_int8(path, features_spec, int8_files)
+            features.openvino_backbone_ = features.quantized_backbone_
+        elif features.engine == "openvino":
+            features.openvino_backbone_ = _restore_int8(path, features_spec, int8_files,
+                                                        "openvino_model")
         identity = features_spec.get("weights_identity")
         if weights is not None:
             features.relocate_weights(weights)

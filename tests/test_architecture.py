@@ -151,7 +151,7 @@ ALLOWED_IMPORTS = {
     "cache": set(),
     "weights": {"cache", "backbones"},
     "backbones": {"weights"},
-    "openvino_engine": set(),
+    "openvino_engine": {"cache"},
     "extraction": {"images", "cache", "backbones", "openvino_engine"},
     "features": {"extraction", "images", "cache", "backbones", "weights", "openvino_engine"},
     "augmentation": {"images", "transforms", "cache"},

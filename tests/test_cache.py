@@ -571,7 +571,8 @@ def test_cache_info_and_clear_cache_spare_user_files(tmp_path):
 def test_maintenance_on_missing_or_default_directory(tmp_path, monkeypatch):
     missing = tmp_path / "missing"
     assert cache_info(missing) == {"directory": str(missing), "entries": 0, "bytes": 0,
-                                   "fingerprints": 0, "temp_files": 0, "temp_bytes": 0}
+                                   "fingerprints": 0, "temp_files": 0, "temp_bytes": 0,
+                                   "compiled_files": 0, "compiled_bytes": 0}
     assert clear_cache(missing) == 0
     assert not missing.exists()
 

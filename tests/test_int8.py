@@ -7,7 +7,9 @@ tests are slow.
 
 import importlib.util
 import json
+import os
 import pickle
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -133,8 +135,9 @@ def test_save_load_keeps_the_quantized_backbone(shapes, tmp_path):
     pipe.fit(shapes.paths, shapes.target)
     path = skanimal.save(pipe, tmp_path / "int8.skanimal")
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == ["head.keras", "int8_model.bin", "int8_model.xml",
-                                         "skanimal.json"]
+        names = set(zf.namelist())
+        assert {"head.keras", "int8_model.bin", "int8_model.xml", "skanimal.json"} <= names
+        assert not any(name.startswith("openvino_model") for name in names)
         description = json.loads(zf.read("skanimal.json"))
     assert description["steps"][0]["params"]["precision"] == "int8"
     loaded = skanimal.load(path)
@@ -221,3 +224,70 @@ def test_int8_model_loads_and_predicts_without_tensorflow(shapes, tmp_path):
         assert result["imported"] == [], f"{how}: imported {result['imported']}"
         assert result["labels"] == pipe.predict(paths).tolist()
         np.testing.assert_allclose(result["proba"], expected, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------ compiled-network cache
+def tiny_ir(tmp_path):
+    """An Int8Backbone-shaped IR made without TensorFlow: uint8 pixels -> mean colour * 2."""
+    ov = pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    import openvino.opset13 as ops
+
+    from skanimal.openvino_engine import Int8Backbone
+
+    pixels = ops.parameter([-1, 4, 4, 3], ov.Type.u8, name="pixels")
+    scaled = ops.multiply(ops.convert(pixels, "f32"), ops.constant(np.float32(2.0)))
+    out = ops.reduce_mean(scaled, ops.constant(np.array([1, 2], dtype=np.int64)), False)
+    ov.save_model(ov.Model([out], [pixels]), str(tmp_path / "m.xml"), compress_to_fp16=False)
+    return Int8Backbone((tmp_path / "m.xml").read_bytes(), (tmp_path / "m.bin").read_bytes(),
+                        (3,))
+
+
+COMPILE_AND_RUN = """
+import sys, numpy as np, pickle
+from skanimal.openvino_engine import compiled_model
+backbone = pickle.load(open(sys.argv[1], "rb"))
+pixels = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+np.save(sys.argv[2], backbone.features(pixels))
+"""
+
+
+def test_compiled_network_is_cached_beside_the_features_and_cleared_with_them(tmp_path,
+                                                                            monkeypatch):
+    from skanimal.cache import cache_info, clear_cache
+
+    backbone = tiny_ir(tmp_path)
+    (tmp_path / "backbone.pkl").write_bytes(pickle.dumps(backbone))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SKANIMAL_CACHE_DIR": str(cache)}
+    results = []
+    for run in range(2):  # a fresh process each time: the second reads what the first wrote
+        out = tmp_path / f"features{run}.npy"
+        subprocess.run([sys.executable, "-c", COMPILE_AND_RUN, str(tmp_path / "backbone.pkl"),
+                        str(out)], check=True, env=env)
+        results.append(np.load(out))
+        blobs = sorted((cache / "openvino").glob("*.blob"))
+        if run == 0:
+            first = [(b.name, b.stat().st_mtime_ns) for b in blobs]
+            assert first, "the first compile wrote no compiled network"
+    assert [(b.name, b.stat().st_mtime_ns) for b in blobs] == first  # read, not rewritten
+    np.testing.assert_array_equal(results[0], results[1])
+    expected = np.arange(96, dtype=np.float32).reshape(2, 16, 3).mean(axis=1) * 2
+    np.testing.assert_allclose(results[0], expected, rtol=1e-6)
+
+    info = cache_info(cache)
+    assert info["compiled_files"] == len(first) and info["compiled_bytes"] > 0
+    assert info["entries"] == 0  # compiled networks are not feature vectors
+    (cache / "openvino" / "notes.txt").write_text("the user's")  # never touched
+    assert clear_cache(cache) == 0
+    assert not list((cache / "openvino").glob("*.blob"))
+    assert (cache / "openvino" / "notes.txt").read_text() == "the user's"
+    assert cache_info(cache)["compiled_files"] == 0
+
+
+def test_compiled_network_cache_follows_the_off_switch(monkeypatch, tmp_path):
+    from skanimal.cache import compiled_cache_dir
+
+    monkeypatch.setenv("SKANIMAL_CACHE_DIR", "off")
+    assert compiled_cache_dir() is None
+    monkeypatch.setenv("SKANIMAL_CACHE_DIR", str(tmp_path))
+    assert compiled_cache_dir() == tmp_path / "openvino"

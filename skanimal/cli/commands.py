@@ -319,6 +319,9 @@ def _run_cache_info(args):
     if info.get("temp_files"):
         print(f"Leftovers:     {info['temp_files']} temporary file(s), "
               f"{format_bytes(info['temp_bytes'])}")
+    if info.get("compiled_files"):
+        print(f"Compiled:      {info['compiled_files']} OpenVINO network(s), "
+              f"{format_bytes(info['compiled_bytes'])}")
     return 0
 
 
