@@ -57,7 +57,7 @@ def test_api_pages_exist(html):
     for name in skanimal.__all__:
         if name != "__version__":
             assert (generated / f"skanimal.{name}.html").is_file(), name
-    for name in ("evaluate", "write_report", "plot_history", "plot_confusion_matrix",
+    for name in ("classification_metrics", "write_report", "plot_history", "plot_confusion_matrix",
                  "plot_misclassified"):
         assert (generated / f"skanimal.report.{name}.html").is_file(), name
     for name in ("cache_info", "clear_cache", "resolve_cache_dir"):
