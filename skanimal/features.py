@@ -555,6 +555,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 f"{FEATURE_FORMAT_VERSION}); its head would predict garbage. Retrain it, or "
                 f"load it with skanimal {made_with}."
             )
+        # a parameter added since the model was saved takes its default (its behaviour then)
+        state.setdefault("engine", "tensorflow")
         super().__setstate__(state)
 
     @property

@@ -339,3 +339,15 @@ def test_cnn_batches_and_duplicates_with_a_cache(png_paths, tmp_path, monkeypatc
     np.testing.assert_array_equal(transformer.transform(more)[[0, 2]],
                                   transformer.transform(more[:1])[[0, 0]])
     assert seen == [1]  # the new image once; the warm ones came from the cache
+
+
+def test_a_model_pickled_before_a_parameter_existed_loads_with_its_default():
+    import pickle
+
+    features = BottleneckFeatures(weights=None, image_size=SMALL, cache=False).fit()
+    state = features.__getstate__()
+    del state["engine"]  # as pickled by a skanimal without the engine parameter
+    restored = BottleneckFeatures.__new__(BottleneckFeatures)
+    restored.__setstate__(state)
+    assert restored.engine == "tensorflow"
+    assert pickle.loads(pickle.dumps(restored)).get_params()["engine"] == "tensorflow"
