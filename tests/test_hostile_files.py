@@ -123,6 +123,7 @@ def _rebuilt(path, real_members, replace=None, extra=()):
 _MEASURE = textwrap.dedent("""
     import json, os, resource, sys, time
     import skanimal  # imported once; each load runs in a child forked from here
+    import skanimal.persistence  # (its imports too: `import skanimal` alone loads them lazily)
     from skanimal.exceptions import SkanimalError
 
     def rss_kb():  # now, not the peak

@@ -109,8 +109,8 @@ def test_skip_drops_unreadable_images(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("name,label\na.png,cat\n", r"no a photo column \(path, file"),
-    ("file,kind\na.png,cat\n", r"no a label column \(label, class"),
+    ("name,label\na.png,cat\n", r"no photo column \(path, file"),
+    ("file,kind\na.png,cat\n", r"no label column \(label, class"),
     ("file,label\n", "lists no photo"),
 ])
 def test_bad_files(tmp_path, text, match):

@@ -73,7 +73,11 @@ def test_loads_in_a_new_process(fitted, saved, shapes, tmp_path):
         np.save({str(out)!r}, pipe.predict_proba(paths))
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
-    np.testing.assert_array_equal(np.load(out), fitted.predict_proba(shapes.paths))
+    # another process computes the features with its own TensorFlow threads: equal up to
+    # float32 rounding, the same classes
+    expected = fitted.predict_proba(shapes.paths)
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-6)
+    assert (np.load(out).argmax(1) == expected.argmax(1)).all()
 
 
 def test_incompatible_feature_format_is_refused(saved, tmp_path):

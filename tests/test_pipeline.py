@@ -82,7 +82,11 @@ def test_joblib_round_trip_in_a_new_process(fitted, split, tmp_path):
     # cache=False in the child: the backbone really runs again in a fresh process.
     env_code = "import os; os.environ['SKANIMAL_CACHE_DIR'] = 'off'\n"
     subprocess.run([sys.executable, "-c", env_code + script], check=True, timeout=300)
-    np.testing.assert_array_equal(np.load(out), fitted.predict_proba(X_test))
+    # another process computes the features with its own TensorFlow threads: equal up to
+    # float32 rounding, the same classes
+    expected = fitted.predict_proba(X_test)
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-6)
+    assert (np.load(out).argmax(1) == expected.argmax(1)).all()
 
 
 def test_real_photos_end_to_end(animals_dev):
