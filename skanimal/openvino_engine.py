@@ -324,7 +324,7 @@ def _compiled_cache_dir():
     return os.fspath(folder)
 
 
-def to_openvino(backbone):
+def to_openvino(backbone, *, purpose):
     """The float model of ``backbone`` as an (uncompiled) ``openvino.Model``.
 
     Its input is the ``uint8`` RGB pixels (any batch size); the backbone's own
@@ -333,10 +333,17 @@ def to_openvino(backbone):
     Parameters
     ----------
     backbone : skanimal.backbones.Backbone
+    purpose : str
+        What the conversion is for (``"precision='int8'"``), named when it fails.
 
     Returns
     -------
     openvino.Model
+
+    Raises
+    ------
+    ValueError
+        When OpenVINO cannot convert this backbone (one line, naming it and ``purpose``).
     """
     ov = require_openvino()
     import tensorflow as tf
@@ -350,7 +357,12 @@ def to_openvino(backbone):
 
     height, width = (int(d) for d in model.input_shape[1:3])
     signature = tf.TensorSpec([None, height, width, 3], tf.uint8)
-    return ov.convert_model(forward.get_concrete_function(signature))
+    try:
+        return ov.convert_model(forward.get_concrete_function(signature))
+    except Exception as exc:  # the converter raises its own types for unsupported ops
+        raise ValueError(
+            f"OpenVINO cannot convert backbone {backbone.spec.name!r} for {purpose}: {exc}"
+        ) from exc
 
 
 def quantize_backbone(backbone, calibration_pixels, calibration_keys, *, verbose=False):
@@ -385,13 +397,7 @@ def quantize_backbone(backbone, calibration_pixels, calibration_keys, *, verbose
         QuantizationParameters,
     )
 
-    try:
-        float_model = to_openvino(backbone)
-    except Exception as exc:  # the converter raises its own types for unsupported ops
-        raise ValueError(
-            f"OpenVINO cannot convert backbone {backbone.spec.name!r} for precision='int8': "
-            f"{exc}"
-        ) from exc
+    float_model = to_openvino(backbone, purpose="precision='int8'")
     pixels = np.ascontiguousarray(calibration_pixels, dtype=np.uint8)
     # One image per calibration item: NNCF's statistics are per sample.
     dataset = nncf.Dataset([pixels[i:i + 1] for i in range(len(pixels))])
@@ -438,13 +444,7 @@ def convert_backbone(backbone):
         When OpenVINO cannot convert this backbone.
     """
     ov = require_openvino()
-    try:
-        model = to_openvino(backbone)
-    except Exception as exc:  # the converter raises its own types for unsupported ops
-        raise ValueError(
-            f"OpenVINO cannot convert backbone {backbone.spec.name!r} for engine='openvino': "
-            f"{exc}"
-        ) from exc
+    model = to_openvino(backbone, purpose="engine='openvino'")
     xml, weights = _ir_bytes(ov, model)
     recipe = {"conversion": "float32", "versions": {"openvino": engine_versions()["openvino"]}}
     return Int8Backbone(xml, weights, tuple(backbone.feature_shape), recipe)
