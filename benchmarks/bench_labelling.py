@@ -7,6 +7,7 @@ Usage::
     python benchmarks/bench_labelling.py --n 10000    # the full speed run of issue 12
     python benchmarks/bench_labelling.py --n 500      # a quick run
     python benchmarks/bench_labelling.py --open-set   # photos of classes never seen
+    python benchmarks/bench_labelling.py --outliers   # audit: strays in a labelled set
 
 Needs the shared MobileNetV2 weights and the animals-dev photos beside the checkout
 (``../shared``); says so and exits when they are absent. Everything else is built in a
@@ -40,6 +41,13 @@ training photos" score tried (kNN cosine distance, class-conditional Mahalanobis
 LedoitWolf covariance, class-mean cosine, energy of the head's logits, max softmax) is
 printed side by side as a trade-off curve: % of unknown photos sent to review, % of known
 photos sorted, % of sorted known photos that are right (targets >= 90, >= 85, >= 99 %).
+
+``--outliers`` (issue 20, audit): a labelled set with strays. Each class of animals-dev in
+turn is left out, and 1 or 3 of its photos are filed under random other classes among the
+other 200 photos (MobileNetV2 features with global average pooling, as ``skanimal audit``
+computes them). Each rule is printed side by side: % of strays listed, clean photos listed
+per 200. The shipped rule is ``skanimal audit``'s (distance to the nearest other photo of
+the class above the upper fence, :data:`skanimal.audit.OUTLIER_FENCE`).
 """
 
 from __future__ import annotations
@@ -283,6 +291,66 @@ def open_set(args):
           + ", ".join(f"{k or 'sorted'}: {v}" for k, v in sorted(reasons.items())))
 
 
+# ------------------------------------------------------------ audit outliers (issue 20)
+
+def outliers(args):
+    """Strays of a left-out class filed under known ones: which rule lists them."""
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.preprocessing import normalize
+
+    from skanimal import BottleneckFeatures, load_image_folder
+    from skanimal.audit import OUTLIER_FENCE
+    from skanimal.novelty import distance_to_own_class, upper_fence
+
+    dev = load_image_folder(ANIMALS_DEV)
+    X = BottleneckFeatures("mobilenet_v2", weights=WEIGHTS, pooling="avg",
+                           cache=False).fit_transform(dev.paths)
+    y = np.asarray(dev.target, dtype=object)
+    classes = np.unique(y)
+    rng = np.random.default_rng(0)
+
+    def any_class(F):
+        d, _ = NearestNeighbors(n_neighbors=1).fit(normalize(F)).kneighbors()
+        return d[:, 0] ** 2 / 2
+
+    rules = {
+        f"shipped: own class, fence {OUTLIER_FENCE}":
+            lambda F, labels: (lambda d: d > upper_fence(d, OUTLIER_FENCE))(
+                distance_to_own_class(F, labels)[0]),
+        "own class, fence 2.0":
+            lambda F, labels: (lambda d: d > upper_fence(d, 2.0))(
+                distance_to_own_class(F, labels)[0]),
+        "own class, 0.95 quantile":
+            lambda F, labels: (lambda d: d > np.quantile(d, 0.95))(
+                distance_to_own_class(F, labels)[0]),
+        f"any class, fence {OUTLIER_FENCE}":
+            lambda F, labels: (lambda d: d > upper_fence(d, OUTLIER_FENCE))(any_class(F)),
+        "any class, 0.9 quantile (sort's)":
+            lambda F, labels: (lambda d: d > np.quantile(d, 0.9))(any_class(F)),
+    }
+    print(f"{len(X)} photos; each class left out in turn, {args.draws} draws; "
+          "strays filed under random known classes")
+    print(f"{'rule':36} {'strays':>7} | {'listed %':>8} | {'clean listed per 200':>20}")
+    for n_strays in (1, 3):
+        found = {name: ([], []) for name in rules}
+        for unknown in classes:
+            for _ in range(args.draws):
+                known = np.flatnonzero(y != unknown)
+                strays = rng.choice(np.flatnonzero(y == unknown), n_strays, replace=False)
+                rows = np.concatenate([known, strays])
+                labels = y[rows].copy()
+                labels[len(known):] = rng.choice(classes[classes != unknown], n_strays)
+                is_stray = np.arange(len(rows)) >= len(known)
+                for name, rule in rules.items():
+                    listed = rule(X[rows], labels)
+                    found[name][0].append(listed[is_stray].mean())
+                    found[name][1].append(listed[~is_stray].sum() * 200 / len(known))
+        for name, (caught, clean) in found.items():
+            print(f"{name:36} {n_strays:>7} | {100 * np.mean(caught):8.1f} | "
+                  f"{np.mean(clean):20.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--n", type=int, default=2000,
@@ -290,14 +358,19 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--open-set", action="store_true",
                         help="only the open-set trade-off of every novelty score tried")
+    parser.add_argument("--outliers", action="store_true",
+                        help="only the audit's outlier rule against others, on planted strays")
     parser.add_argument("--draws", type=int, default=3,
-                        help="with --open-set: draws of training photos per rotation")
+                        help="with --open-set: draws of training photos per rotation; with "
+                             "--outliers: draws of strays per left-out class (default 3)")
     args = parser.parse_args(argv)
     if not (WEIGHTS.exists() and ANIMALS_DEV.is_dir()):
         sys.exit(f"bench_labelling needs the shared weights ({WEIGHTS}) and photos "
                  f"({ANIMALS_DEV}); they are not there.")
     if args.open_set:
         return open_set(args)
+    if args.outliers:
+        return outliers(args)
 
     import numpy as np
 

@@ -24,7 +24,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
-__all__ = ["FeatureNovelty", "novelty_of", "MAX_REFERENCE_VALUES"]
+__all__ = ["FeatureNovelty", "novelty_of", "distance_to_own_class", "upper_fence",
+           "MAX_REFERENCE_VALUES"]
 
 #: Most feature values the fitted reference set holds (32 Mi float32: 128 MiB), whatever
 #: ``max_samples``: wide features (VGG16's 25,088 without pooling) keep fewer samples, so a
@@ -190,6 +191,79 @@ def _as_rows(X):
 def _cosine(euclidean):
     # Between unit vectors, |a - b|^2 = 2 (1 - cos(a, b)).
     return np.asarray(euclidean, dtype=np.float64) ** 2 / 2
+
+
+def distance_to_own_class(X, labels):
+    """Cosine distance of each sample to the nearest *other* sample with the same label.
+
+    The novelty score of a labelled set, leave one out: a model's own
+    :class:`FeatureNovelty` cannot judge the photos it was trained on (each is its own
+    nearest training photo), so each photo is measured against the rest of its class.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+        Features (feature maps are flattened).
+    labels : array-like of shape (n_samples,)
+        Each label needs at least two samples.
+
+    Returns
+    -------
+    distance : ndarray of shape (n_samples,)
+        In [0, 2]; 0 for a sample with an identical twin in its class.
+    nearest : ndarray of int, shape (n_samples,)
+        Row of that nearest sample of the same label.
+
+    Examples
+    --------
+    >>> X = [[1, 0], [1, 0.1], [0, 1], [1, 0.05]]
+    >>> distance, nearest = distance_to_own_class(X, ["a", "a", "a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: label 'b' has 1 sample; each label needs at least 2.
+    >>> distance, nearest = distance_to_own_class(X[:3], ["a", "a", "a"])
+    >>> nearest.tolist(), bool(distance[2] > distance[0])
+    ([1, 0, 1], True)
+    """
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.preprocessing import normalize
+
+    X = normalize(_as_rows(X))
+    labels = np.asarray(labels, dtype=object)
+    if len(labels) != len(X):
+        raise ValueError(f"{len(labels)} labels for {len(X)} samples.")
+    distance = np.empty(len(X))
+    nearest = np.empty(len(X), dtype=np.intp)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) < 2:
+            raise ValueError(f"label {label!r} has 1 sample; each label needs at least 2.")
+        # kneighbors() without X leaves each sample out of its own neighbours.
+        d, j = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(X[rows]).kneighbors()
+        distance[rows], nearest[rows] = _cosine(d[:, 0]), rows[j[:, 0]]
+    return distance, nearest
+
+
+def upper_fence(scores, k=1.5):
+    """Tukey's upper fence of scores: Q3 + ``k`` × (Q3 - Q1).
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,)
+    k : float, default=1.5
+        Multiple of the interquartile range; 1.5 is Tukey's "outlier", 3 his "far out".
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> upper_fence([1, 2, 3, 4, 5])
+    7.0
+    """
+    q1, q3 = np.quantile(np.asarray(scores, dtype=np.float64), [0.25, 0.75])
+    return float(q3 + k * (q3 - q1))
 
 
 def novelty_of(head):

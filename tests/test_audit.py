@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -108,3 +109,25 @@ def test_planted_wrong_labels_in_real_photos(animals_dev, tmp_path):
     top = result.suspects[:4]
     assert sorted(r["path"] for r in top) == sorted(map(str, planted))
     assert all(r["suggested"] == truth[r["path"]] for r in top)
+
+
+def stray(path, seed=0):
+    """A photo that is none of the classes: coloured noise."""
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_photo_unlike_its_class_is_the_first_outlier(shapes_copy):
+    planted = stray(shapes_copy / "square" / "noise.png")
+    result = audit_folder(shapes_copy, **RANDOM)
+    assert result.outliers[0]["path"] == str(planted)
+    assert result.outliers[0]["label"] == "square"
+    assert Path(result.outliers[0]["nearest"]).parent.name == "square"
+    distances = [r["distance"] for r in result.outliers]
+    assert distances == sorted(distances, reverse=True)
+    assert min(distances) > result.outlier_threshold
+    assert len(result.outliers) <= 10  # the 96 clean photos are not flagged wholesale
+    assert audit_folder(shapes_copy, outlier_fence=None, **RANDOM).outliers == []
+    with pytest.raises(ValueError, match="outlier_fence"):
+        audit_folder(shapes_copy, outlier_fence=-1, **RANDOM)

@@ -125,9 +125,16 @@ def test_audit_json_and_csv(pool, tmp_path, capsys):
     argv = ["audit", str(root), "--weights", "none", "--image-size", "32", "--format"]
     assert main(argv + ["json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"suspects", "duplicates", "near_duplicates", "unreadable"}
+    assert set(report) == {"suspects", "duplicates", "near_duplicates", "outliers",
+                           "outlier_threshold", "unreadable"}
     assert {Path(r["path"]).name for r in report["duplicates"]} == {"circle_000.jpg", "dup.jpg"}
     assert all("path" in r for r in report["suspects"])
+    assert all(r["distance"] > report["outlier_threshold"] for r in report["outliers"])
+    assert main(argv + ["table"]) == 0
+    table = capsys.readouterr().out
+    n_images = sum(1 for p in root.rglob("*") if p.is_file())
+    assert f"outliers: {len(report['outliers'])}\n" in table
+    assert f"above {report['outlier_threshold']:.4f}, the upper fence of the {n_images} " in table
     assert main(argv + ["csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["finding"] for r in rows} >= {"duplicate"} and "path" in rows[0]

@@ -45,7 +45,9 @@ def test_two_processes_extracting_the_same_images_agree(shapes, reference, tmp_p
              for i in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     first, second = (np.load(tmp_path / f"out{i}.npy") for i in range(2))
-    np.testing.assert_array_equal(first, second)
+    # Each process extracts what the other has not cached yet, so an image may meet the CNN in a
+    # batch of another size: the same features up to float32 rounding, never a different image's.
+    np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(first, reference, atol=1e-5)
     assert cache_info(cache)["entries"] == len(set(shapes.paths))
 

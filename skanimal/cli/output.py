@@ -79,17 +79,18 @@ def write_records(records, columns, fmt, out=None):
 #: The columns of ``skanimal audit --format csv``.
 AUDIT_COLUMNS = ["finding", "path", "label", "label_probability", "suggested",
                  "suggested_probability", "group", "kind", "other_path", "other_label",
-                 "similarity", "part", "other_part"]
+                 "similarity", "distance", "nearest", "part", "other_part"]
 
 
 def write_audit(result, data_dir, fmt):
-    """What ``skanimal audit`` prints: its three findings as tables, one CSV or JSON."""
+    """What ``skanimal audit`` prints: its four findings as tables, one CSV or JSON."""
     sections = (("suspect", result.suspects), ("duplicate", result.duplicates),
-                ("near_duplicate", result.near_duplicates))
+                ("near_duplicate", result.near_duplicates), ("outlier", result.outliers))
     if fmt == "json":
         write_json({
             "suspects": result.suspects, "duplicates": result.duplicates,
-            "near_duplicates": result.near_duplicates,
+            "near_duplicates": result.near_duplicates, "outliers": result.outliers,
+            "outlier_threshold": result.outlier_threshold,
             "unreadable": [{"path": p, "error": e} for p, e in result.unreadable],
         })
     elif fmt == "csv":
@@ -103,9 +104,16 @@ def write_audit(result, data_dir, fmt):
             "duplicate": ["group", "kind", "path", "label", "part"],
             "near_duplicate": ["similarity", "kind", "path", "other_path", "label",
                                "other_label"],
+            "outlier": ["distance", "path", "label", "nearest"],
         }
         for name, rows in sections:
+            if name == "outlier" and result.outlier_threshold is None:
+                continue
             print(f"\n{name.replace('_', '-')}s: {len(rows)}")
+            if name == "outlier":
+                print(f"(unlike every other photo of their class: cosine distance to the "
+                      f"nearest one above {result.outlier_threshold:.4f}, the upper fence of "
+                      f"the {result.n_images} photos' distances)")
             if rows:
                 write_records(rows, columns[name], "table")
 
