@@ -14,7 +14,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import beta
 
 __all__ = ["ConfidenceBasis", "calibrate_confidence", "confidence_threshold",
            "precision_lower_bound", "DEFAULT_MIN_CONFIDENCE"]
@@ -143,6 +142,8 @@ def precision_lower_bound(n_right, n_total, confidence=0.95):
     """
     n_right = np.asarray(n_right, dtype=float)
     n_total = np.asarray(n_total, dtype=float)
+    from scipy.stats import beta  # a second to import: only where a bound is computed
+
     with np.errstate(invalid="ignore"):
         bound = beta.ppf(1 - confidence, n_right, n_total - n_right + 1)
     return np.where(n_right > 0, np.nan_to_num(bound), 0.0)

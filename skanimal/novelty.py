@@ -104,28 +104,11 @@ class FeatureNovelty(BaseEstimator):
                 len(X), n_keep, replace=False)
             X = X[np.sort(keep)]
         self.n_features_in_ = X.shape[1]
-        from sklearn.preprocessing import normalize  # scipy: imported when fitting
-
-        self.reference_ = normalize(X)
-        # kneighbors() without X leaves each sample out of its own neighbours.
-        distance, _ = self._index().kneighbors(n_neighbors=self.n_neighbors)
-        self.train_scores_ = _cosine(distance[:, -1])
+        self.reference_ = _unit_rows(X)
+        self.train_scores_ = _nearest_distance(self.reference_, self.reference_,
+                                               self.n_neighbors, leave_one_out=True)
         self.threshold_ = float(np.quantile(self.train_scores_, self.quantile))
         return self
-
-    def _index(self):
-        index = getattr(self, "_nn", None)
-        if index is None:
-            from sklearn.neighbors import NearestNeighbors
-
-            index = NearestNeighbors(algorithm="brute").fit(self.reference_)
-            self._nn = index
-        return index
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_nn", None)  # rebuilt on first use: pickles hold the data once
-        return state
 
     def novelty_score(self, X):
         """Cosine distance of each sample to its ``n_neighbors``-th nearest training sample.
@@ -144,10 +127,7 @@ class FeatureNovelty(BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but FeatureNovelty was fitted "
                              f"on {self.n_features_in_}.")
-        from sklearn.preprocessing import normalize
-
-        distance, _ = self._index().kneighbors(normalize(X), n_neighbors=self.n_neighbors)
-        return _cosine(distance[:, -1])
+        return _nearest_distance(_unit_rows(X), self.reference_, self.n_neighbors)
 
     def is_novel(self, X):
         """Whether each sample is unlike the training photos (score above ``threshold_``).
@@ -188,9 +168,41 @@ def _as_rows(X):
     return check_array(X, dtype=np.float32)
 
 
-def _cosine(euclidean):
-    # Between unit vectors, |a - b|^2 = 2 (1 - cos(a, b)).
-    return np.asarray(euclidean, dtype=np.float64) ** 2 / 2
+def _unit_rows(X):
+    """Rows scaled to unit length (all-zero rows stay zero), as float32."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+#: Similarities computed at once when scoring (rows × reference samples): 64 MiB of float32.
+_BLOCK_VALUES = 2 ** 24
+
+
+def _nearest_distance(queries, reference, k, leave_one_out=False, nearest=None):
+    """Cosine distance of each unit row of ``queries`` to its ``k``-th nearest unit row of
+    ``reference`` (with ``leave_one_out``, ``queries`` is ``reference`` and a row is not its
+    own neighbour); ``nearest``, when given, receives the row of the nearest one.
+
+    Brute force as a matrix product, in blocks: what scikit-learn's brute-force neighbours
+    compute, without importing its neighbours module (SciPy's spatial and sparse code, a
+    large part of an int8 model's start, where scoring photos is all that runs).
+    """
+    distance = np.empty(len(queries))
+    step = max(1, _BLOCK_VALUES // max(len(reference), 1))
+    for start in range(0, len(queries), step):
+        similarity = queries[start:start + step] @ reference.T
+        if leave_one_out:
+            rows = np.arange(len(similarity))
+            similarity[rows, start + rows] = -np.inf
+        if k == 1:
+            best = similarity.argmax(axis=1)
+            kth = similarity[np.arange(len(similarity)), best]
+            if nearest is not None:
+                nearest[start:start + step] = best
+        else:
+            kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
+        distance[start:start + step] = np.clip(1.0 - kth.astype(np.float64), 0.0, 2.0)
+    return distance
 
 
 def distance_to_own_class(X, labels):
@@ -225,10 +237,7 @@ def distance_to_own_class(X, labels):
     >>> nearest.tolist(), bool(distance[2] > distance[0])
     ([1, 0, 1], True)
     """
-    from sklearn.neighbors import NearestNeighbors
-    from sklearn.preprocessing import normalize
-
-    X = normalize(_as_rows(X))
+    X = _unit_rows(_as_rows(X))
     labels = np.asarray(labels, dtype=object)
     if len(labels) != len(X):
         raise ValueError(f"{len(labels)} labels for {len(X)} samples.")
@@ -238,9 +247,10 @@ def distance_to_own_class(X, labels):
         rows = np.flatnonzero(labels == label)
         if len(rows) < 2:
             raise ValueError(f"label {label!r} has 1 sample; each label needs at least 2.")
-        # kneighbors() without X leaves each sample out of its own neighbours.
-        d, j = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(X[rows]).kneighbors()
-        distance[rows], nearest[rows] = _cosine(d[:, 0]), rows[j[:, 0]]
+        within = np.empty(len(rows), dtype=np.intp)
+        distance[rows] = _nearest_distance(X[rows], X[rows], 1, leave_one_out=True,
+                                           nearest=within)
+        nearest[rows] = rows[within]
     return distance, nearest
 
 

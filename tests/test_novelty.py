@@ -35,6 +35,31 @@ def test_threshold_is_a_quantile_of_leave_one_out_training_scores():
     assert novelty.is_novel(blobs(200, 4, rng)).mean() < 0.25
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_scores_are_scikit_learns_cosine_neighbours(k, monkeypatch):
+    """The blockwise matrix product equals NearestNeighbors' cosine distance, also across
+    block boundaries and when leaving each training sample out."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from skanimal import novelty as module
+
+    monkeypatch.setattr(module, "_BLOCK_VALUES", 7 * 40)  # blocks of 7 rows of 40 samples
+    rng = np.random.default_rng(1)
+    X, Q = rng.normal(size=(40, 6)), rng.normal(size=(25, 6))
+    novelty = FeatureNovelty(n_neighbors=k).fit(X)
+    index = NearestNeighbors(n_neighbors=k, metric="cosine").fit(X)
+    np.testing.assert_allclose(novelty.train_scores_, index.kneighbors()[0][:, -1], atol=1e-6)
+    np.testing.assert_allclose(novelty.novelty_score(Q), index.kneighbors(Q)[0][:, -1],
+                               atol=1e-6)
+    labels = np.repeat(["a", "b"], 20)
+    distance, nearest = module.distance_to_own_class(X, labels)
+    for label in ("a", "b"):
+        rows = np.flatnonzero(labels == label)
+        d, j = NearestNeighbors(n_neighbors=1, metric="cosine").fit(X[rows]).kneighbors()
+        np.testing.assert_allclose(distance[rows], d[:, 0], atol=1e-6)
+        np.testing.assert_array_equal(nearest[rows], rows[j[:, 0]])
+
+
 def test_bad_input_fails_clearly():
     novelty = FeatureNovelty().fit(np.eye(4) + 1)
     with pytest.raises(ValueError, match="3 features, but FeatureNovelty was fitted on 4"):

@@ -52,13 +52,16 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 # One process runs the commands one after the other and says, after each, which of HEAVY it
-# has imported; then uses SciPy's statistics, which the command defers (skanimal._deferred).
+# has imported (and, after predict, which runs first, whether scoring photos pulled in
+# scikit-learn's neighbours module); then uses SciPy's statistics, which the command defers
+# (skanimal._deferred).
 _COMMANDS = """
 import contextlib, io, json, sys
 from skanimal.cli import main
 model, photos, out = sys.argv[1:]
-HEAVY = ("tensorflow", "keras", "scikeras")
+HEAVY = ("tensorflow", "keras", "scikeras", "sklearn.neighbors")
 runs = {
+    "predict": ["predict", model, photos],
     "sort": ["sort", model, photos, "--into", out, "--copy"],
     "suggest": ["suggest", model, photos, "-n", "3", "--format", "json"],
     "audit": ["audit", photos, "--model", model, "--format", "json"],
@@ -93,7 +96,9 @@ def test_sort_suggest_audit_of_an_int8_model_import_no_tensorflow(shapes, tmp_pa
 
     result = run_python(_COMMANDS, tmp_path / "int8.joblib", photos, tmp_path / "sorted")
 
-    assert result["status"] == {"sort": 0, "suggest": 0, "audit": 0}
-    assert result["imported"] == {"sort": [], "suggest": [], "audit": []}
+    assert result["status"] == {"predict": 0, "sort": 0, "suggest": 0, "audit": 0}
+    # audit's near-duplicate search uses scikit-learn's radius neighbours.
+    assert result["imported"] == {"predict": [], "sort": [], "suggest": [],
+                                  "audit": ["sklearn.neighbors"]}
     assert len(list((tmp_path / "sorted").rglob("*.jpg"))) == len(shapes.paths)
     assert result["norm"] == 0.5  # a deferred module still works when used
