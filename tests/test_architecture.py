@@ -173,7 +173,7 @@ ALLOWED_IMPORTS = {
     "folders": {"report"},
     "sorting": {"scoring", "moves", "folders", "datasets", "novelty", "calibration"},
     "suggest": {"scoring", "datasets", "moves", "report", "novelty"},
-    "audit": {"scoring", "datasets", "features", "cache"},
+    "audit": {"scoring", "datasets", "features", "cache", "novelty"},
     # the model out of skanimal: one network, and the standalone script that runs it
     "exporting": {"backbones", "images", "features", "classifier", "exported_predict"},
     "exported_predict": set(),

@@ -259,6 +259,7 @@ def test_second_fit_with_same_random_state_needs_no_cnn_work(data, tmp_path, for
     assert forward_passes() == 3 * len(X)
 
 
+@pytest.mark.slow
 def test_grid_search_over_n_copies_is_stratified(data, monkeypatch):
     model = AugmentedClassifier(pipeline(epochs=3), random_state=0)
     assert is_classifier(model)

@@ -37,6 +37,7 @@ def test_bound_is_clopper_pearson():
     assert precision_lower_bound(149, 149) >= 0.98 > precision_lower_bound(148, 148)
 
 
+@pytest.mark.slow
 def test_definition_on_random_data():
     rng = np.random.default_rng(0)
     classes = np.array(["a", "b", "c"])

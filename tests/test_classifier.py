@@ -134,6 +134,7 @@ def test_auto_epochs_scale_with_the_set():
     assert BottleneckClassifier(batch_size=-1)._auto_epochs(12, early=False) == 300
 
 
+@pytest.mark.slow
 def test_early_stopping_auto_on_a_large_set_restores_the_best_epoch():
     # 1000 samples: "auto" holds out a stratified 10 %, stops when val_loss stops falling,
     # keeps the best epoch's weights and calibrates a confidence threshold on the held-out part
@@ -239,6 +240,7 @@ def _n_test_classes(estimator, X, y):
     return len(np.unique(y))
 
 
+@pytest.mark.slow
 def test_grid_search_over_learning_rate_and_hidden_layer_sizes_stratifies(data):
     X, y = data  # sorted labels: unstratified KFold would leave one class out of each fold
     grid = {"learning_rate": [1e-3, 1e-2], "hidden_layer_sizes": [(4,), (6, 3)]}

@@ -73,7 +73,9 @@ def test_features_equal_direct_keras_vgg16(vgg16_weights_file, pixels, png_paths
     np.testing.assert_allclose(features, expected, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v2", "efficientnet_b0"])
+@pytest.mark.parametrize("backbone", [pytest.param("resnet50", marks=pytest.mark.slow),
+                                      "mobilenet_v2",
+                                      pytest.param("efficientnet_b0", marks=pytest.mark.slow)])
 def test_other_backbones_equal_direct_keras(backbone, tmp_path, pixels):
     spec = get_spec(backbone)
     reference = spec.keras_constructor()(include_top=False, weights=None, input_shape=(*SMALL, 3))

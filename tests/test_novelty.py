@@ -150,6 +150,7 @@ def test_sort_says_what_the_threshold_rests_on_in_plain_words(tmp_path, capsys):
         assert not re.search(r"\b[a-z]+(_[a-z]+)*_\b|\b[A-Z]+_[A-Z_]+\b", text), text
 
 
+@pytest.mark.slow
 def test_photos_of_an_unseen_class_are_told_apart_better_than_by_confidence(
         animals_dev, mobilenet_v2_weights):
     """Real photos (128 px): trained on 15 cats, elephants and chickens, shown dogs. A dog is

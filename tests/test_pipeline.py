@@ -52,6 +52,7 @@ def test_pipeline_is_a_classifier_and_search_stratifies(shapes):
     assert isinstance(check_cv(3, shapes.target, classifier=is_classifier(pipe)), StratifiedKFold)
 
 
+@pytest.mark.slow
 def test_grid_search_over_two_parameters(split):
     X_train, X_test, y_train, _ = split
     grid = {"bottleneckclassifier__learning_rate": [1e-4, 1e-3],
@@ -89,6 +90,7 @@ def test_joblib_round_trip_in_a_new_process(fitted, split, tmp_path):
     assert (np.load(out).argmax(1) == expected.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_real_photos_end_to_end(animals_dev):
     assert len(animals_dev.target_names) >= 2 and len(animals_dev.paths) >= 20
     X_train, X_test, y_train, y_test = train_test_split(

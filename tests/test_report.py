@@ -265,6 +265,7 @@ def test_write_report_writes_every_file(fitted, split, tmp_path):
                                   zero_division=0) in text
 
 
+@pytest.mark.slow
 def test_write_report_for_a_classifier_without_history(split, tmp_path):
     """Any classifier after BottleneckFeatures gets every file (curves replaced by a note)."""
     from sklearn.dummy import DummyClassifier

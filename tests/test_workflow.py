@@ -239,6 +239,7 @@ def test_train_data_errors_come_before_any_work(tmp_path, kwargs, match):
     assert not (tmp_path / "m.joblib").exists()
 
 
+@pytest.mark.slow
 def test_train_from_two_images_per_class_says_what_it_left_out(tmp_path):
     # too few images for a validation or a test part: train on all, say so, score nothing
     make_shapes(tmp_path / "tiny", n_per_class=2, image_size=32)
