@@ -397,10 +397,15 @@ def load_model(path, *, weights=None):
             model = joblib.load(path)
     except SkanimalError:
         raise
-    except Exception as exc:  # pickle, EOF, KeyError, ImportError... all mean "not ours"
+    except ImportError as exc:  # a pickle of objects from a package not installed here
         raise IncompatibleModelError(
-            f"{str(path)!r} is not a skanimal model file ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"{str(path)!r} cannot be loaded: it needs the module {exc.name or exc}, which is "
+            f"not installed") from exc
+    except Exception as exc:  # pickle, EOF, KeyError... all mean "not ours"; their words
+        # ("Memo value not found at index 101", "KeyError: 35") say nothing to a user
+        raise IncompatibleModelError(
+            f"{str(path)!r} is not a skanimal model file (neither a model saved by joblib "
+            f"nor one saved by skanimal.save)") from exc
     model = getattr(model, "best_estimator_", model)  # a saved GridSearchCV works too
     if not (isinstance(model, Pipeline) and _features_step(model) is not None
             and hasattr(model, "predict_proba")):

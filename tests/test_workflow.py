@@ -161,8 +161,15 @@ def test_load_model_refuses_what_is_not_a_fitted_skanimal_pipeline(tmp_path):
         workflow.load_model(tmp_path)
     garbage = tmp_path / "garbage.joblib"
     garbage.write_bytes(b"not a pickle")
-    with pytest.raises(IncompatibleModelError, match="not a skanimal model file"):
+    with pytest.raises(IncompatibleModelError, match="not a skanimal model file") as raised:
         workflow.load_model(garbage)
+    assert "Error" not in str(raised.value)  # pickle's own words mean nothing to a user
+    from_elsewhere = tmp_path / "elsewhere.joblib"
+    # A pickle of a class from a package not installed here: the package is named.
+    from_elsewhere.write_bytes(pickle.dumps(0, protocol=2).replace(
+        b"K\x00.", b"cnot_installed_pkg\nThing\n)\x81."))
+    with pytest.raises(IncompatibleModelError, match="needs the module not_installed_pkg"):
+        workflow.load_model(from_elsewhere)
     a_dict = tmp_path / "dict.joblib"
     joblib.dump({"just": "a dict"}, a_dict)
     with pytest.raises(IncompatibleModelError, match="found dict"):
