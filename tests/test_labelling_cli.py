@@ -134,6 +134,9 @@ def test_audit_json_and_csv(pool, tmp_path, capsys):
     table = capsys.readouterr().out
     n_images = sum(1 for p in root.rglob("*") if p.is_file())
     assert f"outliers: {len(report['outliers'])}\n" in table
+    groups = len({r["group"] for r in report["duplicates"]})
+    assert f"duplicates: {len(report['duplicates'])} photos in {groups} group(s)" in table
+    assert f"near-duplicates: {len(report['near_duplicates'])} pair(s)" in table
     assert f"above {report['outlier_threshold']:.4f}, the upper fence of the {n_images} " in table
     assert main(argv + ["csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -109,7 +109,13 @@ def write_audit(result, data_dir, fmt):
         for name, rows in sections:
             if name == "outlier" and result.outlier_threshold is None:
                 continue
-            print(f"\n{name.replace('_', '-')}s: {len(rows)}")
+            if name == "duplicate":  # one row per file: say the groups too
+                groups = len({row["group"] for row in rows})
+                print(f"\nduplicates: {len(rows)} photos in {groups} group(s) of identical files")
+            elif name == "near_duplicate":
+                print(f"\nnear-duplicates: {len(rows)} pair(s)")
+            else:
+                print(f"\n{name}s: {len(rows)}")
             if name == "outlier":
                 print(f"(unlike every other photo of their class: cosine distance to the "
                       f"nearest one above {result.outlier_threshold:.4f}, the upper fence of "
