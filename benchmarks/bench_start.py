@@ -9,6 +9,9 @@ Rows (best wall time of ``--repeats`` runs, each in a new interpreter):
 * ``skanimal predict MODEL one.jpg`` — the command (cold: OpenVINO compiles the network);
 * the same with OpenVINO's compiled network already on disk (``openvino/`` of the cache,
   written by an earlier run; the feature cache is still empty) — the usual case;
+* the same where pandas is not installed, as in a core install (pandas comes with the test
+  extra; scikit-learn imports it whenever it is there), and ``import sklearn.pipeline``
+  alone, which unpickling any model needs;
 * ``skanimal sort MODEL PHOTOS --into OUT --copy`` of ``--n-sort`` real photos (default
   1,200: variants of animals-dev — re-encoded, cropped, flipped, so every file's content and
   cache key differ), each run with an empty feature cache, against a bare
@@ -203,6 +206,18 @@ def main(argv=None):
         results = [(name, *timed(argv, args.repeats, env)) for name, argv in starts]
         results.append(("  ... compiled network already cached", *timed(
             starts[-1][1], args.repeats, env, compiled=Path(tmp) / "compiled")))
+        # pandas is no dependency of skanimal (the test extra brings it), yet scikit-learn
+        # imports it whenever it is installed: a core install's start, without it.
+        without_pandas = (
+            "import runpy, sys; sys.modules['pandas'] = None; "
+            f"sys.argv = ['skanimal', 'predict', {str(model)!r}, {str(image)!r}]; "
+            "runpy.run_module('skanimal', run_name='__main__', alter_sys=True)")
+        results.append(("  ... and no pandas installed (core install)", *timed(
+            [sys.executable, "-X", "importtime", "-c", without_pandas], args.repeats, env,
+            compiled=Path(tmp) / "compiled")))
+        results.append(("import sklearn.pipeline (to unpickle a model)", *timed(
+            [sys.executable, "-X", "importtime", "-c", "import sklearn.pipeline"],
+            args.repeats, env)))
         bare = timed([sys.executable, "-X", "importtime", "-c", (
             "import joblib; from pathlib import Path; "
             f"paths = sorted(map(str, Path({str(photos)!r}).rglob('*.jpg'))); "
