@@ -363,7 +363,7 @@ def test_every_format_is_tested():
 @pytest.mark.slow
 @pytest.mark.skipif(ANIMALS_DEV.is_dir() and MOBILENET_V2_WEIGHTS.is_file(),
                     reason="every format is exported on real photos below")
-@pytest.mark.parametrize(("fmt", "head"), FORMAT_HEADS.items())
+@pytest.mark.parametrize(("fmt", "head"), list(FORMAT_HEADS.items()))
 def test_every_format_gives_skanimals_probabilities(tiny, tmp_path, fmt, head):
     """Without ``../shared``, every format still runs: on the tiny random-weights models."""
     pipeline, X = tiny[head]
@@ -374,7 +374,7 @@ def test_every_format_gives_skanimals_probabilities(tiny, tmp_path, fmt, head):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("fmt", "head"), FORMAT_HEADS.items())
+@pytest.mark.parametrize(("fmt", "head"), list(FORMAT_HEADS.items()))
 def test_real_photos_agree_with_skanimal_predict(real, tmp_path, fmt, head):
     models, paths = real
     result = skanimal.export(models[head], tmp_path / "out", format=fmt)
