@@ -24,14 +24,10 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .cosine import MAX_REFERENCE_VALUES, nearest_distance, unit_rows
+
 __all__ = ["FeatureNovelty", "novelty_of", "distance_to_own_class", "upper_fence",
            "MAX_REFERENCE_VALUES"]
-
-#: Most feature values the fitted reference set holds (32 Mi float32: 128 MiB), whatever
-#: ``max_samples``: wide features (VGG16's 25,088 without pooling) keep fewer samples, so a
-#: saved model stays a size skanimal.load accepts.
-MAX_REFERENCE_VALUES = 2 ** 25
-
 
 class FeatureNovelty(BaseEstimator):
     """Distance of features to the nearest training features, and a threshold on it.
@@ -46,7 +42,7 @@ class FeatureNovelty(BaseEstimator):
     max_samples : int, default=20000
         Training samples kept (a random subset beyond that), which bounds the size of the
         fitted object (``max_samples × n_features`` float32 values, and never more than
-        :data:`skanimal.novelty.MAX_REFERENCE_VALUES`).
+        :data:`skanimal.cosine.MAX_REFERENCE_VALUES`).
     random_state : int, default=0
         Seed of that subset.
 
@@ -104,9 +100,9 @@ class FeatureNovelty(BaseEstimator):
                 len(X), n_keep, replace=False)
             X = X[np.sort(keep)]
         self.n_features_in_ = X.shape[1]
-        self.reference_ = _unit_rows(X)
-        self.train_scores_ = _nearest_distance(self.reference_, self.reference_,
-                                               self.n_neighbors, leave_one_out=True)
+        self.reference_ = unit_rows(X)
+        self.train_scores_ = nearest_distance(self.reference_, self.reference_,
+                                              self.n_neighbors, leave_one_out=True)
         self.threshold_ = float(np.quantile(self.train_scores_, self.quantile))
         return self
 
@@ -127,7 +123,7 @@ class FeatureNovelty(BaseEstimator):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but FeatureNovelty was fitted "
                              f"on {self.n_features_in_}.")
-        return _nearest_distance(_unit_rows(X), self.reference_, self.n_neighbors)
+        return nearest_distance(unit_rows(X), self.reference_, self.n_neighbors)
 
     def is_novel(self, X):
         """Whether each sample is unlike the training photos (score above ``threshold_``).
@@ -168,43 +164,6 @@ def _as_rows(X):
     return check_array(X, dtype=np.float32)
 
 
-def _unit_rows(X):
-    """Rows scaled to unit length (all-zero rows stay zero), as float32."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return (X / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
-
-
-#: Similarities computed at once when scoring (rows × reference samples): 64 MiB of float32.
-_BLOCK_VALUES = 2 ** 24
-
-
-def _nearest_distance(queries, reference, k, leave_one_out=False, nearest=None):
-    """Cosine distance of each unit row of ``queries`` to its ``k``-th nearest unit row of
-    ``reference`` (with ``leave_one_out``, ``queries`` is ``reference`` and a row is not its
-    own neighbour); ``nearest``, when given, receives the row of the nearest one.
-
-    Brute force as a matrix product, in blocks: what scikit-learn's brute-force neighbours
-    compute, without importing its neighbours module (SciPy's spatial and sparse code, a
-    large part of an int8 model's start, where scoring photos is all that runs).
-    """
-    distance = np.empty(len(queries))
-    step = max(1, _BLOCK_VALUES // max(len(reference), 1))
-    for start in range(0, len(queries), step):
-        similarity = queries[start:start + step] @ reference.T
-        if leave_one_out:
-            rows = np.arange(len(similarity))
-            similarity[rows, start + rows] = -np.inf
-        if k == 1:
-            best = similarity.argmax(axis=1)
-            kth = similarity[np.arange(len(similarity)), best]
-            if nearest is not None:
-                nearest[start:start + step] = best
-        else:
-            kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
-        distance[start:start + step] = np.clip(1.0 - kth.astype(np.float64), 0.0, 2.0)
-    return distance
-
-
 def distance_to_own_class(X, labels):
     """Cosine distance of each sample to the nearest *other* sample with the same label.
 
@@ -237,7 +196,7 @@ def distance_to_own_class(X, labels):
     >>> nearest.tolist(), bool(distance[2] > distance[0])
     ([1, 0, 1], True)
     """
-    X = _unit_rows(_as_rows(X))
+    X = unit_rows(_as_rows(X))
     labels = np.asarray(labels, dtype=object)
     if len(labels) != len(X):
         raise ValueError(f"{len(labels)} labels for {len(X)} samples.")
@@ -248,8 +207,8 @@ def distance_to_own_class(X, labels):
         if len(rows) < 2:
             raise ValueError(f"label {label!r} has 1 sample; each label needs at least 2.")
         within = np.empty(len(rows), dtype=np.intp)
-        distance[rows] = _nearest_distance(X[rows], X[rows], 1, leave_one_out=True,
-                                           nearest=within)
+        distance[rows] = nearest_distance(X[rows], X[rows], 1, leave_one_out=True,
+                                          nearest=within)
         nearest[rows] = rows[within]
     return distance, nearest
 

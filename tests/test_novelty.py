@@ -41,9 +41,10 @@ def test_scores_are_scikit_learns_cosine_neighbours(k, monkeypatch):
     block boundaries and when leaving each training sample out."""
     from sklearn.neighbors import NearestNeighbors
 
+    from skanimal import cosine
     from skanimal import novelty as module
 
-    monkeypatch.setattr(module, "_BLOCK_VALUES", 7 * 40)  # blocks of 7 rows of 40 samples
+    monkeypatch.setattr(cosine, "BLOCK_VALUES", 7 * 40)  # blocks of 7 rows of 40 samples
     rng = np.random.default_rng(1)
     X, Q = rng.normal(size=(40, 6)), rng.normal(size=(25, 6))
     novelty = FeatureNovelty(n_neighbors=k).fit(X)
