@@ -30,7 +30,7 @@ from .weights import (
 
 __all__ = [
     "BackboneSpec", "Backbone", "BACKBONES", "available_backbones", "get_backbone",
-    "imagenet_available",
+    "imagenet_available", "resolve_image_size",
 ]
 
 
@@ -118,6 +118,41 @@ def get_spec(name) -> BackboneSpec:
         raise ValueError(
             f"Unknown backbone={name!r}; choose one of {available_backbones()}."
         ) from None
+
+
+def resolve_image_size(backbone, image_size):
+    """The ``(height, width)`` a backbone's input gets for an ``image_size`` parameter.
+
+    Parameters
+    ----------
+    backbone : str
+        A registered backbone name.
+    image_size : int, (int, int) or None
+        None is the backbone's default size; an int is a square.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValueError
+        When it is not two sizes of at least the backbone's smallest input.
+    """
+    spec = get_spec(backbone)
+    size = image_size if image_size is not None else spec.default_size
+    if isinstance(size, (int, np.integer)):
+        size = (size, size)
+    try:
+        size = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 2 or min(size) < spec.min_size:
+        raise ValueError(
+            f"image_size must be (height, width) with both ≥ {spec.min_size} for backbone "
+            f"{spec.name!r}, got {image_size!r}."
+        )
+    return size
 
 
 def _reinitialise_deterministically(model, seed):

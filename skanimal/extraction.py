@@ -13,14 +13,16 @@ from __future__ import annotations
 import collections
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cache import FeatureCache, hash_array_row, hash_bytes, hash_file
-from .exceptions import ImageLoadError
+from .backbones import get_spec
+from .cache import FeatureCache, hash_array_row, hash_bytes, hash_file, make_fingerprint
+from .exceptions import ImageLoadError, SmallImageWarning
 from .images import (
     ImageItem,
     decode_item,
@@ -30,7 +32,8 @@ from .images import (
 )
 
 __all__ = ["Extraction", "Extractor", "ChunkSettings", "extract_in_chunks", "content_keys",
-           "item_key", "hash_prefixes", "decode_threads", "SMALL_IMAGE_FRACTION"]
+           "item_key", "hash_prefixes", "decode_threads", "SMALL_IMAGE_FRACTION",
+           "feature_fingerprint", "warn_small_images"]
 
 #: An image file is "far smaller" than the network's input when both its sides are below
 #: this fraction of the input's: upscaled 8 times or more, it shows the CNN little but blur.
@@ -162,6 +165,54 @@ def content_keys(images):
         except (ImageLoadError, OSError):
             continue
     return keys
+
+
+def feature_fingerprint(backbone, *, weights, image_size, pooling, precision, openvino=None):
+    """The feature cache's fingerprint of an extraction configuration: the one definition,
+    so :class:`~skanimal.BottleneckFeatures` and :mod:`skanimal.inference` share entries.
+
+    Parameters
+    ----------
+    backbone : str
+        A registered backbone name.
+    weights : str
+        The weights' identity (:func:`skanimal.weights.weights_identity`, or the
+        ``sha256:`` one a fitted transformer recorded).
+    image_size : tuple of int
+    pooling : str or None
+    precision : str
+    openvino : Int8Backbone, optional
+        The network OpenVINO runs (``precision="int8"``, or ``engine="openvino"``): its
+        weights, recipe and runtime version are part of the fingerprint.
+
+    Returns
+    -------
+    str
+    """
+    spec = get_spec(backbone)
+    network = {}
+    if openvino is not None:
+        # The quantized weights and ranges (so the calibration), NNCF settings, versions.
+        # engine="openvino" has its own key, so TensorFlow's entries keep their fingerprint.
+        network = {"int8_model" if precision == "int8" else "openvino_model":
+                   openvino.fingerprint()}
+    return make_fingerprint(backbone=spec.name, weights=weights, image_size=image_size,
+                            pooling=pooling, preprocessing=spec.preprocessing,
+                            precision=precision, **network)
+
+
+def warn_small_images(small_images, image_size, stacklevel=2):
+    """One :class:`~skanimal.exceptions.SmallImageWarning` naming the image files far
+    smaller than the network's input (``Extraction.small_images``); ``stacklevel`` as
+    ``warnings.warn`` would take it in the caller (2: the caller's caller's line)."""
+    height, width = image_size
+    shown = ", ".join(f"{path!r} ({w}x{h})" for path, (w, h) in small_images[:5])
+    more = f" and {len(small_images) - 5} more" if len(small_images) > 5 else ""
+    warnings.warn(
+        f"{len(small_images)} image file(s) far smaller than the network's {height}x{width} "
+        f"input are upscaled, so their features say little: {shown}{more}",
+        SmallImageWarning, stacklevel=stacklevel + 1,
+    )
 
 
 def _far_smaller(stored_size, size):

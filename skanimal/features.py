@@ -20,16 +20,15 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
-from .backbones import get_backbone, get_spec
+from .backbones import get_backbone, get_spec, resolve_image_size
 from .cache import (
     FEATURE_FORMAT_VERSION,
     FeatureCache,
     hash_array_row,
-    make_fingerprint,
     resolve_cache_dir,
 )
 from .compat import Interval, StrOptions, fit_context, validate_parameter_constraints
-from .exceptions import IncompatibleModelError, SmallImageWarning, WeightsUnavailableError
+from .exceptions import IncompatibleModelError, WeightsUnavailableError
 from .extraction import (
     SMALL_IMAGE_FRACTION,
     ChunkSettings,
@@ -38,9 +37,11 @@ from .extraction import (
     content_keys,
     decode_threads,
     extract_in_chunks,
+    feature_fingerprint,
     hash_prefixes,
     item_key,
     known_prefixes,
+    warn_small_images,
 )
 from .images import check_images, decode_item, read_item_bytes, resize_array_batch
 from .weights import relocated_weights, resolve_moved_weights, weights_identity
@@ -180,20 +181,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # -- parameters --------------------------------------------------------------------------
     def _resolved_image_size(self):
-        spec = get_spec(self.backbone)
-        size = self.image_size if self.image_size is not None else spec.default_size
-        if isinstance(size, (int, np.integer)):
-            size = (size, size)
-        try:
-            size = tuple(int(s) for s in size)
-        except (TypeError, ValueError):
-            size = ()
-        if len(size) != 2 or min(size) < spec.min_size:
-            raise ValueError(
-                f"image_size must be (height, width) with both ≥ {spec.min_size} for backbone "
-                f"{spec.name!r}, got {self.image_size!r}."
-            )
-        return size
+        return resolve_image_size(self.backbone, self.image_size)
 
     def _check_params(self, *, constraints=True):
         """Validate the parameters: ``_parameter_constraints`` (unless ``fit_context`` just
@@ -314,23 +302,15 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         )
 
     def _fingerprint(self):
-        spec = get_spec(self.backbone)
-        int8 = {}
-        if self.precision == "int8":
-            # The quantized weights and ranges (so the calibration), NNCF settings, versions.
-            int8 = {"int8_model": self._quantized_backbone().fingerprint()}
-        elif self.engine == "openvino":  # TensorFlow's entries keep their fingerprint
-            int8 = {"openvino_model": self._quantized_backbone().fingerprint()}
-        return make_fingerprint(
-            backbone=spec.name,
+        return feature_fingerprint(
+            self.backbone,
             # A fitted transformer keys the cache with the weights it was fitted with, so
             # cached images need no weights file at all.
             weights=self._recorded_weights() or weights_identity(self.weights),
             image_size=self._resolved_image_size(),
             pooling=self.pooling,
-            preprocessing=spec.preprocessing,
             precision=self.precision,
-            **int8,
+            openvino=self._quantized_backbone() if self._uses_openvino() else None,
         )
 
     def _quantized_backbone(self):
@@ -621,7 +601,8 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         else:
             extraction = extractor.extract(images, 0, on_error=on_error)
         if extraction.small_images:
-            self._warn_small(extraction.small_images)
+            warn_small_images(extraction.small_images, self._resolved_image_size(),
+                              stacklevel=2)
         return extraction
 
     def _extractor(self):
@@ -648,16 +629,6 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             fingerprint=None if directory is None else self._fingerprint(),
             quantized=self._quantized_backbone() if int8 else None,
             n_features=getattr(self, "n_features_out_", None),
-        )
-
-    def _warn_small(self, small_images):
-        height, width = self._resolved_image_size()
-        shown = ", ".join(f"{path!r} ({w}x{h})" for path, (w, h) in small_images[:5])
-        more = f" and {len(small_images) - 5} more" if len(small_images) > 5 else ""
-        warnings.warn(
-            f"{len(small_images)} image file(s) far smaller than the network's {height}x{width} "
-            f"input are upscaled, so their features say little: {shown}{more}",
-            SmallImageWarning, stacklevel=3,
         )
 
     def fitted_on(self, content_keys):
