@@ -40,29 +40,18 @@ What is here, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections import defaultdict
 
 import numpy as np
-from sklearn.base import _fit_context
-from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import (
-    HasMethods,
-    InvalidParameterError,
-    Options,
-    StrOptions,
-    validate_parameter_constraints,
-)
-from sklearn.utils._param_validation import Interval as _SklearnInterval
-from sklearn.utils.metadata_routing import _routing_enabled
-from sklearn.utils.validation import _check_sample_weight
+
+#: scikit-learn's parameter-validation names and skanimal's Interval, provided on first use
+#: (see __getattr__).
+_PARAMETER_VALIDATION = ("HasMethods", "Interval", "InvalidParameterError", "Options",
+                         "StrOptions", "validate_parameter_constraints")
 
 __all__ = [
-    "HasMethods",
-    "Interval",
-    "InvalidParameterError",
-    "Options",
-    "StrOptions",
     "check_sample_weight",
     "fit_context",
     "keras_archive_layers",
@@ -78,23 +67,45 @@ __all__ = [
     "safe_indexing",
     "seeded",
     "unflatten_params",
-    "validate_parameter_constraints",
+    *_PARAMETER_VALIDATION,
 ]
 
 
 # -- scikit-learn ------------------------------------------------------------------------------
-class Interval(_SklearnInterval):
-    """scikit-learn's ``Interval`` constraint, except that a ``bool`` is never a number.
+# Imported on first use: reading a saved head (keras_archive_layers, below) is all a light
+# prediction needs from this module, and importing scikit-learn costs it a second or more.
 
-    scikit-learn accepts ``True`` wherever an int is expected (``bool`` is an ``int``
-    subclass); skanimal refuses it, so ``batch_size=True`` fails at ``fit`` naming the
-    parameter instead of training with batches of one.
-    """
 
-    def is_satisfied_by(self, val):
-        if isinstance(val, (bool, np.bool_)):
-            return False
-        return super().is_satisfied_by(val)
+def __getattr__(name):
+    """scikit-learn's parameter-validation names, and :class:`Interval`, on first use."""
+    if name == "Interval":
+        return _interval_class()
+    if name in _PARAMETER_VALIDATION:
+        from sklearn.utils import _param_validation
+
+        return getattr(_param_validation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _interval_class():
+    from sklearn.utils._param_validation import Interval as SklearnInterval
+
+    class Interval(SklearnInterval):
+        """scikit-learn's ``Interval`` constraint, except that a ``bool`` is never a number.
+
+        scikit-learn accepts ``True`` wherever an int is expected (``bool`` is an ``int``
+        subclass); skanimal refuses it, so ``batch_size=True`` fails at ``fit`` naming the
+        parameter instead of training with batches of one.
+        """
+
+        def is_satisfied_by(self, val):
+            if isinstance(val, (bool, np.bool_)):
+                return False
+            return super().is_satisfied_by(val)
+
+    Interval.__module__, Interval.__qualname__ = __name__, "Interval"
+    return Interval
 
 
 def fit_context(*, prefer_skip_nested_validation):
@@ -105,21 +116,29 @@ def fit_context(*, prefer_skip_nested_validation):
     ``partial_fit`` on a fitted estimator), then runs ``fit``. Meta-estimators pass
     ``prefer_skip_nested_validation=False`` so that the estimators they wrap are validated.
     """
+    from sklearn.base import _fit_context
+
     return _fit_context(prefer_skip_nested_validation=prefer_skip_nested_validation)
 
 
 def safe_indexing(X, indices):
     """Rows ``indices`` of ``X`` (array, DataFrame, list...): ``sklearn.utils._safe_indexing``."""
+    from sklearn.utils import _safe_indexing
+
     return _safe_indexing(X, indices)
 
 
 def check_sample_weight(sample_weight, X, **kwargs):
     """``sklearn.utils.validation._check_sample_weight``: validated per-sample weights."""
+    from sklearn.utils.validation import _check_sample_weight
+
     return _check_sample_weight(sample_weight, X, **kwargs)
 
 
 def routing_enabled():
     """Whether scikit-learn's metadata routing is on (``enable_metadata_routing``)."""
+    from sklearn.utils.metadata_routing import _routing_enabled
+
     return _routing_enabled()
 
 

@@ -13,8 +13,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
 
+# scikit-learn is imported where a set is built or split, not here: collecting the files a
+# command predicts must not cost its second of imports (skanimal.inference).
 from .exceptions import ImageFolderError, LabelsFileError
 
 #: Sub-folders of a class-per-folder set that are never classes: the photos thrown away on
@@ -172,6 +173,8 @@ def load_image_folder(root, *, on_error="fail"):
     UserWarning
         Naming the class sub-folders that hold no image (their classes are left out).
     """
+    from sklearn.utils import Bunch
+
     on_error = check_on_error(on_error)
     root = Path(root).expanduser()
     if not root.exists():
@@ -299,6 +302,8 @@ def load_image_csv(path, *, root=None, on_error="fail"):
     DamagedFileError
         When the file is not a readable CSV file or is too large.
     """
+    from sklearn.utils import Bunch
+
     from .untrusted import read_csv
 
     on_error = check_on_error(on_error)
@@ -412,6 +417,8 @@ def train_val_test_split(data, *, val_size=0.1, test_size=0.1, random_state=0):
     train, val, test : Bunch
         Each with ``paths``, ``target`` and the shared ``target_names``.
     """
+    from sklearn.utils import Bunch, check_random_state
+
     paths = np.asarray(data.paths, dtype=object)
     target = np.asarray(data.target, dtype=object)
     n = len(paths)
@@ -552,6 +559,7 @@ def make_shapes(root, *, n_per_class=30, image_size=64, classes=SHAPE_CLASSES,
         The written set, as :func:`load_image_folder` returns it.
     """
     from PIL import Image, ImageDraw
+    from sklearn.utils import check_random_state
 
     from .fileio import atomic_write
 

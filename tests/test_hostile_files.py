@@ -124,6 +124,7 @@ _MEASURE = textwrap.dedent("""
     import json, os, resource, sys, time
     import skanimal  # imported once; each load runs in a child forked from here
     import skanimal.persistence  # (its imports too: `import skanimal` alone loads them lazily)
+    import skanimal.features, sklearn.pipeline  # what load() imports once the file is read
     from skanimal.exceptions import SkanimalError
 
     def rss_kb():  # now, not the peak
