@@ -34,21 +34,19 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 
 from ._version import __version__
 from .backbones import BACKBONES
 from .cache import FEATURE_FORMAT_VERSION
 from .calibration import ConfidenceBasis
 from .compat import pack_model
+from .cosine import MAX_REFERENCE_VALUES
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
 from .fileio import atomic_write, to_jsonable
-from .novelty import MAX_REFERENCE_VALUES
 from .untrusted import MiB, open_zip, parse_json
 from .weights import find_weights_file, keras_models_dir
 
-__all__ = ["save", "load", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
+__all__ = ["save", "load", "load_for_inference", "FILE_FORMAT", "FILE_FORMAT_VERSION"]
 
 FILE_FORMAT = "skanimal-pipeline"
 FILE_FORMAT_VERSION = 1
@@ -68,6 +66,9 @@ _HEAD_PARAMS = ("hidden_layer_sizes", "dropout", "negative_slope", "learning_rat
 
 
 def _steps(pipeline):
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
     from .augmentation import AugmentedClassifier
     from .classifier import BottleneckClassifier
     from .features import BottleneckFeatures
@@ -432,12 +433,10 @@ def _novelty_bytes(novelty):
     return buffer.getvalue()
 
 
-def _restore_novelty(path, spec, data):
-    """The head's :class:`~skanimal.novelty.FeatureNovelty` from the archive's (size-capped)
-    member ``data``, or None for a model saved without one."""
+def _novelty_arrays(path, spec, data):
+    """The novelty score's arrays (``FeatureNovelty.to_arrays``) and parameters from the
+    archive's (size-capped) member ``data``, or None for a model saved without one."""
     import io
-
-    from .novelty import FeatureNovelty
 
     info = spec.get("novelty")
     if info is None:
@@ -447,8 +446,23 @@ def _restore_novelty(path, spec, data):
                                      f"{_NOVELTY}.")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            return FeatureNovelty.from_arrays(arrays, info["params"])
+            loaded = {name: arrays[name] for name in ("reference", "train_scores", "threshold")}
+        return loaded, dict(info["params"])
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise IncompatibleModelError(
+            f"{str(path)!r} has an invalid novelty score ({_NOVELTY}): {exc}") from exc
+
+
+def _restore_novelty(path, spec, data):
+    """The head's :class:`~skanimal.novelty.FeatureNovelty` (see :func:`_novelty_arrays`)."""
+    from .novelty import FeatureNovelty
+
+    saved = _novelty_arrays(path, spec, data)
+    if saved is None:
+        return None
+    try:
+        return FeatureNovelty.from_arrays(*saved)
+    except (TypeError, ValueError) as exc:
         raise IncompatibleModelError(
             f"{str(path)!r} has an invalid novelty score ({_NOVELTY}): {exc}") from exc
 
@@ -525,13 +539,15 @@ def load(path, *, weights=None):
     WeightsUnavailableError
         When ``weights`` is not the weights file the model was made with.
     """
-    from .features import BottleneckFeatures
-
     with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
-        # The archive is checked and read before Keras is even imported: a refused file
-        # costs well under a second.
+        # The archive is checked and read before scikit-learn or Keras is even imported: a
+        # refused file costs well under a second.
         description, head_file, int8_files, weights_file, novelty_bytes = _read(
             path, tmp, want_weights=weights is None)
+        from sklearn.pipeline import Pipeline
+
+        from .features import BottleneckFeatures
+
         try:
             features_spec, head_spec = description["steps"]
             if (features_spec["class"], head_spec["class"]) != ("BottleneckFeatures",
@@ -565,3 +581,92 @@ def load(path, *, weights=None):
     head = _restore_head(path, head_spec, head_bytes)
     head.novelty_ = _restore_novelty(path, head_spec, novelty_bytes)
     return Pipeline([(features_spec["name"], features), (head_spec["name"], head)])
+
+
+def load_for_inference(path):
+    """Load a file written by :func:`save` for prediction only, importing neither
+    scikit-learn nor TensorFlow, when its model allows it.
+
+    The model must run its backbone in OpenVINO (``precision="int8"``, or
+    ``engine="openvino"``) and have a dense head (the default one), which NumPy computes
+    with the saved weights: the :class:`~skanimal.inference.InferenceModel` it returns
+    gives the pipeline's own features, probabilities and novelty scores (it runs the same
+    code), and shares its feature cache. ``skanimal predict`` uses it for such files.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    InferenceModel or None
+        None when the model needs TensorFlow (a TensorFlow backbone, another head) or the
+        backbone's weights file; then use :func:`skanimal.load`.
+
+    Raises
+    ------
+    IncompatibleModelError
+        As :func:`skanimal.load`.
+    """
+    from .backbones import resolve_image_size
+    from .extraction import feature_fingerprint
+    from .head_forward import DenseHead
+    from .inference import InferenceFeatures, InferenceHead, InferenceModel, NearestReference
+    from .weights import weights_identity
+
+    with tempfile.TemporaryDirectory(prefix="skanimal-load-") as tmp:
+        description, head_file, ir_files, _, novelty_bytes = _read(path, tmp,
+                                                                   want_weights=False)
+        head_bytes = Path(head_file).read_bytes()
+    try:
+        features_spec, head_spec = description["steps"]
+        params = _untuple(features_spec["params"], features_spec.get("tuple_params", ()))
+        precision, engine = params["precision"], params.get("engine", "tensorflow")
+        if precision != "int8" and engine != "openvino":
+            return None  # the backbone runs in TensorFlow
+        stem = "int8_model" if precision == "int8" else "openvino_model"
+        forward = DenseHead.from_archive(head_bytes)
+        if forward is None:
+            return None  # a head NumPy does not compute: Keras loads it
+        classes = np.asarray(head_spec["classes"], dtype=np.dtype(head_spec["classes_dtype"]))
+        if classes.ndim != 1:
+            raise ValueError(f"classes of shape {classes.shape}")
+        network = _restore_int8(path, features_spec, ir_files, stem)
+        n_outputs = forward.layers[-1][1].shape[1]
+        if (forward.n_features, n_outputs) != (network.n_features, len(classes)) or \
+                int(head_spec["n_features_in"]) != network.n_features:
+            raise ValueError(
+                f"the head takes {forward.n_features} features and gives {n_outputs} "
+                f"probabilities, but the backbone gives {network.n_features} features and "
+                f"{len(classes)} classes are declared")
+        recorded = features_spec.get("weights_identity")
+        image_size = resolve_image_size(params["backbone"], params["image_size"])
+        fingerprint = feature_fingerprint(
+            params["backbone"],
+            weights=(recorded if str(recorded).startswith("sha256:")
+                     else weights_identity(params["weights"])),
+            image_size=image_size, pooling=params["pooling"], precision=precision,
+            openvino=network)
+        batch_size = int(params["batch_size"])
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}")
+        features = InferenceFeatures(network, image_size, batch_size, params["cache"],
+                                     fingerprint, verbose=int(params.get("verbose") or 0))
+        novelty = _novelty_arrays(path, head_spec, novelty_bytes)
+        if novelty is not None:
+            arrays, novelty_params = novelty
+            novelty = NearestReference(np.asarray(arrays["reference"], dtype=np.float32),
+                                       int(novelty_params.get("n_neighbors", 1)),
+                                       float(arrays["threshold"]))
+            if novelty.reference.ndim != 2 or novelty.reference.shape[1] != network.n_features:
+                raise ValueError(f"a novelty reference of shape {novelty.reference.shape}")
+        threshold = head_spec.get("confidence_threshold")
+    except (AttributeError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+        raise IncompatibleModelError(
+            f"{str(path)!r} has an invalid pipeline description: {exc}") from exc
+    except WeightsUnavailableError:
+        return None  # keyed by a weights file no longer here: load() says what to do
+    head = InferenceHead(classes, forward, novelty,
+                         None if threshold is None else float(threshold))
+    return InferenceModel(features, head)

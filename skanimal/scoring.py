@@ -22,6 +22,7 @@ import numpy as np
 
 from .datasets import ON_ERROR, check_on_error
 from .exceptions import ImageLoadError, IncompatibleModelError, UnreadableImagesError
+from .inference import InferenceModel
 
 __all__ = ["ON_ERROR", "Scores", "check_on_error", "iter_scores", "join_pipeline",
            "score_images", "split_pipeline", "unreadable_error", "collect_sources"]
@@ -88,10 +89,11 @@ def split_pipeline(model):
 
     Parameters
     ----------
-    model : Pipeline
+    model : Pipeline or InferenceModel
         A fitted scikit-learn pipeline whose first step turns images into features (a
         :class:`~skanimal.BottleneckFeatures`) and whose last step has ``predict_proba``
-        (a fitted search's ``best_estimator_`` is used).
+        (a fitted search's ``best_estimator_`` is used), or a saved model loaded for
+        prediction only (:class:`skanimal.inference.InferenceModel`).
 
     Returns
     -------
@@ -108,6 +110,8 @@ def split_pipeline(model):
     IncompatibleModelError
         When ``model`` is not such a pipeline.
     """
+    if isinstance(model, InferenceModel):  # split already, and scikit-learn not imported
+        return model.features, model.head
     from sklearn.pipeline import Pipeline
 
     model = getattr(model, "best_estimator_", model)
@@ -164,7 +168,8 @@ def iter_scores(model, paths, *, proba=True, features=False, on_error="skip",
     if proba:
         transform, head = split_pipeline(model)
     else:  # the features step alone, or a pipeline's
-        transform, head = getattr(model, "steps", [(None, model)])[0][1], None
+        transform, head = (model.features if isinstance(model, InferenceModel)
+                           else getattr(model, "steps", [(None, model)])[0][1]), None
     classes = np.asarray(head.classes_) if head is not None else None
     n_classes = len(classes) if classes is not None else 0
     paths = [os.fspath(p) for p in paths]

@@ -35,8 +35,8 @@ from .calibration import DEFAULT_MIN_CONFIDENCE
 from .datasets import collect_images, load_image_csv, load_image_folder, split_what_fits
 from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
+from .inference import InferenceModel
 from .moves import copy_number, free_names
-from .novelty import novelty_of
 from .report import (
     add_provenance,
     classification_text,
@@ -275,6 +275,8 @@ def _progress_callbacks(progress):
 
 
 def _features_step(pipeline):
+    if isinstance(pipeline, InferenceModel):
+        return pipeline.features
     from .features import BottleneckFeatures
 
     for _, step in getattr(pipeline, "steps", []):
@@ -292,6 +294,20 @@ def _check_known_classes(target, classes, data_dir):
             f"{data_dir} has classes the model was not trained on: {unknown} "
             f"(the model knows {np.asarray(classes).tolist()})"
         )
+
+
+def _model_to_predict(model, weights=None):
+    """:func:`_resolve_model`, except that a ``.skanimal`` file whose model predicts without
+    scikit-learn and TensorFlow loads as an :class:`~skanimal.inference.InferenceModel`
+    (:func:`skanimal.persistence.load_for_inference`): the same answers, a faster start."""
+    if (weights is None and isinstance(model, (str, os.PathLike)) and Path(model).is_file()
+            and _is_zip_archive(model)):
+        from .persistence import load_for_inference
+
+        light = load_for_inference(model)
+        if light is not None:
+            return light
+    return _resolve_model(model, weights)
 
 
 def _resolve_model(model, weights=None):
@@ -423,7 +439,8 @@ def load_model(path, *, weights=None):
 
 
 def save_model(pipeline, path):
-    """Save a pipeline with :func:`joblib.dump`, atomically.
+    """Save a pipeline atomically: a ``.skanimal`` name with :func:`skanimal.save`, any
+    other with :func:`joblib.dump`.
 
     Written through :func:`skanimal.fileio.atomic_write`: a temporary file beside ``path``,
     synced, then renamed, with normal permissions; missing parent folders are created.
@@ -431,7 +448,8 @@ def save_model(pipeline, path):
     Parameters
     ----------
     pipeline : estimator
-        What to save (any picklable object).
+        What to save (any picklable object; for a ``.skanimal`` name, a fitted
+        ``BottleneckFeatures`` → ``BottleneckClassifier`` pipeline).
     path : path-like
         Destination file.
 
@@ -440,6 +458,10 @@ def save_model(pipeline, path):
     pathlib.Path
         ``path``.
     """
+    if Path(path).suffix == ".skanimal":
+        from .persistence import save
+
+        return save(pipeline, path)
     import joblib
 
     with atomic_write(path) as handle:
@@ -483,12 +505,7 @@ def save_model_beside(pipeline, path):
     path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{TMP_PREFIX}save-") as tmp:
         temporary = Path(tmp) / path.name
-        if path.suffix == ".skanimal":
-            from .persistence import save
-
-            save(pipeline, temporary)
-        else:
-            save_model(pipeline, temporary)
+        save_model(pipeline, temporary)
         original, number = copy_number(path.name)
         for name in free_names(original, start=number + 1):
             candidate = path.with_name(name)
@@ -529,7 +546,9 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
         the folder the CSV file's relative paths are relative to (None: the CSV file's
         folder).
     output : path-like
-        Where to save the fitted pipeline (joblib).
+        Where to save the fitted pipeline (:func:`save_model`: joblib, or
+        :func:`skanimal.save` for a name ending in ``.skanimal``, which holds the network
+        head only).
     val_size, test_size : float or int, default=0.1
         Passed to :func:`skanimal.train_val_test_split`; 0 leaves a part out.
     backbone, weights, image_size, pooling, cache, precision
@@ -578,6 +597,10 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
 
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    if Path(output).suffix == ".skanimal" and head != "network":
+        raise IncompatibleModelError(
+            f"{str(output)!r}: a .skanimal file holds the network head only; save the "
+            f"{head} head under another name, such as {Path(output).stem}.joblib")
     on_error = check_on_error(on_error)
     start = time.perf_counter()
     if data_dir is None and labels is None:
@@ -778,7 +801,9 @@ def predict(model, inputs, *, progress=None, on_error="skip", weights=None):
     ----------
     model : path-like or fitted Pipeline
         A file saved by :func:`train` (loaded with :func:`load_model`), or a fitted
-        skanimal pipeline.
+        skanimal pipeline. A ``.skanimal`` file whose backbone runs in OpenVINO and whose
+        head is the default one loads without scikit-learn or TensorFlow
+        (:func:`skanimal.persistence.load_for_inference`; same answers, a faster start).
     inputs : path-like or sequence of path-like
         Image files (used whatever their extension) and folders (searched recursively, see
         :func:`skanimal.datasets.collect_images`).
@@ -805,8 +830,14 @@ def predict(model, inputs, *, progress=None, on_error="skip", weights=None):
     """
     on_error = check_on_error(on_error)
     paths = collect_images(inputs)  # before loading the model: a typo fails fast
-    pipeline = _resolve_model(model, weights)
-    novelty = novelty_of(split_pipeline(pipeline)[1])
+    pipeline = _model_to_predict(model, weights)
+    head = split_pipeline(pipeline)[1]
+    if isinstance(pipeline, InferenceModel):
+        novelty = head.novelty_
+    else:
+        from .novelty import novelty_of
+
+        novelty = novelty_of(head)
     scores = _score(pipeline, paths, on_error, progress, features=novelty is not None)
     return PredictResult(paths=scores.paths, classes=scores.classes, proba=scores.proba,
                          skipped=scores.unreadable,

@@ -70,7 +70,9 @@ def _add_train(commands):
                        help="each image's class from this CSV file (path,label columns, or "
                             "a sort's predictions.csv), not its sub-folder")
     train.add_argument("-o", "--output", metavar="MODEL", required=True,
-                       help="file to save the fitted pipeline to (joblib)")
+                       help="file to save the fitted pipeline to: joblib, or skanimal's "
+                            "pickle-free format for a name ending in .skanimal (safe to "
+                            "share; an int8 model predicts from it without scikit-learn)")
     train.add_argument("--val-size", type=fraction_or_count, default=0.1, metavar="SIZE",
                        help="validation part: a fraction of all images (0.1) or a number of "
                             "images (50); default: %(default)s")
