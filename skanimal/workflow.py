@@ -33,7 +33,7 @@ import numpy as np
 
 from .calibration import DEFAULT_MIN_CONFIDENCE
 from .datasets import collect_images, load_image_csv, load_image_folder, split_what_fits
-from .exceptions import ImageFolderError, IncompatibleModelError, SkanimalError
+from .exceptions import ImageFolderError, ImageLoadError, IncompatibleModelError, SkanimalError
 from .fileio import TMP_PREFIX, atomic_write, fsync_dir
 from .inference import InferenceModel
 from .moves import copy_number, free_names
@@ -283,6 +283,19 @@ def _features_step(pipeline):
         if isinstance(step, BottleneckFeatures):
             return step
     return None
+
+
+def _fit_features(features, paths, on_error):
+    """``features.fit(paths)``; with ``on_error="skip"``, without the images it cannot read
+    (int8 calibration decodes some of them; extraction then names every unreadable one)."""
+    paths = list(paths)
+    while True:
+        try:
+            return features.fit(paths)
+        except ImageLoadError as exc:
+            if on_error != "skip" or exc.index is None or not 0 <= exc.index < len(paths):
+                raise
+            del paths[exc.index]
 
 
 def _check_known_classes(target, classes, data_dir):
@@ -625,7 +638,7 @@ def train(data_dir, output, *, val_size=0.1, test_size=0.1, backbone="vgg16",
                                   precision=precision)
     # fit records the training images' content hashes: evaluate can then tell how many of
     # the images it scores the model has already seen.
-    features.fit(train_part.paths)
+    _fit_features(features, train_part.paths, on_error)
     height, width = features.image_size_
     weights_name = "none" if weights is None else weights
     _say(log, f"Extracting {backbone} features ({height}x{width} px, weights={weights_name}, "

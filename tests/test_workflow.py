@@ -12,6 +12,7 @@ import pytest
 
 from skanimal import (
     ImageFolderError,
+    ImageLoadError,
     IncompatibleModelError,
     load_image_folder,
     make_shapes,
@@ -380,3 +381,21 @@ def test_progress_bars_on_stderr_same_model(data_dir, tmp_path, capsys):
     paths = shown.test.paths
     np.testing.assert_allclose(reloaded.predict_proba(paths),
                                quiet.pipeline.predict_proba(paths), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_int8_train_skips_an_unreadable_photo_its_calibration_would_decode(tmp_path):
+    """int8's fit decodes calibration photos (all of a small set): with on_error="skip" an
+    unreadable one is left out there too, and named once, as for float32."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    data = tmp_path / "shapes"
+    make_shapes(data, n_per_class=6, image_size=32)
+    broken = data / "circle" / "broken.jpg"
+    broken.write_text("not a photo")
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        workflow.train(data, tmp_path / "m.joblib", precision="int8", epochs=1, **SMALL)
+    result = workflow.train(data, tmp_path / "m.joblib", precision="int8", epochs=1,
+                            on_error="skip", val_size=0, test_size=0, **SMALL)
+    assert [path for path, _ in result.skipped] == [str(broken)]
+    assert result.model_path.is_file()
