@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 
+import skanimal
 from skanimal import (
     ImageFolderError,
     ImageLoadError,
@@ -384,18 +385,31 @@ def test_progress_bars_on_stderr_same_model(data_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_int8_train_skips_an_unreadable_photo_its_calibration_would_decode(tmp_path):
-    """int8's fit decodes calibration photos (all of a small set): with on_error="skip" an
-    unreadable one is left out there too, and named once, as for float32."""
+def test_int8_train_to_a_skanimal_file_skips_an_unreadable_photo(tmp_path):
+    """``-o NAME.skanimal`` writes the pickle-free file (which predict loads light), refusing a
+    logistic head it cannot hold before any work; int8's fit decodes calibration photos (all
+    of a small set): with on_error="skip" an unreadable one is left out there too, and named
+    once, as for float32."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
+    from skanimal.inference import InferenceModel
+    from skanimal.persistence import load_for_inference
+
     data = tmp_path / "shapes"
     make_shapes(data, n_per_class=6, image_size=32)
     broken = data / "circle" / "broken.jpg"
     broken.write_text("not a photo")
+    output = tmp_path / "m.skanimal"
+    with pytest.raises(IncompatibleModelError, match=r"m\.skanimal.*such as m\.joblib"):
+        workflow.train(data, output, head="logistic", **SMALL)
     with pytest.raises(ImageLoadError, match="broken.jpg"):
-        workflow.train(data, tmp_path / "m.joblib", precision="int8", epochs=1, **SMALL)
-    result = workflow.train(data, tmp_path / "m.joblib", precision="int8", epochs=1,
+        workflow.train(data, output, precision="int8", epochs=1, backbone="mobilenet_v2",
+                       **SMALL)
+    assert not output.exists()
+    result = workflow.train(data, output, precision="int8", epochs=1, backbone="mobilenet_v2",
                             on_error="skip", val_size=0, test_size=0, **SMALL)
     assert [path for path, _ in result.skipped] == [str(broken)]
-    assert result.model_path.is_file()
+    assert result.model_path == output
+    assert isinstance(load_for_inference(output), InferenceModel)
+    assert skanimal.load(output)[-1].classes_.tolist() == sorted(
+        p.name for p in data.iterdir() if p.is_dir())
