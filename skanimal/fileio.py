@@ -8,6 +8,12 @@ killed at any moment — sees either the old file or the complete new one, never
 file. Files get the normal permissions of a newly created file (``0o666`` less the umask),
 unlike :func:`tempfile.mkstemp`'s ``0o600``.
 
+Copies of photos are the one exception to the rename: :func:`copy_to_new` writes a new
+temporary file (keeping the photo's permissions and dates) that the caller publishes with a
+hard link, which, unlike a rename, never replaces a file already there
+(:mod:`skanimal.moves`). A group of such copies can be synced at once
+(:func:`sync_file_systems`) before any is published.
+
 Temporary files are named ``.skanimal-tmp-<name>-<random>`` so that tools that clean up after
 killed writers (for example :func:`skanimal.clear_cache`) can recognise them.
 """
@@ -15,20 +21,28 @@ killed writers (for example :func:`skanimal.clear_cache`) can recognise them.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import math
 import os
 import secrets
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["TMP_PREFIX", "atomic_write", "write_bytes", "write_json", "to_jsonable", "fsync_dir",
-           "new_folder"]
+           "new_folder", "copy_to_new", "sync_file_systems", "CAN_SYNC_FILE_SYSTEMS"]
 
 #: Prefix of every temporary file written by :func:`atomic_write`.
 TMP_PREFIX = ".skanimal-tmp-"
+
+#: Whether :func:`sync_file_systems` can sync a group of files at once (Linux, where
+#: ``sync`` waits until everything is on disk, and ``syncfs`` limits it to one file system).
+CAN_SYNC_FILE_SYSTEMS = sys.platform.startswith("linux")
 
 
 def fsync_dir(directory):
@@ -120,6 +134,95 @@ def atomic_write(path, mode="wb", *, encoding=None, make_parents=True, sync_dir=
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+def copy_to_new(source, path, *, sync=True):
+    """Copy the file ``source`` into the new file ``path``, synced to disk.
+
+    The copy keeps the source's permissions and times (:func:`shutil.copystat`). ``path``
+    is created exclusively, so nothing is ever overwritten; its folder must exist. This is
+    the first half of an atomic copy: the caller gives ``path`` a temporary name and then
+    publishes it under the final one (as :mod:`skanimal.moves` does with a hard link, which
+    never clobbers).
+
+    Parameters
+    ----------
+    source, path : path-like
+    sync : bool, default=True
+        Sync the copy before returning. ``False`` leaves it to the caller, who syncs many
+        copies at once with :func:`sync_file_systems` before publishing any.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists.
+    OSError
+        The copy failed; ``path`` is removed.
+    """
+    try:
+        with open(source, "rb") as src, open(path, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            shutil.copystat(source, path)  # photos keep their dates and their privacy
+            if sync:
+                os.fsync(dst.fileno())
+    except FileExistsError:
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+def sync_file_systems(paths):
+    """Put everything written to the file systems holding ``paths`` on disk, in one go.
+
+    After a group of files is written, one ``syncfs`` per file system costs about what one
+    ``fsync`` does: a single journal commit, instead of one per file. Only where
+    :data:`CAN_SYNC_FILE_SYSTEMS` (Linux); elsewhere sync each file as it is written.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files or folders; one is enough per file system.
+
+    Raises
+    ------
+    OSError
+        The sync failed (for example an I/O error while writing back).
+    """
+    if not CAN_SYNC_FILE_SYSTEMS:
+        raise OSError(f"sync_file_systems: not available on {sys.platform}")
+    one_per_device = {}
+    for path in paths:
+        one_per_device.setdefault(os.stat(path).st_dev, path)
+    syncfs = _syncfs()
+    for path in one_per_device.values():
+        if syncfs is None:  # a C library without syncfs: sync(2) covers every file system
+            os.sync()
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) != 0:
+                import ctypes
+
+                error = ctypes.get_errno() or errno.EIO
+                raise OSError(error, os.strerror(error), os.fspath(path))
+        finally:
+            os.close(fd)
+
+
+@functools.cache
+def _syncfs():
+    # The os module has sync() but not syncfs(); the C library has had it since glibc 2.14.
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
+    return function
 
 
 def write_bytes(path, data, **kwargs):

@@ -23,6 +23,7 @@ Every file this module writes (journals, copies) goes through ``skanimal.fileio`
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import itertools
@@ -30,7 +31,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 from pathlib import Path
 
 from . import fileio
@@ -129,7 +129,7 @@ def transfer(moves, *, mode="copy", journal=None, on_file=None):
     }
     if journal is not None:
         _check_journal_size(record, journal)
-        fileio.write_json(journal, record)
+        fileio.write_json(journal, record, indent=None)
     return _run(record, journal, on_file)
 
 
@@ -182,13 +182,13 @@ def undo(journal):
     record = read_journal(journal)
     if record["state"] != "undone":
         record["state"] = "undoing"
-        fileio.write_json(journal, record)
+        fileio.write_json(journal, record, indent=None)
     token = record["token"]
     restored = [_undo_entry(entry, record["mode"], token) for entry in reversed(record["entries"])]
     restored.reverse()
     _sync_and_clean({Path(e["source"]).parent for e in record["entries"]}, token)
     record["state"] = "undone"
-    fileio.write_json(journal, record)
+    fileio.write_json(journal, record, indent=None)
     _clean_journal_leftovers(journal)
     return restored
 
@@ -352,11 +352,22 @@ def _same_content(a, b):
 
 def _run(record, journal, on_file=None):
     mode, token = record["mode"], record["token"]
+    copies = _synced_copies(record["entries"], token) if mode == "copy" else {}
+    try:
+        return _run_entries(record, journal, on_file, copies)
+    finally:
+        for temporary in copies.values():  # unpublished (a failure came first)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+
+def _run_entries(record, journal, on_file, copies):
+    mode, token = record["mode"], record["token"]
     finals = []
-    for entry in record["entries"]:
+    for number, entry in enumerate(record["entries"]):
         while True:
             try:
-                _do_entry(entry, mode, token)
+                _do_entry(entry, mode, token, copies.pop(number, None))
                 break
             except FileExistsError:
                 # The planned name was taken after planning: choose again and record the new
@@ -367,7 +378,7 @@ def _run(record, journal, on_file=None):
                     start=_next_start(entry["destination"], os.path.basename(source)))
                 entry["destination"] = os.fspath(destination)
                 if journal is not None:
-                    fileio.write_json(journal, record)
+                    fileio.write_json(journal, record, indent=None)
         finals.append(Path(entry["destination"]))
         if on_file is not None:
             on_file(finals[-1])
@@ -376,14 +387,49 @@ def _run(record, journal, on_file=None):
     if record["state"] != "done":
         record["state"] = "done"
         if journal is not None:
-            fileio.write_json(journal, record)
+            fileio.write_json(journal, record, indent=None)
     if journal is not None:
         _clean_journal_leftovers(journal)
     return finals
 
 
-def _do_entry(entry, mode, token):
-    """Bring one planned file to its final state; raises FileExistsError if its name is taken."""
+def _synced_copies(entries, token):
+    """Copy the sources that ``entries`` will copy to temporary files, synced all at once.
+
+    One sync for the whole group (:func:`fileio.sync_file_systems`) costs far less than one
+    per file; where it is not available, nothing is prepared here and each copy is synced
+    as it is made. Either way no final name ever points to bytes not yet on disk: these
+    copies are published later, by :func:`_do_entry`. Returns ``{entry number: temporary
+    path}``. A copy that fails ends the preparing: that entry and those after it are copied
+    one by one, in order, so its error is raised after the files ahead of it are in place.
+    """
+    copies = {}
+    if not fileio.CAN_SYNC_FILE_SYSTEMS:
+        return copies
+    for number, entry in enumerate(entries):
+        source, destination = entry["source"], entry["destination"]
+        if entry["existing"] or os.path.lexists(destination) or _same_entry(source, destination):
+            continue
+        try:
+            copies[number] = _copy_to_temporary(source, destination, token, sync=False)
+        except OSError:
+            break
+    try:
+        fileio.sync_file_systems(copies.values())
+    except BaseException:
+        for temporary in copies.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        raise
+    return copies
+
+
+def _do_entry(entry, mode, token, copy=None):
+    """Bring one planned file to its final state; raises FileExistsError if its name is taken.
+
+    ``copy`` is a synced temporary copy of the source (:func:`_synced_copies`) to publish
+    instead of copying again.
+    """
     source, destination = Path(entry["source"]), Path(entry["destination"])
     if _same_entry(source, destination):
         return  # already where it should be
@@ -398,7 +444,7 @@ def _do_entry(entry, mode, token):
                 os.unlink(source)
         elif mode == "copy":
             if not os.path.lexists(destination):
-                _copy_new(source, destination, token)
+                _copy_new(source, destination, token, copy)
             elif not _same_content(source, destination):
                 raise FileExistsError(destination)
         elif mode == "link":
@@ -445,18 +491,25 @@ def _move_file(source, destination, token):
     os.unlink(source)
 
 
-def _copy_new(source, destination, token):
-    """Copy to a synced temporary file beside ``destination``, then publish it there."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.parent / f"{fileio.TMP_PREFIX}{token}-{secrets.token_hex(4)}"
+def _copy_new(source, destination, token, temporary=None):
+    """Copy to a synced temporary file beside ``destination`` (or take ``temporary``, such a
+    copy made already), then publish it there."""
     try:
-        with open(source, "rb") as src, fileio.atomic_write(temporary, sync_dir=False) as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        shutil.copystat(source, temporary)  # photos keep their dates
+        if temporary is None:
+            temporary = _copy_to_temporary(source, destination, token)
         _publish(temporary, destination)
     finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+
+def _copy_to_temporary(source, destination, token, *, sync=True):
+    folder = os.path.dirname(destination)
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f"{fileio.TMP_PREFIX}{token}-{secrets.token_hex(4)}")
+    fileio.copy_to_new(source, temporary, sync=sync)
+    return temporary
 
 
 def _publish(temporary, destination):
@@ -583,7 +636,7 @@ _ENTRY_KEYS = {"source": str, "folder": str, "destination": str, "existing": boo
 
 
 def _check_journal_size(record, journal):
-    size = len(json.dumps(record, indent=2).encode())
+    size = len(json.dumps(record).encode())
     if size > MAX_JOURNAL_BYTES:
         raise TransferError(f"cannot plan {len(record['entries']):,} transfers in one journal "
                             f"({os.fspath(journal)!r} would take {size:,} bytes, more than "

@@ -512,7 +512,8 @@ def _place(rows, into, mode, run, failed, bar=None):
                        if not folder.exists()]
             fileio.write_json(into / STATE_FOLDER / "runs" / f"{run}.json",
                               {"mode": mode, "rows": rows, "created": created,
-                               "created_predictions": not (into / PREDICTIONS_FILE).exists()})
+                               "created_predictions": not (into / PREDICTIONS_FILE).exists()},
+                              indent=None)
         journals = []
         for group, group_mode, journal in ((within, "move", f"{run}{_WITHIN}.json"),
                                            (pairs, mode, f"{run}.json")):

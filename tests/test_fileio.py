@@ -7,6 +7,7 @@ import stat
 import numpy as np
 import pytest
 
+from skanimal import fileio
 from skanimal.fileio import TMP_PREFIX, atomic_write, to_jsonable, write_bytes, write_json
 
 
@@ -30,6 +31,34 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"a": 1}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_copy_to_new_never_overwrites_and_leaves_nothing_partial(tmp_path, monkeypatch):
+    source, taken, new = tmp_path / "a.jpg", tmp_path / "taken.jpg", tmp_path / "new.jpg"
+    source.write_bytes(b"photo" * 1000)
+    taken.write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError):
+        fileio.copy_to_new(source, taken)
+    assert taken.read_bytes() == b"someone else's"
+
+    def full_disk(src, dst, length=0):
+        dst.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio.shutil, "copyfileobj", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        fileio.copy_to_new(source, new)
+    assert not new.exists()
+
+
+@pytest.mark.skipif(not fileio.CAN_SYNC_FILE_SYSTEMS, reason="Linux only")
+def test_sync_file_systems_reports_a_failed_sync(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"a")
+    fileio.sync_file_systems([tmp_path / "a", tmp_path])  # one file system: one call
+
+    monkeypatch.setattr(fileio, "_syncfs", lambda: lambda fd: -1)
+    with pytest.raises(OSError):
+        fileio.sync_file_systems([tmp_path / "a"])
 
 
 def test_to_jsonable_is_exact_or_refuses():

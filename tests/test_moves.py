@@ -50,6 +50,38 @@ def test_copy_leaves_sources_and_keeps_dates(tmp_path):
     assert no_temporaries(tmp_path)
 
 
+def test_copies_keep_a_private_photo_private(tmp_path):
+    (source,) = make_files(tmp_path / "in", 1)
+    source.chmod(0o600)
+    (final,) = moves.transfer([(source, tmp_path / "out")])
+    assert final.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(not fileio.CAN_SYNC_FILE_SYSTEMS, reason="copies are synced one by one")
+def test_a_group_of_copies_is_synced_once_before_any_is_published(tmp_path, monkeypatch):
+    sources = make_files(tmp_path / "in", 5)
+    out = tmp_path / "out"
+    synced, fsyncs = [], []
+    real_sync, real_fsync = fileio.sync_file_systems, os.fsync
+
+    def sync(paths):
+        paths = list(paths)
+        # Nothing carries its final name yet: a power cut now leaves no partial photo.
+        assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+            os.path.basename(p) for p in paths)
+        assert all(os.path.basename(p).startswith(fileio.TMP_PREFIX) for p in paths)
+        synced.append(len(paths))
+        real_sync(paths)
+
+    monkeypatch.setattr(fileio, "sync_file_systems", sync)
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    finals = moves.transfer([(p, out / ("a" if i % 2 else "b")) for i, p in enumerate(sources)])
+    assert synced == [5]
+    assert len(fsyncs) <= 3  # the entries of the folders touched (a, b, in), not one per photo
+    assert [p.read_bytes() for p in finals] == [p.read_bytes() for p in sources]
+    assert no_temporaries(tmp_path)
+
+
 def test_collision_gets_a_suffix_and_never_overwrites(tmp_path):
     (source,) = make_files(tmp_path / "in", 1)
     out = tmp_path / "out"
@@ -209,7 +241,7 @@ def test_read_error_mid_copy_leaves_the_photo_in_place(tmp_path, monkeypatch):
     sources = make_files(tmp_path / "in", 3)
     data = [p.read_bytes() for p in sources]
     force_copy_branch(monkeypatch)
-    real_copy = moves.shutil.copyfileobj
+    real_copy = fileio.shutil.copyfileobj
 
     def failing_copy(src, dst, length=0):
         if src.name == os.fspath(sources[1]):
@@ -217,14 +249,14 @@ def test_read_error_mid_copy_leaves_the_photo_in_place(tmp_path, monkeypatch):
             raise OSError(errno.EIO, "Input/output error")
         return real_copy(src, dst, length)
 
-    monkeypatch.setattr(moves.shutil, "copyfileobj", failing_copy)
+    monkeypatch.setattr(fileio.shutil, "copyfileobj", failing_copy)
     journal = tmp_path / "j.json"
     with pytest.raises(TransferError, match=f"{sources[1].name}.*Input/output error"):
         moves.transfer([(p, tmp_path / "out") for p in sources], mode="move", journal=journal)
     assert [p.read_bytes() for p in sources[1:]] == data[1:]  # left in place, whole
     assert (tmp_path / "out" / sources[0].name).read_bytes() == data[0]
     assert sorted(os.listdir(tmp_path / "out")) == [sources[0].name]  # nothing partial
-    monkeypatch.setattr(moves.shutil, "copyfileobj", real_copy)
+    monkeypatch.setattr(fileio.shutil, "copyfileobj", real_copy)
     finals = moves.resume(journal)
     assert [p.read_bytes() for p in finals] == data
     assert not any(p.exists() for p in sources)
@@ -334,7 +366,7 @@ def test_a_name_taken_after_planning_is_chosen_again_and_journaled(tmp_path, mon
 CHILD = textwrap.dedent("""
     import errno, json, os, sys
     from skanimal import moves
-    pairs, journal, cross_device = json.loads(sys.argv[1])
+    pairs, journal, cross_device, mode = json.loads(sys.argv[1])
     if cross_device:
         def no_link(src, dst, *args, **kwargs):
             if ".skanimal-tmp-" not in os.path.basename(os.fspath(src)):
@@ -342,21 +374,22 @@ CHILD = textwrap.dedent("""
             return real_link(src, dst, *args, **kwargs)
         real_link, os.link = os.link, no_link
     print("go", flush=True)
-    moves.transfer(pairs, mode="move", journal=journal)
+    moves.transfer(pairs, mode=mode, journal=journal)
     print("done", flush=True)
 """)
 
 
-def run_child(pairs, journal, cross_device):
+def run_child(pairs, journal, cross_device, mode="move"):
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps([pairs, journal, cross_device])],
+        [sys.executable, "-c", CHILD, json.dumps([pairs, journal, cross_device, mode])],
         stdout=subprocess.PIPE, text=True,
     )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cross_device", [False, True], ids=["rename", "copy"])
-def test_sigkill_at_many_moments_then_rerun(tmp_path, cross_device):
+@pytest.mark.parametrize("mode, cross_device", [("move", False), ("move", True), ("copy", False)],
+                         ids=["rename", "move-by-copy", "copy"])
+def test_sigkill_at_many_moments_then_rerun(tmp_path, mode, cross_device):
     n = 60
     kills_mid_way = 0
     for trial, kill_after in enumerate([0, 1, 7, 23, 41, 59, None]):
@@ -367,7 +400,7 @@ def test_sigkill_at_many_moments_then_rerun(tmp_path, cross_device):
         pairs = [[os.fspath(p), os.fspath(out / ("a" if i % 3 else "b"))]
                  for i, p in enumerate(sources)]
         journal = os.fspath(root / "journal.json")
-        child = run_child(pairs, journal, cross_device)
+        child = run_child(pairs, journal, cross_device, mode)
         assert child.stdout.readline() == "go\n"
         if kill_after is None:
             time.sleep(0.01 * trial)  # a moment picked by time, not by progress
@@ -388,14 +421,19 @@ def test_sigkill_at_many_moments_then_rerun(tmp_path, cross_device):
 
         found = present()
         assert set(found) == set(data)
-        left = sum(1 for p in sources if p.exists())
-        kills_mid_way += 0 < left < n
+        copied = sum(1 for _ in out.rglob("img_*"))
+        kills_mid_way += 0 < copied < n
+        if mode == "copy":
+            assert all(p.exists() for p in sources)
 
-        rerun = run_child(pairs, journal, cross_device)
+        rerun = run_child(pairs, journal, cross_device, mode)
         assert rerun.communicate(timeout=120)[0].split() == ["go", "done"]
         found = present()
-        assert all(len(where) == 1 for where in found.values()), "a photo is duplicated"
-        assert set(found) == set(data) and not any(p.exists() for p in sources)
+        expected = 2 if mode == "copy" else 1  # the source, and its one copy
+        assert all(len(where) == expected for where in found.values()), \
+            "a photo is duplicated or missing"
+        assert set(found) == set(data)
+        assert all(p.exists() for p in sources) == (mode == "copy")
         assert no_temporaries(root)
 
         moves.undo(journal)
