@@ -93,6 +93,7 @@ __all__ = [
     "hash_file",
     "make_fingerprint",
     "resolve_cache_dir",
+    "reuse_feature_store",
 ]
 
 #: Version of the *meaning* of cached features. Bump it whenever extraction changes in a
@@ -141,6 +142,36 @@ def _default_cache_dir():
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("skanimal")) / "features"
+
+
+def reuse_feature_store(store, cache, fingerprint):
+    """The :class:`FeatureCache` of ``cache`` for ``fingerprint``, ``store`` itself if it is
+    that one already.
+
+    An owner keeps the store it was given for its life, so an unusable directory warns once,
+    not at every call, and makes a new one only when its settings change.
+
+    Parameters
+    ----------
+    store : FeatureCache or None
+        The store the owner holds.
+    cache : bool, None, str or os.PathLike
+        The owner's ``cache`` parameter (:func:`resolve_cache_dir`).
+    fingerprint : callable
+        Returns the fingerprint; called only when caching is on.
+
+    Returns
+    -------
+    FeatureCache or None
+        None when caching is off.
+    """
+    directory = resolve_cache_dir(cache)
+    if directory is None:
+        return None
+    fingerprint = fingerprint()
+    if store is None or (store.directory, store.fingerprint) != (directory, fingerprint):
+        store = FeatureCache(directory, fingerprint)
+    return store
 
 
 def resolve_cache_dir(cache):

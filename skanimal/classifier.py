@@ -729,13 +729,7 @@ class BottleneckClassifier(ClassifierMixin, BaseEstimator):
         forward = DenseHead.from_archive(data) if head.model is None else None
         if forward is None:
             return None
-        n_outputs = forward.layers[-1][1].shape[1]
-        if forward.n_features != head.n_features_in_ or n_outputs != head.n_classes_:
-            raise ValueError(
-                f"the head takes {forward.n_features} features and gives {n_outputs} "
-                f"probabilities, but {head.n_features_in_} features and {head.n_classes_} "
-                "classes are declared"
-            )
+        forward.check_widths(head.n_features_in_, head.n_classes_)
         head._forward = forward
         head._packed_model = data
         return head

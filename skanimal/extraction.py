@@ -33,7 +33,7 @@ from .images import (
 
 __all__ = ["Extraction", "Extractor", "ChunkSettings", "extract_in_chunks", "content_keys",
            "item_key", "hash_prefixes", "decode_threads", "SMALL_IMAGE_FRACTION",
-           "feature_fingerprint", "warn_small_images"]
+           "feature_fingerprint", "warn_small_images", "check_extraction_on_error"]
 
 #: An image file is "far smaller" than the network's input when both its sides are below
 #: this fraction of the input's: upscaled 8 times or more, it shows the CNN little but blur.
@@ -199,6 +199,19 @@ def feature_fingerprint(backbone, *, weights, image_size, pooling, precision, op
     return make_fingerprint(backbone=spec.name, weights=weights, image_size=image_size,
                             pooling=pooling, preprocessing=spec.preprocessing,
                             precision=precision, **network)
+
+
+def check_extraction_on_error(on_error):
+    """``on_error`` of an ``extract`` call, checked: ``"raise"`` or ``"skip"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the value given.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    return on_error
 
 
 def warn_small_images(small_images, image_size, stacklevel=2):

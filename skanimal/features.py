@@ -23,9 +23,9 @@ from ._version import __version__
 from .backbones import get_backbone, get_spec, resolve_image_size
 from .cache import (
     FEATURE_FORMAT_VERSION,
-    FeatureCache,
     hash_array_row,
     resolve_cache_dir,
+    reuse_feature_store,
 )
 from .compat import Interval, StrOptions, fit_context, validate_parameter_constraints
 from .exceptions import IncompatibleModelError, WeightsUnavailableError
@@ -34,6 +34,7 @@ from .extraction import (
     ChunkSettings,
     Extraction,
     Extractor,
+    check_extraction_on_error,
     content_keys,
     decode_threads,
     extract_in_chunks,
@@ -332,16 +333,9 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return quantized
 
     def _feature_store(self):
-        directory = resolve_cache_dir(self.cache)
-        if directory is None:
-            return None
-        fingerprint = self._fingerprint()
-        store = getattr(self, "_store", None)
-        # One store per configuration for the estimator's life, so an unusable directory
-        # warns once, not at every fit and transform.
-        if store is None or (store.directory, store.fingerprint) != (directory, fingerprint):
-            store = self._store = FeatureCache(directory, fingerprint)
-        return store
+        self._store = reuse_feature_store(getattr(self, "_store", None), self.cache,
+                                          self._fingerprint)
+        return self._store
 
     # -- estimator API -----------------------------------------------------------------------
     @fit_context(prefer_skip_nested_validation=True)
@@ -590,8 +584,7 @@ class BottleneckFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         check_is_fitted(self, "n_features_out_")
         self._check_params()
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+        check_extraction_on_error(on_error)
         images = check_images(X)
         n_jobs = 1 if self.n_jobs is None else self.n_jobs
         extractor = self._extractor()

@@ -106,6 +106,23 @@ class DenseHead:
         first = self.layers[0]
         return len(first[1]) if first[0] == "scale" else first[1].shape[0]
 
+    @property
+    def n_classes(self):
+        """Width of the output rows."""
+        return self.layers[-1][1].shape[1]
+
+    def check_widths(self, n_features, n_classes):
+        """Raise ValueError unless the head takes ``n_features`` and gives ``n_classes``.
+
+        A saved file's parts are checked against each other before any prediction, so a
+        damaged or mismatched file fails in one line instead of giving wrong answers.
+        """
+        if (self.n_features, self.n_classes) != (n_features, n_classes):
+            raise ValueError(
+                f"the head takes {self.n_features} features and gives {self.n_classes} "
+                f"probabilities, but {n_features} features and {n_classes} classes are "
+                "declared")
+
     def predict_proba(self, X):
         """Softmax outputs for rows ``X`` (float32, shape ``(n_samples, n_classes)``)."""
         x = np.asarray(X, dtype=np.float32)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cache import FeatureCache, resolve_cache_dir
+from .cache import FeatureCache, reuse_feature_store
 from .cosine import nearest_distance, unit_rows
-from .extraction import Extractor, warn_small_images
+from .extraction import Extractor, check_extraction_on_error, warn_small_images
 from .images import check_images
 
 __all__ = ["InferenceModel", "InferenceFeatures", "InferenceHead", "NearestReference"]
@@ -87,8 +87,7 @@ class InferenceFeatures:
         -------
         Extraction
         """
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+        check_extraction_on_error(on_error)
         extractor = Extractor(self.image_size, self.batch_size, lambda: self.network,
                               store=self._feature_store(), n_features=self.n_features_out_,
                               verbose=self.verbose)
@@ -102,11 +101,7 @@ class InferenceFeatures:
         return self.extract(X).features
 
     def _feature_store(self):
-        directory = resolve_cache_dir(self.cache)
-        if directory is None:
-            return None
-        if self._store is None or self._store.directory != directory:
-            self._store = FeatureCache(directory, self.fingerprint)  # warns once if unusable
+        self._store = reuse_feature_store(self._store, self.cache, lambda: self.fingerprint)
         return self._store
 
 

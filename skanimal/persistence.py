@@ -633,13 +633,10 @@ def load_for_inference(path):
         if classes.ndim != 1:
             raise ValueError(f"classes of shape {classes.shape}")
         network = _restore_int8(path, features_spec, ir_files, stem)
-        n_outputs = forward.layers[-1][1].shape[1]
-        if (forward.n_features, n_outputs) != (network.n_features, len(classes)) or \
-                int(head_spec["n_features_in"]) != network.n_features:
-            raise ValueError(
-                f"the head takes {forward.n_features} features and gives {n_outputs} "
-                f"probabilities, but the backbone gives {network.n_features} features and "
-                f"{len(classes)} classes are declared")
+        if int(head_spec["n_features_in"]) != network.n_features:
+            raise ValueError(f"the head was fitted on {head_spec['n_features_in']} features, "
+                             f"but the backbone gives {network.n_features}")
+        forward.check_widths(network.n_features, len(classes))
         recorded = features_spec.get("weights_identity")
         image_size = resolve_image_size(params["backbone"], params["image_size"])
         fingerprint = feature_fingerprint(
