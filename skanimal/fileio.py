@@ -139,7 +139,7 @@ def atomic_write(path, mode="wb", *, encoding=None, make_parents=True, sync_dir=
 def copy_to_new(source, path, *, sync=True):
     """Copy the file ``source`` into the new file ``path``, synced to disk.
 
-    The copy keeps the source's permissions and times (:func:`shutil.copystat`). ``path``
+    The copy keeps the source's permissions and times (``shutil.copystat``). ``path``
     is created exclusively, so nothing is ever overwritten; its folder must exist. This is
     the first half of an atomic copy: the caller gives ``path`` a temporary name and then
     publishes it under the final one (as :mod:`skanimal.moves` does with a hard link, which
@@ -179,7 +179,7 @@ def sync_file_systems(paths):
 
     After a group of files is written, one ``syncfs`` per file system costs about what one
     ``fsync`` does: a single journal commit, instead of one per file. Only where
-    :data:`CAN_SYNC_FILE_SYSTEMS` (Linux); elsewhere sync each file as it is written.
+    ``CAN_SYNC_FILE_SYSTEMS`` (Linux); elsewhere sync each file as it is written.
 
     Parameters
     ----------
