@@ -184,7 +184,8 @@ def sync_file_systems(paths):
     Parameters
     ----------
     paths : iterable of path-like
-        Files or folders; one is enough per file system.
+        Files (their folders are what is looked at: a mount point inside a folder is
+        another file system).
 
     Raises
     ------
@@ -194,8 +195,8 @@ def sync_file_systems(paths):
     if not CAN_SYNC_FILE_SYSTEMS:
         raise OSError(f"sync_file_systems: not available on {sys.platform}")
     one_per_device = {}
-    for path in paths:
-        one_per_device.setdefault(os.stat(path).st_dev, path)
+    for folder in {os.path.dirname(os.path.abspath(path)) for path in paths}:
+        one_per_device.setdefault(os.stat(folder).st_dev, folder)
     syncfs = _syncfs()
     for path in one_per_device.values():
         if syncfs is None:  # a C library without syncfs: sync(2) covers every file system

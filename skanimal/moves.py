@@ -235,7 +235,7 @@ def _check_pairs(moves):
 
 def _plan(pairs, mode):
     """Check every source and choose every final name before anything is touched."""
-    seen = set()
+    seen, folders = set(), set()
     for source, folder in pairs:
         if not os.path.isfile(source):
             what = "does not exist" if not os.path.lexists(source) else "is not a regular file"
@@ -243,8 +243,10 @@ def _plan(pairs, mode):
         if mode != "link" and not os.access(source, os.R_OK):
             raise TransferError(f"cannot transfer {source!r}: it is not readable "
                                 "(permission denied); it was left in place.")
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise TransferError(f"cannot transfer into {folder!r}: it is not a folder.")
+        if folder not in folders:
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise TransferError(f"cannot transfer into {folder!r}: it is not a folder.")
+            folders.add(folder)
         if mode == "move":
             if source in seen:
                 raise TransferError(f"cannot move {source!r} twice in one transfer.")
@@ -408,7 +410,8 @@ def _synced_copies(entries, token):
         return copies
     for number, entry in enumerate(entries):
         source, destination = entry["source"], entry["destination"]
-        if entry["existing"] or os.path.lexists(destination) or _same_entry(source, destination):
+        # A free destination cannot be the source itself (_do_entry's first case).
+        if entry["existing"] or os.path.lexists(destination):
             continue
         try:
             copies[number] = _copy_to_temporary(source, destination, token, sync=False)
