@@ -12,6 +12,10 @@ repr, tags, unfitted errors), the instance under test claims 2-D input, and each
 feeds it a 2-D numeric matrix is an expected failure. Every expected failure of every
 estimator, with its reason, is in :data:`EXPECTED_FAILED_CHECKS`; ``xfail_strict`` makes a
 check that starts passing fail the suite, so the lists stay minimal.
+
+TensorFlow runs its functions eagerly in this module (``tf.config.run_functions_eagerly``):
+the checks are about the scikit-learn API, and a tiny network fit traced into a graph takes
+about three times as long. Graph mode, the default, is what the other tests train in.
 """
 
 import numpy as np
@@ -41,6 +45,15 @@ class AugmentedClassifierUnderChecks(AugmentedClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = True
         return tags
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _eager_tensorflow():
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
 
 
 def small_pipeline():
