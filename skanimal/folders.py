@@ -19,12 +19,14 @@ import io
 import os
 from pathlib import Path
 
+from .datasets import IMAGE_EXTENSIONS
+from .exceptions import DamagedFileError
 from .fileio import atomic_write
 from .report import top_k_columns
 from .untrusted import MiB, read_csv
 
 __all__ = ["REVIEW_FOLDER", "TRASH_FOLDER", "PREDICTIONS_FILE", "STATE_FOLDER", "TOP_K", "file_key",
-           "journal_folder",
+           "journal_folder", "check_journal",
            "prediction_columns", "read_sort_predictions", "write_sort_predictions"]
 
 #: Folder (inside OUT) of the photos the model is not confident about ("none of these").
@@ -51,6 +53,50 @@ MAX_PREDICTIONS_BYTES = 1024 * MiB
 _OLD_COLUMNS = {"label": "label_1", "confidence": "probability_1",
                 "label_2": "label_2", "confidence_2": "probability_2",
                 "label_3": "label_3", "confidence_3": "probability_3"}
+
+
+def check_journal(folder, journal, record):
+    """Refuse a journal of ``folder`` that names a file no sort into it, nor its review page,
+    would have written there.
+
+    A sorted folder may come from elsewhere (shared, downloaded, restored from a backup),
+    and its journals with it; finishing or undoing one must not create, move or remove a
+    file elsewhere on the disk. So every destination must lie inside ``folder`` (symbolic
+    links resolved), and every source outside it must be an image file
+    (:data:`skanimal.datasets.IMAGE_EXTENSIONS`): what a sort takes from its sources.
+
+    Parameters
+    ----------
+    folder : path-like
+        The sorted folder (OUT).
+    journal : path-like
+        The journal file, for the message.
+    record : dict
+        Its record, as ``skanimal.moves.read_journal`` returns it.
+
+    Raises
+    ------
+    DamagedFileError
+        Naming the journal and the first such file; check every journal before acting on
+        any, and nothing is moved.
+    """
+    root = os.path.realpath(folder)
+
+    def inside(path):
+        return os.path.realpath(path).startswith(root + os.sep)
+
+    for entry in record["entries"]:
+        if not inside(entry["destination"]):
+            path, why = entry["destination"], f"a destination outside {os.fspath(folder)!r}"
+        elif (not inside(entry["source"])
+              and os.path.splitext(entry["source"])[1].lower() not in IMAGE_EXTENSIONS):
+            path, why = entry["source"], "a source that is not an image file"
+        else:
+            continue
+        raise DamagedFileError(
+            f"journal {os.fspath(journal)!r} names {path!r}, {why}: no sort nor review of "
+            "this folder writes that (was the journal edited, or the folder copied from "
+            "elsewhere?); nothing was moved.")
 
 
 def journal_folder(folder):

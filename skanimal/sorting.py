@@ -43,6 +43,7 @@ from .folders import (
     STATE_FOLDER,
     TOP_K,
     TRASH_FOLDER,
+    check_journal,
     journal_folder,
     read_sort_predictions,
     write_sort_predictions,
@@ -369,6 +370,8 @@ def undo_sort(into, *, discard_later_moves=False):
                             f"(no journal in {os.fspath(_journal_dir(into))!r}).")
     records = {journal: moves.read_journal(journal) for journal in journals}
     active = [j for j in journals if records[j]["state"] != "undone"]
+    for journal in active:  # all of them before anything moves
+        check_journal(into, journal, records[journal])
     # A sort's journals have a run record; the review page's have none: later moves.
     later = [j for j in active if not _run_file(j).exists()]
     n_later = sum(len(records[j]["entries"]) for j in later)
@@ -704,7 +707,10 @@ def _finish_interrupted(into):
     """Finish transfers a killed sort left; returns the rows of the photos they covered
     (with their destinations)."""
     finished = []
-    for journal, state in moves.pending(_journal_dir(into)):
+    pending = moves.pending(_journal_dir(into))
+    for journal, _ in pending:  # all of them before anything moves
+        check_journal(into, journal, moves.read_journal(journal))
+    for journal, state in pending:
         if state != "planned":
             raise UndoInterruptedError(os.fspath(into))
         finals = moves.resume(journal)

@@ -174,7 +174,7 @@ ALLOWED_IMPORTS = {
     "workflow": {"calibration", "datasets", "backbones", "features", "classifier",
                  "persistence", "report", "scoring", "moves", "novelty", "inference"},
     "moves": set(),
-    "folders": {"report"},
+    "folders": {"report", "datasets"},
     "sorting": {"scoring", "moves", "folders", "datasets", "novelty", "calibration"},
     "suggest": {"scoring", "datasets", "moves", "report", "novelty"},
     "audit": {"scoring", "datasets", "features", "cache", "novelty"},

@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import json
 import os
 import shutil
 import signal
@@ -562,3 +563,49 @@ def test_sorting_a_folder_into_itself_is_one_clear_error(trained, photos, tmp_pa
     assert main(["sort", str(tmp_path / "m.joblib"), str(folder), "--into", str(folder),
                  "--move"]) == 1
     assert sorted(p.name for p in folder.rglob("*")) == before  # nothing moved or written
+
+
+# --- a sorted folder from elsewhere: its journals act only inside it -----------------------
+
+def _plant_journal(into, entries, *, mode, state):
+    """A journal as a shared or downloaded folder could hold it, written by hand."""
+    journal = into / ".skanimal" / "journal" / "00000000000000000001-planted.json"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text(json.dumps({
+        "format": "skanimal-moves", "version": 1, "mode": mode, "token": "0123456789ab",
+        "state": state, "entries": [dict(entry, folder=os.path.dirname(entry["destination"]),
+                                         existing=False) for entry in entries]}))
+    return journal
+
+
+def test_a_journal_from_elsewhere_creates_nothing_outside_the_folder(trained, tmp_path):
+    from skanimal.exceptions import DamagedFileError
+    from skanimal.review.catalog import Catalog
+
+    into, home = tmp_path / "shared", tmp_path / "home"
+    (into / "cat").mkdir(parents=True)
+    (home / ".ssh").mkdir(parents=True)
+    planted = into / "cat" / "authorized_keys"
+    planted.write_bytes(b"ssh-ed25519 AAAA... attacker")
+    # Undoing this "move" would put the planted file at a path it was never taken from.
+    journal = _plant_journal(into, [{"source": os.fspath(home / ".ssh" / "authorized_keys"),
+                                     "destination": os.fspath(planted)}],
+                             mode="move", state="done")
+    with pytest.raises(DamagedFileError, match="not an image file") as info:
+        undo_sort(into)
+    assert repr(os.fspath(journal)) in str(info.value) and "\n" not in str(info.value)
+    assert not (home / ".ssh" / "authorized_keys").exists() and planted.exists()
+
+    # Finishing this "copy" would write outside the folder, through a link inside it.
+    os.symlink(home, into / "dog")
+    _plant_journal(into, [{"source": os.fspath(into / "cat" / "x.jpg"),
+                           "destination": os.fspath(into / "dog" / "autostart.jpg")}],
+                   mode="copy", state="planned")
+    (into / "cat" / "x.jpg").write_bytes(b"not a photo, but named like one")
+    model, _ = trained
+    for act in (lambda: sort_images(model, into / "cat", into),
+                lambda: Catalog(into).finish_interrupted()):
+        with pytest.raises(DamagedFileError, match="a destination outside"):
+            act()
+    assert not (home / "autostart.jpg").exists()
+    assert sorted(p.name for p in home.rglob("*")) == [".ssh"]

@@ -37,6 +37,7 @@ from ..folders import (
     REVIEW_FOLDER,
     STATE_FOLDER,
     TRASH_FOLDER,
+    check_journal,
     file_key,
     journal_folder,
     read_sort_predictions,
@@ -520,6 +521,8 @@ class Catalog:
             if not steps:
                 raise MoveRefused("nothing to undo")
             journals = steps[-1]
+            for journal in journals:
+                check_journal(self.root, journal, moves.read_journal(journal))
             back = []
             pairs = []
             for journal in reversed(journals):
@@ -548,7 +551,10 @@ class Catalog:
         """Finish (or finish undoing) moves a killed earlier session left half done; returns
         how many journals were completed."""
         done = 0
-        for journal, state in moves.pending(self.journal_dir):
+        pending = moves.pending(self.journal_dir)
+        for journal, _ in pending:  # all of them before anything moves
+            check_journal(self.root, journal, moves.read_journal(journal))
+        for journal, state in pending:
             if state == "planned":
                 moves.resume(journal)
             else:
