@@ -146,7 +146,9 @@ def audit_folder(data_dir, *, model=None, backbone="vgg16", weights="imagenet",
     from sklearn.preprocessing import StandardScaler
 
     on_error = check_on_error(on_error)
+    # bool is an int to Python, not a fence to anyone: True would have meant 1.0.
     if outlier_fence is not None and not (isinstance(outlier_fence, (int, float))
+                                          and not isinstance(outlier_fence, bool)
                                           and outlier_fence >= 0):
         raise ValueError(f"outlier_fence must be a number >= 0 or None, got {outlier_fence!r}.")
     paths, labels, parts = _load(data_dir)

@@ -134,5 +134,6 @@ def test_a_photo_unlike_its_class_is_the_first_outlier(shapes_copy):
     assert min(distances) > result.outlier_threshold
     assert len(result.outliers) <= 10  # the 96 clean photos are not flagged wholesale
     assert audit_folder(shapes_copy, outlier_fence=None, **RANDOM).outliers == []
-    with pytest.raises(ValueError, match="outlier_fence"):
-        audit_folder(shapes_copy, outlier_fence=-1, **RANDOM)
+    for bad in (-1, True, "1.5"):
+        with pytest.raises(ValueError, match="outlier_fence"):
+            audit_folder(shapes_copy, outlier_fence=bad, **RANDOM)
