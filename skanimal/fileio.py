@@ -198,10 +198,10 @@ def sync_file_systems(paths):
     for folder in {os.path.dirname(os.path.abspath(path)) for path in paths}:
         one_per_device.setdefault(os.stat(folder).st_dev, folder)
     syncfs = _syncfs()
+    if syncfs is None and one_per_device:  # a C library without syncfs: sync(2) does all
+        os.sync()
+        return
     for path in one_per_device.values():
-        if syncfs is None:  # a C library without syncfs: sync(2) covers every file system
-            os.sync()
-            return
         fd = os.open(path, os.O_RDONLY)
         try:
             if syncfs(fd) != 0:

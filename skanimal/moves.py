@@ -358,9 +358,7 @@ def _run(record, journal, on_file=None):
     try:
         return _run_entries(record, journal, on_file, copies)
     finally:
-        for temporary in copies.values():  # unpublished (a failure came first)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        _discard(copies.values())  # unpublished: a failure came first
 
 
 def _run_entries(record, journal, on_file, copies):
@@ -420,11 +418,16 @@ def _synced_copies(entries, token):
     try:
         fileio.sync_file_systems(copies.values())
     except BaseException:
-        for temporary in copies.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        _discard(copies.values())
         raise
     return copies
+
+
+def _discard(temporaries):
+    """Remove temporary copies; one already published by a rename is gone already."""
+    for temporary in temporaries:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def _do_entry(entry, mode, token, copy=None):
@@ -502,9 +505,7 @@ def _copy_new(source, destination, token, temporary=None):
             temporary = _copy_to_temporary(source, destination, token)
         _publish(temporary, destination)
     finally:
-        if temporary is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        _discard([] if temporary is None else [temporary])
 
 
 def _copy_to_temporary(source, destination, token, *, sync=True):
